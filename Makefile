@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: dev test lint openapi clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Serve the API at http://127.0.0.1:$(PORT)/v1 on an embedded moto-backed DynamoDB.
+dev: $(STAMP)
+	PORT=$(PORT) $(BIN)/python -m chalicelib.local
+
+## Lint, then run every test (unit, storage, end to end, tenancy, contract).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Re-cut openapi.yaml and the request schemas from ../shared/reference.
+openapi: $(STAMP)
+	$(BIN)/python scripts/cut_openapi.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

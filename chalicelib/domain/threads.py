@@ -1,0 +1,261 @@
+"""Threads and messages: the rules of the official API, free of HTTP and of Chalice."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chalicelib.domain.errors import InvalidRequest, not_found
+from chalicelib.domain.ids import is_valid_id, new_id
+from chalicelib.domain.pagination import ListQuery, render_list
+from chalicelib.domain.validation import check_metadata, validate
+from chalicelib.storage import threads as store
+from chalicelib.storage.models import MessageRecord, ThreadRecord, thread_key
+
+# DynamoDB items stop at 400 KB; keep a message's stored JSON well under that.
+MAX_MESSAGE_BYTES = 256 * 1024
+# A thread and its first messages are written in one transaction (at most 100 items).
+MAX_INITIAL_MESSAGES = store.TRANSACTION_MAX_ITEMS - 1
+
+
+# --- rendering: the official object shapes ------------------------------------------------------
+
+
+def render_thread(thread: ThreadRecord) -> dict[str, Any]:
+    return {
+        "id": thread.thread_id,
+        "object": "thread",
+        "created_at": int(thread.created_at),
+        "metadata": thread.metadata,
+        "tool_resources": thread.tool_resources,
+    }
+
+
+def render_message(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "id": message.message_id,
+        "object": "thread.message",
+        "created_at": int(message.created_at),
+        "thread_id": message.thread_id,
+        "status": message.status,
+        "incomplete_details": message.incomplete_details,
+        "completed_at": None if message.completed_at is None else int(message.completed_at),
+        "incomplete_at": None if message.incomplete_at is None else int(message.incomplete_at),
+        "role": message.role,
+        "content": message.content,
+        "assistant_id": message.assistant_id,
+        "run_id": message.run_id,
+        "attachments": message.attachments,
+        "metadata": message.metadata,
+    }
+
+
+def _deleted(object_id: str, kind: str) -> dict[str, Any]:
+    return {"id": object_id, "object": f"{kind}.deleted", "deleted": True}
+
+
+# --- building records from requests -------------------------------------------------------------
+
+
+def _content_blocks(content: str | list[dict[str, Any]], param: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        parts: list[dict[str, Any]] = [{"type": "text", "text": content}]
+    else:
+        parts = content
+    blocks = []
+    for index, part in enumerate(parts):
+        if part["type"] == "text":
+            if not part["text"]:
+                where = param if isinstance(content, str) else f"{param}[{index}].text"
+                raise InvalidRequest("Message content must be non-empty.", param=where, code="empty_string")
+            blocks.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
+        elif part["type"] == "image_url":
+            image = part["image_url"]
+            blocks.append(
+                {"type": "image_url", "image_url": {"url": image["url"], "detail": image.get("detail", "auto")}}
+            )
+        else:
+            image = part["image_file"]
+            blocks.append(
+                {
+                    "type": "image_file",
+                    "image_file": {"file_id": image["file_id"], "detail": image.get("detail", "auto")},
+                }
+            )
+    return blocks
+
+
+def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> MessageRecord:
+    """`request` has passed the CreateMessageRequest schema."""
+    check_metadata(request.get("metadata"), f"{param}metadata")
+    content = _content_blocks(request["content"], f"{param}content")
+    attachments = request.get("attachments") or []
+    metadata = request.get("metadata") or {}
+    stored_size = len(json.dumps([content, attachments, metadata], ensure_ascii=False).encode("utf-8"))
+    if stored_size > MAX_MESSAGE_BYTES:
+        raise InvalidRequest(
+            f"Invalid '{param}content': the message is {stored_size} bytes; Spindle stores at most "
+            f"{MAX_MESSAGE_BYTES} bytes of content, attachments and metadata per message.",
+            param=f"{param}content",
+            code="message_too_large",
+        )
+    return MessageRecord(
+        thread_key(project_id, thread_id),
+        new_id("message"),
+        thread_id=thread_id,
+        created_at=now,
+        role=request["role"],
+        content=content,
+        attachments=attachments,
+        metadata=metadata,
+        status="completed",
+        completed_at=now,
+    )
+
+
+def _user_key(project_id: str, metadata: dict[str, str]) -> str | None:
+    user = metadata.get("user")
+    return store.user_key_for(project_id, user) if user else None
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("CreateThreadRequest", body)
+    check_metadata(body.get("metadata"), "metadata")
+    requested_messages = body.get("messages") or []
+    if len(requested_messages) > MAX_INITIAL_MESSAGES:
+        raise InvalidRequest(
+            f"Invalid 'messages': array too long. Expected an array with maximum length {MAX_INITIAL_MESSAGES}, "
+            f"but got an array with length {len(requested_messages)} instead.",
+            param="messages",
+            code="array_above_max_length",
+        )
+    now = int(time.time())
+    thread_id = new_id("thread")
+    metadata = body.get("metadata") or {}
+    thread = ThreadRecord(
+        project_id,
+        thread_id,
+        created_at=now,
+        metadata=metadata,
+        tool_resources=body.get("tool_resources") or {},
+        user_key=_user_key(project_id, metadata),
+    )
+    messages = [
+        _new_message(project_id, thread_id, request, f"messages[{index}].", now)
+        for index, request in enumerate(requested_messages)
+    ]
+    store.create_thread(thread, messages)
+    return render_thread(thread)
+
+
+def _existing_thread_id(thread_id: str) -> str:
+    """A malformed id can name nothing: answer 404 without a read."""
+    if not is_valid_id("thread", thread_id):
+        raise not_found("thread", thread_id)
+    return thread_id
+
+
+def get_thread(project_id: str, thread_id: str) -> dict[str, Any]:
+    thread = store.get_thread(project_id, _existing_thread_id(thread_id))
+    if thread is None:
+        raise not_found("thread", thread_id)
+    return render_thread(thread)
+
+
+def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("ModifyThreadRequest", body)
+    check_metadata(body.get("metadata"), "metadata")
+    metadata = tool_resources = None
+    if "metadata" in body:
+        metadata = body["metadata"] or {}
+    if "tool_resources" in body:
+        tool_resources = body["tool_resources"] or {}
+    thread = store.update_thread(
+        project_id,
+        _existing_thread_id(thread_id),
+        metadata=metadata,
+        user_key=_user_key(project_id, metadata or {}),
+        tool_resources=tool_resources,
+    )
+    if thread is None:
+        raise not_found("thread", thread_id)
+    return render_thread(thread)
+
+
+def delete_thread(project_id: str, thread_id: str) -> dict[str, Any]:
+    if not store.delete_thread(project_id, _existing_thread_id(thread_id)):
+        raise not_found("thread", thread_id)
+    return _deleted(thread_id, "thread")
+
+
+def list_threads(project_id: str, query: ListQuery, user: str | None) -> dict[str, Any]:
+    return render_list(store.list_threads(project_id, query, user), render_thread)
+
+
+# --- messages -----------------------------------------------------------------------------------
+
+
+def create_message(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("CreateMessageRequest", body)
+    message = _new_message(project_id, _existing_thread_id(thread_id), body, "", int(time.time()))
+    if not store.add_message(project_id, thread_id, message):
+        raise not_found("thread", thread_id)
+    return render_message(message)
+
+
+def _message(project_id: str, thread_id: str, message_id: str) -> MessageRecord:
+    if not is_valid_id("message", message_id):
+        _existing_thread_id(thread_id)
+        raise not_found("message", message_id)
+    thread, message = store.get_thread_and_message(project_id, _existing_thread_id(thread_id), message_id)
+    if thread is None:
+        raise not_found("thread", thread_id)
+    if message is None:
+        raise not_found("message", message_id)
+    return message
+
+
+def get_message(project_id: str, thread_id: str, message_id: str) -> dict[str, Any]:
+    return render_message(_message(project_id, thread_id, message_id))
+
+
+def modify_message(project_id: str, thread_id: str, message_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("ModifyMessageRequest", body)
+    check_metadata(body.get("metadata"), "metadata")
+    if "metadata" not in body:
+        return get_message(project_id, thread_id, message_id)
+    _existing_thread_id(thread_id)
+    if not is_valid_id("message", message_id):
+        raise not_found("message", message_id)
+    thread_found, message = store.update_message_metadata(project_id, thread_id, message_id, body["metadata"] or {})
+    if not thread_found:
+        raise not_found("thread", thread_id)
+    if message is None:
+        raise not_found("message", message_id)
+    return render_message(message)
+
+
+def delete_message(project_id: str, thread_id: str, message_id: str) -> dict[str, Any]:
+    _existing_thread_id(thread_id)
+    if not is_valid_id("message", message_id):
+        raise not_found("message", message_id)
+    thread_found, deleted = store.delete_message(project_id, thread_id, message_id)
+    if not thread_found:
+        raise not_found("thread", thread_id)
+    if not deleted:
+        raise not_found("message", message_id)
+    return _deleted(message_id, "thread.message")
+
+
+def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None) -> dict[str, Any]:
+    if store.get_thread(project_id, _existing_thread_id(thread_id)) is None:
+        raise not_found("thread", thread_id)
+    if run_id is not None and not is_valid_id("run", run_id):
+        raise InvalidRequest(
+            f"Invalid 'run_id': '{run_id}' is not a valid run id.", param="run_id", code="invalid_value"
+        )
+    return render_list(store.list_messages(project_id, thread_id, query, run_id), render_message)

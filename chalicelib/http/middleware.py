@@ -1,0 +1,51 @@
+"""Errors that Chalice answers by itself (wrong method, wrong media type, its own 500s) are re-rendered
+in the official error shape, and every response carries `x-request-id`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from chalice import Response
+from chalice.app import Request
+
+from chalicelib.domain.errors import MethodNotAllowed, UnsupportedMediaType
+from chalicelib.http.routing import error_response, request_id_of, server_error_response
+
+
+def openai_error_shape(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    request_id = request_id_of(event)
+    response = get_response(event)
+    if response.status_code >= 400 and _is_chalice_error(response.body):
+        response = _translate(event, response, request_id)
+    response.headers.setdefault("x-request-id", request_id)
+    return response
+
+
+def _is_chalice_error(body: object) -> bool:
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return False
+    return isinstance(body, dict) and "Code" in body and "error" not in body
+
+
+def _translate(event: Request, response: Response, request_id: str) -> Response:
+    method = getattr(event, "method", "?")
+    path = (getattr(event, "context", None) or {}).get("path") or getattr(event, "path", "?")
+    if response.status_code == 405:
+        translated = error_response(MethodNotAllowed(f"Invalid method for URL ({method} {path})."), request_id)
+        if "Allow" in response.headers:
+            translated.headers["Allow"] = response.headers["Allow"]
+        return translated
+    if response.status_code == 415:
+        content_type = event.headers.get("content-type", "")
+        return error_response(
+            UnsupportedMediaType(
+                f"Unsupported Content-Type '{content_type}': send the request body as application/json.",
+                code="unsupported_media_type",
+            ),
+            request_id,
+        )
+    return server_error_response(request_id)

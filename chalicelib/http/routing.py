@@ -1,0 +1,90 @@
+"""The HTTP edge: authenticate, parse, call the domain, render JSON or the official error shape."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+
+from chalicelib.config import settings
+from chalicelib.domain.auth import project_for
+from chalicelib.domain.errors import ApiError, PayloadTooLarge, error_body
+from chalicelib.domain.validation import parse_json_object
+
+log = logging.getLogger("spindle")
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a view gets: the caller's project and the parsed request."""
+
+    project_id: str
+    request: Request
+
+    def json(self) -> dict[str, Any]:
+        raw = self.request.raw_body or b""
+        if len(raw) > settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"Request body too large: {len(raw)} bytes; the maximum is {settings.max_body_bytes} bytes.",
+                code="request_too_large",
+            )
+        return parse_json_object(raw)
+
+    def query(self) -> dict[str, str]:
+        return dict(self.request.query_params or {})
+
+
+def request_id_of(request: Request | None) -> str:
+    context = getattr(request, "context", None) or {}
+    return "req_" + (context.get("requestId") or uuid.uuid4().hex).replace("-", "")
+
+
+def json_response(body: Any, status: int = 200, request_id: str | None = None) -> Response:
+    headers = dict(JSON_HEADERS)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return Response(body=json.dumps(body, ensure_ascii=False), status_code=status, headers=headers)
+
+
+def error_response(error: ApiError, request_id: str | None = None) -> Response:
+    return json_response(error.body(), error.status, request_id)
+
+
+def server_error_response(request_id: str) -> Response:
+    body = error_body(
+        f"The server had an error while processing your request. Sorry about that! (request id {request_id})",
+        "server_error",
+    )
+    return json_response(body, 500, request_id)
+
+
+def api_route(blueprint: Blueprint, path: str, method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `view(call, **path_params) -> dict` so that it only ever answers JSON."""
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def handler(**path_params: str) -> Response:
+            request = blueprint.current_request
+            request_id = request_id_of(request)
+            try:
+                call = Call(project_for(request.headers.get("authorization")), request)
+                return json_response(view(call, **path_params), 200, request_id)
+            except ApiError as error:
+                return error_response(error, request_id)
+            except Exception:
+                log.exception("unhandled error", extra={"request_id": request_id, "path": path})
+                return server_error_response(request_id)
+
+        blueprint.route(path, methods=[method])(handler)
+        return view
+
+    return register

@@ -1,0 +1,221 @@
+"""Cut openapi.yaml (the contract Spindle serves) and the request schemas from the official reference.
+
+Run with `make openapi`. Official operations keep their schemas intact; Spindle adds the error
+responses it returns, the auth scheme, OpenAPI links for stateful tests, and its own extensions,
+each marked `x-spindle-extension: true`. tests/test_openapi_contract.py fails when the output is
+stale or disagrees with app.py's routes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT.parent / "shared" / "reference" / "openai-assistants-v2.openapi.yaml"
+OPENAPI_OUT = ROOT / "openapi.yaml"
+SCHEMAS_OUT = ROOT / "chalicelib" / "domain" / "request_schemas.json"
+
+# (path, method) of the official operations Spindle serves.
+SERVED = [
+    ("/threads", "post"),
+    ("/threads/{thread_id}", "get"),
+    ("/threads/{thread_id}", "post"),
+    ("/threads/{thread_id}", "delete"),
+    ("/threads/{thread_id}/messages", "get"),
+    ("/threads/{thread_id}/messages", "post"),
+    ("/threads/{thread_id}/messages/{message_id}", "get"),
+    ("/threads/{thread_id}/messages/{message_id}", "post"),
+    ("/threads/{thread_id}/messages/{message_id}", "delete"),
+]
+
+ERROR_STATUSES = {
+    "400": "Invalid request: the body, a parameter or a cursor is malformed.",
+    "401": "Missing or unknown API key.",
+    "404": "No such object in the caller's project.",
+    "413": "The request body is larger than Spindle accepts.",
+    "415": "The request body is not JSON.",
+}
+
+LINKS = {
+    ("/threads", "post"): {
+        "GetThread": {"operationId": "getThread", "parameters": {"thread_id": "$response.body#/id"}},
+        "CreateMessage": {"operationId": "createMessage", "parameters": {"thread_id": "$response.body#/id"}},
+        "ListMessages": {"operationId": "listMessages", "parameters": {"thread_id": "$response.body#/id"}},
+        "DeleteThread": {"operationId": "deleteThread", "parameters": {"thread_id": "$response.body#/id"}},
+    },
+    ("/threads/{thread_id}/messages", "post"): {
+        "GetMessage": {
+            "operationId": "getMessage",
+            "parameters": {"thread_id": "$response.body#/thread_id", "message_id": "$response.body#/id"},
+        },
+        "ModifyMessage": {
+            "operationId": "modifyMessage",
+            "parameters": {"thread_id": "$response.body#/thread_id", "message_id": "$response.body#/id"},
+        },
+        "DeleteMessage": {
+            "operationId": "deleteMessage",
+            "parameters": {"thread_id": "$response.body#/thread_id", "message_id": "$response.body#/id"},
+        },
+    },
+}
+
+LIST_PARAMETERS = ("limit", "order", "after", "before")
+
+
+def _refs(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[1])
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    return found
+
+
+def _closure(names: set[str], schemas: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(_refs(schemas[name]) - seen)
+    return seen
+
+
+def _dereference(node: Any, schemas: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            return _dereference(schemas[ref.rsplit("/", 1)[1]], schemas)
+        return {key: _dereference(value, schemas) for key, value in node.items() if key != "x-oaiMeta"}
+    if isinstance(node, list):
+        return [_dereference(value, schemas) for value in node]
+    return node
+
+
+def _list_threads_operation(list_messages: dict[str, Any]) -> dict[str, Any]:
+    parameters = [
+        copy.deepcopy(p) for p in list_messages["parameters"] if p["in"] == "query" and p["name"] in LIST_PARAMETERS
+    ]
+    parameters.append(
+        {
+            "name": "user",
+            "in": "query",
+            "required": False,
+            "description": "Only threads whose `metadata.user` equals this value.",
+            "schema": {"type": "string"},
+        }
+    )
+    return {
+        "operationId": "listThreads",
+        "summary": "Returns the caller's threads, newest first (Spindle extension).",
+        "x-spindle-extension": True,
+        "tags": ["Assistants"],
+        "parameters": parameters,
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ListThreadsResponse"}}},
+            }
+        },
+    }
+
+
+def _list_threads_schema(list_messages_schema: dict[str, Any]) -> dict[str, Any]:
+    schema = copy.deepcopy(list_messages_schema)
+    schema["properties"]["data"]["items"] = {"$ref": "#/components/schemas/ThreadObject"}
+    schema["properties"]["first_id"]["example"] = "thread_abc123"
+    schema["properties"]["last_id"]["example"] = "thread_abc123"
+    schema["x-spindle-extension"] = True
+    return schema
+
+
+def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    schemas = reference["components"]["schemas"]
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method in SERVED:
+        operation = copy.deepcopy(reference["paths"][path][method])
+        operation.pop("x-oaiMeta", None)
+        for status, description in ERROR_STATUSES.items():
+            operation["responses"][status] = {
+                "description": description,
+                "x-spindle-extension": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+            }
+        if (path, method) in LINKS:
+            operation["responses"]["200"]["links"] = LINKS[(path, method)]
+        paths.setdefault(path, {})[method] = operation
+
+    list_messages = reference["paths"]["/threads/{thread_id}/messages"]["get"]
+    paths["/threads"]["get"] = _list_threads_operation(list_messages)
+    for status in ("400", "401"):
+        paths["/threads"]["get"]["responses"][status] = copy.deepcopy(
+            paths["/threads/{thread_id}"]["get"]["responses"][status]
+        )
+
+    needed = _closure((_refs(paths) - {"ListThreadsResponse"}) | {"ErrorResponse", "ThreadObject"}, schemas)
+    components = {name: copy.deepcopy(schemas[name]) for name in sorted(needed)}
+    components["ListThreadsResponse"] = _list_threads_schema(schemas["ListMessagesResponse"])
+
+    spec = {
+        "openapi": reference["openapi"],
+        "info": {
+            "title": "Spindle: the OpenAI Assistants API v2, self-hosted",
+            "version": "2.0.0",
+            "description": (
+                "Cut from the official OpenAI OpenAPI file by scripts/cut_openapi.py. Official operations "
+                "and schemas are intact; additions are marked `x-spindle-extension: true`."
+            ),
+        },
+        "servers": [{"url": "http://127.0.0.1:8000/v1"}],
+        "security": [{"ApiKeyAuth": []}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "responses": copy.deepcopy(reference["components"]["responses"]),
+            "securitySchemes": copy.deepcopy(reference["components"]["securitySchemes"]),
+        },
+    }
+
+    request_schemas = {}
+    for path, method in SERVED:
+        body = reference["paths"][path][method].get("requestBody")
+        if body:
+            ref = body["content"]["application/json"]["schema"]["$ref"]
+            name = ref.rsplit("/", 1)[1]
+            request_schemas[name] = _dereference(schemas[name], schemas)
+    return spec, request_schemas
+
+
+def render(spec: dict[str, Any], request_schemas: dict[str, Any]) -> tuple[str, str]:
+    openapi_text = (
+        "# Generated by scripts/cut_openapi.py from the official reference: edit the script, not this file.\n"
+    )
+    openapi_text += yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=120)
+    schemas_text = json.dumps(request_schemas, indent=1, sort_keys=True) + "\n"
+    return openapi_text, schemas_text
+
+
+def main() -> int:
+    reference = yaml.safe_load(REFERENCE.read_text())
+    openapi_text, schemas_text = render(*build(reference))
+    OPENAPI_OUT.write_text(openapi_text)
+    SCHEMAS_OUT.write_text(schemas_text)
+    print(f"wrote {OPENAPI_OUT.relative_to(ROOT)} and {SCHEMAS_OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
