@@ -24,6 +24,7 @@ from chalicelib.domain.errors import ApiError, InvalidRequest, MethodNotAllowed,
 
 log = logging.getLogger("spindle.local")
 PURGE_INTERVAL_SECONDS = 1.0
+DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 class SpindleRequestHandler(ChaliceRequestHandler):
@@ -48,7 +49,7 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             self._send_api_error(InvalidRequest("Invalid Content-Length header.", code="invalid_request"))
             return
         if length > settings.max_body_bytes:
-            self.close_connection = True  # the unread body must not be taken for the next request
+            self._discard_body(length)
             self._send_api_error(
                 PayloadTooLarge(
                     f"Request body too large: {length} bytes; the maximum is {settings.max_body_bytes} bytes.",
@@ -57,6 +58,17 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             )
             return
         super()._generic_handle()
+
+    def _discard_body(self, length: int) -> None:
+        """Read an oversized body away so the client sees the 413 rather than a broken pipe."""
+        if length > DISCARD_LIMIT_BYTES:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 65536))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _send_error_response(self, error: LocalGatewayException) -> None:
         # The only gateway error without an authorizer: no route matches the path.

@@ -1,0 +1,34 @@
+"""Shared fixtures. Settings are read at import, so the environment is set before chalicelib loads."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
+os.environ["SPINDLE_AUTH"] = "open"
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.servers import LocalServer, start_local_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LocalServer]:
+    """`make dev`'s server (open auth) on a free port, shared by the end-to-end and contract tests."""
+    with start_local_server(auth="open") as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: LocalServer):
+    return server.client("sk-tenant-a")
+
+
+@pytest.fixture
+def other_client(server: LocalServer):
+    return server.client("sk-tenant-b")

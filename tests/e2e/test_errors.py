@@ -1,0 +1,169 @@
+"""Bad input gets a 4xx in the official error shape, never a 5xx, and nothing partial is stored."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import openai
+import pytest
+
+from chalicelib.domain.validation import METADATA_MAX_PAIRS
+
+
+def raw(server, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    all_headers = {"Authorization": "Bearer sk-errors", "Content-Type": "application/json", **(headers or {})}
+    connection.request(method, path, body=body, headers={k: v for k, v in all_headers.items() if v is not None})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), payload
+
+
+def assert_openai_error(status: int, payload: bytes, expected_status: int, param: str | None = "any") -> dict:
+    assert status == expected_status, payload
+    body = json.loads(payload)
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["type"], str)
+    if param != "any":
+        assert error["param"] == param
+    return error
+
+
+def thread_count(server, token: str = "sk-errors") -> int:
+    status, _, payload = raw(server, "GET", "/v1/threads?limit=100", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200
+    return len(json.loads(payload)["data"])
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b"{not json", None),
+        (b'{"metadata": NaN}', None),
+        (b"[1, 2]", None),
+        (b'"text"', None),
+        (b"\xff\xfe", None),
+        ('{"metadata": {"k": "\\ud800"}}'.encode(), None),
+        (b"[" * 100_000, None),
+        (b'{"metadata": {"k": 1}}', "metadata.k"),
+        (b'{"metadata": "x"}', "metadata"),
+        (b'{"metadata": {"": "empty key"}}', "metadata"),
+        (json.dumps({"metadata": {"k" * 65: "v"}}).encode(), "metadata"),
+        (json.dumps({"metadata": {"k": "v" * 513}}).encode(), "metadata.k"),
+        (json.dumps({"metadata": {f"k{n}": "v" for n in range(METADATA_MAX_PAIRS + 1)}}).encode(), "metadata"),
+        (b'{"unknown": 1}', "unknown"),
+        (b'{"messages": [{"role": "system", "content": "x"}]}', "messages[0].role"),
+        (b'{"messages": [{"role": "user"}]}', "messages[0].content"),
+        (b'{"messages": [{"role": "user", "content": []}]}', "messages[0].content"),
+        (b'{"messages": [{"role": "user", "content": ""}]}', "messages[0].content"),
+        (b'{"messages": [{"role": "user", "content": [{"type": "video"}]}]}', "messages[0].content[0].type"),
+        (b'{"messages": [{"role": "user", "content": "x", "extra": true}]}', "messages[0].extra"),
+        (b'{"messages": {"role": "user"}}', "messages"),
+        (b'{"tool_resources": {"code_interpreter": {"file_ids": 3}}}', "tool_resources.code_interpreter.file_ids"),
+    ],
+)
+def test_bad_thread_bodies_are_rejected_and_nothing_is_stored(server, body, param):
+    before = thread_count(server)
+    status, headers, payload = raw(server, "POST", "/v1/threads", body)
+    error = assert_openai_error(status, payload, 400, param)
+    assert error["type"] == "invalid_request_error"
+    assert headers["Content-Type"].startswith("application/json")
+    assert thread_count(server) == before
+
+
+def test_a_bad_second_message_stores_neither_the_thread_nor_the_first(server):
+    before = thread_count(server)
+    body = {"messages": [{"role": "user", "content": "fine"}, {"role": "user", "content": [{"type": "text"}]}]}
+    status, _, payload = raw(server, "POST", "/v1/threads", json.dumps(body))
+    assert_openai_error(status, payload, 400, "messages[1].content[0].text")
+    assert thread_count(server) == before
+
+
+def test_an_oversized_message_is_refused_before_storage(server, client):
+    thread = client.beta.threads.create()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.messages.create(thread.id, role="user", content="x" * 300_000)
+    assert refused.value.param == "content"
+    assert client.beta.threads.messages.list(thread.id).data == []
+
+
+def test_a_huge_body_is_413(server):
+    status, _, payload = raw(server, "POST", "/v1/threads", b'{"metadata": {"k": "' + b"x" * 5_000_000 + b'"}}')
+    assert_openai_error(status, payload, 413)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/v1/nothing-here", 404),
+        ("GET", "/", 404),
+        ("POST", "/v1/threads/thread_x/unknown", 404),
+        ("PUT", "/v1/threads", 405),
+        ("PATCH", "/v1/threads/thread_abc", 405),
+        ("TRACE", "/v1/threads", 405),
+        ("BREW", "/v1/threads", 405),
+    ],
+)
+def test_routes_and_methods_chalice_does_not_know_answer_in_the_openai_shape(server, method, path, expected):
+    status, _, payload = raw(server, method, path, b"{}")
+    assert_openai_error(status, payload, expected)
+
+
+def test_the_sdk_maps_unknown_routes_to_not_found_not_permission_denied(client):
+    with pytest.raises(openai.NotFoundError):
+        client.get("/no-such-resource", cast_to=object)
+
+
+def test_a_wrong_content_type_is_415(server):
+    status, _, payload = raw(server, "POST", "/v1/threads", b"a=b", {"Content-Type": "text/plain"})
+    assert_openai_error(status, payload, 415)
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("order=sideways", "order"),
+        ("after=msg_nope", "after"),
+        ("before=thread_00VbbVeNB011ZmOdWO4EZPo", "before"),
+        ("run_id=bad", "run_id"),
+    ],
+)
+def test_list_parameters_are_checked(server, query, param):
+    _, _, created = raw(server, "POST", "/v1/threads", b"{}")
+    thread_id = json.loads(created)["id"]
+    status, _, payload = raw(server, "GET", f"/v1/threads/{thread_id}/messages?{query}")
+    assert_openai_error(status, payload, 400, param)
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Basic abc", "Bearer  "])
+def test_a_missing_key_is_401(server, authorization):
+    status, _, payload = raw(server, "GET", "/v1/threads", headers={"Authorization": authorization})
+    assert_openai_error(status, payload, 401)
+
+
+def test_unknown_ids_are_404(client):
+    thread = client.beta.threads.create()
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.retrieve("thread_doesnotexist")
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.retrieve("msg_00VbbVeNB011ZmOdWO4EZPo", thread_id=thread.id)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.retrieve("garbage", thread_id=thread.id)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.update("thread_00VbbVeNB011ZmOdWO4EZPo", metadata={})
+
+
+def test_validation_errors_surface_through_the_sdk(client):
+    with pytest.raises(openai.BadRequestError) as invalid:
+        client.beta.threads.create(messages=[{"role": "robot", "content": "hi"}])
+    assert invalid.value.param == "messages[0].role"
+    assert invalid.value.code == "invalid_value"
+    assert invalid.value.type == "invalid_request_error"

@@ -1,0 +1,103 @@
+"""Start the real local server (`python -m chalicelib.local`, what `make dev` runs) for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import urllib.error
+import urllib.request
+from openai import AsyncOpenAI, OpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalServer:
+    port: int
+    moto_port: int
+    process: subprocess.Popen
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + "/v1"
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def client(self, api_key: str, **options) -> OpenAI:
+        return OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, **options)
+
+    def async_client(self, api_key: str) -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=self.base_url, api_key=api_key, max_retries=0)
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local server exited with {process.returncode}")
+        request = urllib.request.Request(base_url + "/threads", headers={"Authorization": "Bearer readiness"})
+        try:
+            with urllib.request.urlopen(request, timeout=2):
+                return
+        except urllib.error.HTTPError as error:
+            if error.code == 401:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("local server did not become ready")
+
+
+@contextlib.contextmanager
+def start_local_server(auth: str, reload: bool = False, **extra_env: str) -> Iterator[LocalServer]:
+    port, moto_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "SPINDLE_MOTO_PORT": str(moto_port),
+        "SPINDLE_AUTH": auth,
+        "SPINDLE_RELOAD": "1" if reload else "0",
+        **extra_env,
+    }
+    env.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
+    log = open(ROOT / ".pytest_cache" / f"server-{port}.log", "w") if (ROOT / ".pytest_cache").exists() else None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local"],
+        cwd=ROOT,
+        env=env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        running = LocalServer(port=port, moto_port=moto_port, process=process, env=env)
+        wait_until_ready(running.base_url, process)
+        yield running
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if log:
+            log.close()
