@@ -8,12 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import urllib.error
-import urllib.request
 from openai import AsyncOpenAI, OpenAI
 
 ROOT = Path(__file__).resolve().parent.parent

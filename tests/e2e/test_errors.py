@@ -48,7 +48,7 @@ def thread_count(server, token: str = "sk-errors") -> int:
         (b"[1, 2]", None),
         (b'"text"', None),
         (b"\xff\xfe", None),
-        ('{"metadata": {"k": "\\ud800"}}'.encode(), None),
+        (b'{"metadata": {"k": "\\ud800"}}', None),
         (b"[" * 100_000, None),
         (b'{"metadata": {"k": 1}}', "metadata.k"),
         (b'{"metadata": "x"}', "metadata"),

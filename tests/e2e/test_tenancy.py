@@ -41,7 +41,5 @@ def test_the_thread_list_is_per_project(server):
     alice, mallory = server.client(f"sk-alice-{time.time_ns()}"), server.client(f"sk-mallory-{time.time_ns()}")
     mine = alice.beta.threads.create(metadata={"user": "u1"})
     for params in ({}, {"user": "u1"}):
-        assert [t["id"] for t in alice.get("/threads", cast_to=object, options={"params": params})["data"]] == [
-            mine.id
-        ]
+        assert [t["id"] for t in alice.get("/threads", cast_to=object, options={"params": params})["data"]] == [mine.id]
         assert mallory.get("/threads", cast_to=object, options={"params": params})["data"] == []
