@@ -16,6 +16,10 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chalicelib.domain.ids import BODY_LENGTH, PREFIXES  # noqa: E402
+from chalicelib.domain.pagination import MAX_LIMIT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "openai-assistants-v2.openapi.yaml"
 OPENAPI_OUT = ROOT / "openapi.yaml"
@@ -66,6 +70,24 @@ LINKS = {
 }
 
 LIST_PARAMETERS = ("limit", "order", "after", "before")
+
+DOCUMENTED_LIMIT = "The official description states this limit; Spindle's schema states it too."
+
+
+def _documented_limits(schemas: dict[str, Any]) -> None:
+    """Limits the official API enforces and documents in prose, written into the schema so that the
+    server and schemathesis agree on what is valid. Each touched schema is marked."""
+    metadata = schemas["Metadata"]["anyOf"][0]
+    metadata["maxProperties"] = 16
+    metadata["propertyNames"] = {"minLength": 1, "maxLength": 64}
+    metadata["additionalProperties"] = {"type": "string", "maxLength": 512}
+    metadata["x-spindle-extension"] = DOCUMENTED_LIMIT
+    content = schemas["CreateMessageRequest"]["properties"]["content"]["oneOf"][0]
+    content["minLength"] = 1
+    content["x-spindle-extension"] = "The official API refuses empty message content."
+    text = schemas["MessageRequestContentTextObject"]["properties"]["text"]
+    text["minLength"] = 1
+    text["x-spindle-extension"] = "The official API refuses empty message content."
 
 
 def _refs(node: Any) -> set[str]:
@@ -142,8 +164,26 @@ def _list_threads_schema(list_messages_schema: dict[str, Any]) -> dict[str, Any]
     return schema
 
 
+def id_pattern(kind: str) -> str:
+    return f"^{PREFIXES[kind]}[0-9A-Za-z]{{{BODY_LENGTH}}}$"
+
+
+def _checked_list_parameters(operation: dict[str, Any], kind: str) -> None:
+    """`limit` is documented as 1-100; cursors and `run_id` are ids, which Spindle checks by shape."""
+    for parameter in operation["parameters"]:
+        name = parameter["name"]
+        if name == "limit":
+            parameter["schema"].update({"minimum": 1, "maximum": MAX_LIMIT})
+            parameter["x-spindle-extension"] = DOCUMENTED_LIMIT
+        elif name in ("after", "before", "run_id"):
+            parameter["schema"]["pattern"] = id_pattern("run" if name == "run_id" else kind)
+            parameter["x-spindle-extension"] = "Spindle refuses a cursor that is not an id of the listed kind."
+
+
 def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    reference = copy.deepcopy(reference)
     schemas = reference["components"]["schemas"]
+    _documented_limits(schemas)
     paths: dict[str, dict[str, Any]] = {}
     for path, method in SERVED:
         operation = copy.deepcopy(reference["paths"][path][method])
@@ -164,6 +204,9 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         paths["/threads"]["get"]["responses"][status] = copy.deepcopy(
             paths["/threads/{thread_id}"]["get"]["responses"][status]
         )
+
+    _checked_list_parameters(paths["/threads/{thread_id}/messages"]["get"], "message")
+    _checked_list_parameters(paths["/threads"]["get"], "thread")
 
     needed = _closure((_refs(paths) - {"ListThreadsResponse"}) | {"ErrorResponse", "ThreadObject"}, schemas)
     components = {name: copy.deepcopy(schemas[name]) for name in sorted(needed)}

@@ -24,6 +24,13 @@ def server() -> Iterator[LocalServer]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def keys_server() -> Iterator[LocalServer]:
+    """The same server with `SPINDLE_AUTH=keys`, as deployed; keys are minted with the CLI."""
+    with start_local_server(auth="keys", SPINDLE_KEY_CACHE_SECONDS="0") as running:
+        yield running
+
+
 @pytest.fixture
 def client(server: LocalServer):
     return server.client("sk-tenant-a")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -101,3 +102,17 @@ def start_local_server(auth: str, reload: bool = False, **extra_env: str) -> Ite
             process.wait(timeout=10)
         if log:
             log.close()
+
+
+def cli(server: LocalServer, *args: str) -> subprocess.CompletedProcess:
+    """`python -m chalicelib.cli keys ...` against the server's embedded DynamoDB."""
+    env = {**server.env, "SPINDLE_DYNAMODB_ENDPOINT": server.dynamodb_endpoint}
+    return subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", "keys", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def mint(server: LocalServer, *args: str) -> dict:
+    result = cli(server, "create", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

@@ -9,7 +9,7 @@ from typing import Any
 from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
-from chalicelib.domain.validation import check_metadata, validate
+from chalicelib.domain.validation import validate
 from chalicelib.storage import threads as store
 from chalicelib.storage.models import MessageRecord, ThreadRecord, thread_key
 
@@ -58,17 +58,14 @@ def _deleted(object_id: str, kind: str) -> dict[str, Any]:
 # --- building records from requests -------------------------------------------------------------
 
 
-def _content_blocks(content: str | list[dict[str, Any]], param: str) -> list[dict[str, Any]]:
+def _content_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         parts: list[dict[str, Any]] = [{"type": "text", "text": content}]
     else:
         parts = content
     blocks = []
-    for index, part in enumerate(parts):
+    for part in parts:
         if part["type"] == "text":
-            if not part["text"]:
-                where = param if isinstance(content, str) else f"{param}[{index}].text"
-                raise InvalidRequest("Message content must be non-empty.", param=where, code="empty_string")
             blocks.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
         elif part["type"] == "image_url":
             image = part["image_url"]
@@ -88,8 +85,7 @@ def _content_blocks(content: str | list[dict[str, Any]], param: str) -> list[dic
 
 def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> MessageRecord:
     """`request` has passed the CreateMessageRequest schema."""
-    check_metadata(request.get("metadata"), f"{param}metadata")
-    content = _content_blocks(request["content"], f"{param}content")
+    content = _content_blocks(request["content"])
     attachments = request.get("attachments") or []
     metadata = request.get("metadata") or {}
     stored_size = len(json.dumps([content, attachments, metadata], ensure_ascii=False).encode("utf-8"))
@@ -124,7 +120,6 @@ def _user_key(project_id: str, metadata: dict[str, str]) -> str | None:
 
 def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("CreateThreadRequest", body)
-    check_metadata(body.get("metadata"), "metadata")
     requested_messages = body.get("messages") or []
     if len(requested_messages) > MAX_INITIAL_MESSAGES:
         raise InvalidRequest(
@@ -168,7 +163,6 @@ def get_thread(project_id: str, thread_id: str) -> dict[str, Any]:
 
 def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyThreadRequest", body)
-    check_metadata(body.get("metadata"), "metadata")
     metadata = tool_resources = None
     if "metadata" in body:
         metadata = body["metadata"] or {}
@@ -225,7 +219,6 @@ def get_message(project_id: str, thread_id: str, message_id: str) -> dict[str, A
 
 def modify_message(project_id: str, thread_id: str, message_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyMessageRequest", body)
-    check_metadata(body.get("metadata"), "metadata")
     if "metadata" not in body:
         return get_message(project_id, thread_id, message_id)
     _existing_thread_id(thread_id)

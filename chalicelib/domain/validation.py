@@ -16,10 +16,6 @@ from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest
 
-METADATA_MAX_PAIRS = 16
-METADATA_MAX_KEY_LENGTH = 64
-METADATA_MAX_VALUE_LENGTH = 512
-
 _SCHEMAS_FILE = Path(__file__).with_name("request_schemas.json")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$")
 
@@ -58,34 +54,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 def validate(schema_name: str, body: dict[str, Any]) -> None:
     _check(request_schema(schema_name), body, "")
-
-
-def check_metadata(metadata: Any, param: str) -> None:
-    """The limits the official description states but its schema does not encode."""
-    if not isinstance(metadata, dict):
-        return
-    if len(metadata) > METADATA_MAX_PAIRS:
-        raise InvalidRequest(
-            f"Invalid '{param}': too many properties. Expected an object with at most {METADATA_MAX_PAIRS} "
-            f"properties, but got an object with {len(metadata)} properties instead.",
-            param=param,
-            code="object_above_max_properties",
-        )
-    for key, value in metadata.items():
-        if not 1 <= len(key) <= METADATA_MAX_KEY_LENGTH:
-            raise InvalidRequest(
-                f"Invalid '{param}': metadata keys must be between 1 and {METADATA_MAX_KEY_LENGTH} characters, "
-                f"but got a key with length {len(key)}.",
-                param=param,
-                code="invalid_metadata_key",
-            )
-        if isinstance(value, str) and len(value) > METADATA_MAX_VALUE_LENGTH:
-            raise InvalidRequest(
-                f"Invalid '{param}.{key}': string too long. Expected a string with maximum length "
-                f"{METADATA_MAX_VALUE_LENGTH}, but got a string with length {len(value)} instead.",
-                param=f"{param}.{key}",
-                code="string_above_max_length",
-            )
 
 
 # --- the schema checker -------------------------------------------------------------------------
@@ -214,7 +182,7 @@ def _by_discriminator(alternatives: list[dict[str, Any]], value: Any, path: str)
         for tag in enum:
             tags[tag] = alternative
     tag = value.get("type")
-    if tag in tags:
+    if isinstance(tag, str) and tag in tags:
         return tags[tag]
     if "type" not in value:
         raise InvalidRequest(
@@ -239,8 +207,16 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> N
                 param=_join(path, name),
                 code="missing_required_parameter",
             )
+    names = schema.get("propertyNames")
     extra = schema.get("additionalProperties", True)
     for key, item in value.items():
+        if names and not names.get("minLength", 0) <= len(key) <= names.get("maxLength", len(key)):
+            raise InvalidRequest(
+                f"Invalid '{_label(path)}': keys must be between {names.get('minLength', 0)} and "
+                f"{names.get('maxLength')} characters, but got a key of length {len(key)}.",
+                param=_param(path),
+                code="invalid_property_name",
+            )
         if key in properties:
             _check(properties[key], item, _join(path, key))
         elif extra is False:

@@ -30,9 +30,11 @@ DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 class SpindleRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
 
-    def _send_api_error(self, error: ApiError) -> None:
+    def _send_api_error(self, error: ApiError, allow: str | None = None) -> None:
         body = json.dumps(error.body()).encode("utf-8")
         self.send_response(error.status)
+        if allow:
+            self.send_header("Allow", allow)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
@@ -78,12 +80,22 @@ class SpindleRequestHandler(ChaliceRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (bad request line, unsupported method, ...) in the official shape."""
         self.close_connection = True
-        if code == HTTPStatus.NOT_IMPLEMENTED:
-            error: ApiError = MethodNotAllowed(f"Invalid method for URL ({self.command} {self.path}).")
-        else:
-            error = InvalidRequest(message or HTTPStatus(code).phrase)
-            error.status = code
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            self._send_method_not_allowed()
+            return
+        error = InvalidRequest(message or HTTPStatus(code).phrase)
+        error.status = code
         self._send_api_error(error)
+
+    def _send_method_not_allowed(self) -> None:
+        try:
+            route = self.local_gateway.event_converter._route_matcher.match_route(self.path).route
+        except ValueError:
+            path = self.path.split("?", 1)[0]
+            self._send_api_error(NotFound(f"Invalid URL ({self.command} {path})", code="unknown_url"))
+            return
+        allowed = ", ".join(self.local_gateway._app_object.routes[route])
+        self._send_api_error(MethodNotAllowed(f"Invalid method for URL ({self.command} {self.path})."), allowed)
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _generic_handle
 

@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 
 import boto3
 import openai
 import pytest
 
-from tests.servers import ROOT, start_local_server
-
-
-@pytest.fixture(scope="module")
-def keys_server():
-    with start_local_server(auth="keys", SPINDLE_KEY_CACHE_SECONDS="0") as running:
-        yield running
-
-
-def cli(server, *args: str) -> subprocess.CompletedProcess:
-    env = {**server.env, "SPINDLE_DYNAMODB_ENDPOINT": server.dynamodb_endpoint}
-    return subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", "keys", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-
-
-def mint(server, *args: str) -> dict:
-    result = cli(server, "create", *args)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from tests.servers import cli, mint
 
 
 def test_minted_keys_work_and_share_their_project(keys_server):

@@ -1,0 +1,57 @@
+"""Storage tests: pynamodb on moto, in-process. Every DynamoDB call is recorded so tests can count them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.client
+import pytest
+from moto import mock_aws
+
+
+@dataclass
+class CallLog:
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def operations(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        from chalicelib.storage.models import create_tables
+
+        create_tables()
+        yield
+
+
+@pytest.fixture
+def dynamodb_calls(aws, monkeypatch) -> CallLog:
+    log = CallLog()
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if self.meta.service_model.service_name == "dynamodb":
+            log.calls.append((operation_name, api_params))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return log
+
+
+@pytest.fixture
+def api(aws):
+    """The Chalice app in-process (chalice.test.Client): the same handlers API Gateway invokes."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as client:
+        yield client

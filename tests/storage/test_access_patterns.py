@@ -1,0 +1,144 @@
+"""How each operation touches DynamoDB: never a Scan, one Query per list page whatever the data size,
+one round trip per operation where one will do."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.purge import purge_deleted_threads
+from chalicelib.storage.models import MessageRecord, PurgeJobRecord, thread_key
+
+AUTH = {"Authorization": "Bearer sk-storage", "Content-Type": "application/json"}
+
+
+def call(api, method: str, path: str, body: dict | None = None) -> dict:
+    response = api.http.request(method, path, headers=AUTH, body=json.dumps(body or {}).encode())
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)
+
+
+def project_of(api) -> str:
+    from chalicelib.domain.auth import project_for
+
+    return project_for(AUTH["Authorization"])
+
+
+def seed_messages(project_id: str, thread_id: str, count: int) -> list[str]:
+    ids = [new_id("message") for _ in range(count)]
+    now = int(time.time())
+    with MessageRecord.batch_write() as batch:
+        for message_id in ids:
+            batch.save(
+                MessageRecord(
+                    thread_key(project_id, thread_id),
+                    message_id,
+                    thread_id=thread_id,
+                    created_at=now,
+                    role="user",
+                    content=[{"type": "text", "text": {"value": message_id, "annotations": []}}],
+                    attachments=[],
+                    metadata={},
+                    status="completed",
+                )
+            )
+    return ids
+
+
+def test_every_operation_costs_what_it_should(api, dynamodb_calls):
+    expected = []
+
+    def run(method, path, body=None, operations=()):
+        dynamodb_calls.clear()
+        result = call(api, method, path, body)
+        expected.append((method, path))
+        assert dynamodb_calls.operations == list(operations), (method, path)
+        return result
+
+    thread = run("POST", "/v1/threads", {"metadata": {"user": "u"}}, ["PutItem"])
+    with_messages = run("POST", "/v1/threads", {"messages": [{"role": "user", "content": "x"}]}, ["TransactWriteItems"])
+    tid = thread["id"]
+    run("GET", f"/v1/threads/{tid}", operations=["GetItem"])
+    run("POST", f"/v1/threads/{tid}", {"metadata": {"a": "b"}}, ["UpdateItem"])
+    message = run("POST", f"/v1/threads/{tid}/messages", {"role": "user", "content": "hi"}, ["TransactWriteItems"])
+    mid = message["id"]
+    run("GET", f"/v1/threads/{tid}/messages/{mid}", operations=["TransactGetItems"])
+    run("POST", f"/v1/threads/{tid}/messages/{mid}", {"metadata": {}}, ["TransactWriteItems", "GetItem"])
+    run("GET", f"/v1/threads/{tid}/messages", operations=["GetItem", "Query"])
+    run("GET", "/v1/threads", operations=["Query"])
+    run("GET", "/v1/threads?user=u", operations=["Query"])
+    run("DELETE", f"/v1/threads/{tid}/messages/{mid}", operations=["TransactWriteItems"])
+    run("DELETE", f"/v1/threads/{with_messages['id']}", operations=["TransactWriteItems"])
+
+
+def test_a_list_page_is_one_query_of_limit_plus_one_in_a_large_thread(api, dynamodb_calls):
+    thread = call(api, "POST", "/v1/threads")
+    ids = seed_messages(project_of(api), thread["id"], 3000)
+    for query in (
+        "",
+        "?limit=20",
+        f"?after={ids[1500]}",
+        f"?order=asc&after={ids[2900]}&limit=100",
+        f"?before={ids[5]}",
+    ):
+        dynamodb_calls.clear()
+        call(api, "GET", f"/v1/threads/{thread['id']}/messages{query}")
+        queries = [params for name, params in dynamodb_calls.calls if name == "Query"]
+        assert len(queries) == 1
+        limit = int(query.split("limit=")[1]) if "limit=" in query else 20
+        assert queries[0]["Limit"] == limit + 1
+        assert "Scan" not in dynamodb_calls.operations
+
+
+def test_deleting_a_huge_thread_is_one_write_and_a_resumable_purge(api, dynamodb_calls):
+    project_id = project_of(api)
+    thread = call(api, "POST", "/v1/threads")
+    seed_messages(project_id, thread["id"], 100_000)
+    keep = call(api, "POST", "/v1/threads", {"messages": [{"role": "user", "content": "keep me"}]})
+
+    dynamodb_calls.clear()
+    call(api, "DELETE", f"/v1/threads/{thread['id']}")
+    assert dynamodb_calls.operations == ["TransactWriteItems"]
+    response = api.http.request("GET", f"/v1/threads/{thread['id']}/messages", headers=AUTH)
+    assert response.status_code == 404
+
+    assert purge_deleted_threads(seconds=0) == 0  # no time: nothing done, nothing lost
+    assert purge_deleted_threads(seconds=600) == 1
+    key = thread_key(project_id, thread["id"])
+    assert MessageRecord.count(key) == 0
+    assert list(PurgeJobRecord.query("threads")) == []
+    assert "Scan" not in dynamodb_calls.operations
+    assert len(call(api, "GET", f"/v1/threads/{keep['id']}/messages")["data"]) == 1
+
+
+def reference_page(ids: list[str], order: str, after: str | None, before: str | None, limit: int):
+    ordered = ids if order == "asc" else list(reversed(ids))
+    position = {item: index for index, item in enumerate(ordered)}
+    candidates = [
+        item
+        for item in ordered
+        if (after is None or position[item] > position[after]) and (before is None or position[item] < position[before])
+    ]
+    if before is not None and after is None:
+        return candidates[-limit:], len(candidates) > limit
+    return candidates[:limit], len(candidates) > limit
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_every_cursor_combination_matches_the_reference_order(api, order):
+    thread = call(api, "POST", "/v1/threads")
+    ids = seed_messages(project_of(api), thread["id"], 9)
+    cursors = [None, *ids]
+    for limit in (1, 3, 20):
+        for after in cursors:
+            for before in cursors:
+                query = f"?order={order}&limit={limit}"
+                query += f"&after={after}" if after else ""
+                query += f"&before={before}" if before else ""
+                page = call(api, "GET", f"/v1/threads/{thread['id']}/messages{query}")
+                expected_ids, expected_more = reference_page(ids, order, after, before, limit)
+                assert [m["id"] for m in page["data"]] == expected_ids, query
+                assert page["has_more"] == expected_more, query

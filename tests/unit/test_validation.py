@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.domain.errors import InvalidRequest
+from chalicelib.domain.pagination import parse_list_query
+from chalicelib.domain.validation import parse_json_object, validate
+
+
+@pytest.mark.parametrize("raw", [b"", b"  \n", b"{}"])
+def test_an_empty_body_is_an_empty_object(raw):
+    assert parse_json_object(raw) == {}
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{", b"[]", b"null", b"Infinity", b'{"a": -Infinity}', b'"\\udfff"', b"\xc3\x28", b"1" * 5000]
+)
+def test_what_is_not_a_json_object_is_refused(raw):
+    with pytest.raises(InvalidRequest):
+        parse_json_object(raw)
+
+
+def rejects(schema: str, body: dict) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as caught:
+        validate(schema, body)
+    return caught.value
+
+
+def test_the_official_request_schemas_are_enforced():
+    validate("CreateMessageRequest", {"role": "user", "content": "hi", "metadata": None, "attachments": None})
+    validate(
+        "CreateThreadRequest",
+        {"tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}, "messages": []},
+    )
+    assert rejects("CreateMessageRequest", {"content": "x"}).param == "role"
+    assert rejects("CreateMessageRequest", {"role": "user", "content": 5}).code == "invalid_type"
+    assert rejects("CreateMessageRequest", {"role": "user", "content": "x", "zzz": 1}).param == "zzz"
+    error = rejects("CreateMessageRequest", {"role": "user", "content": [{"type": "image_url", "image_url": {}}]})
+    assert error.param == "content[0].image_url.url"
+    error = rejects(
+        "CreateMessageRequest",
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "no scheme"}}]},
+    )
+    assert error.param == "content[0].image_url.url"
+    error = rejects(
+        "CreateMessageRequest",
+        {"role": "user", "content": [{"type": "image_file", "image_file": {"file_id": "f", "detail": "max"}}]},
+    )
+    assert (error.param, error.code) == ("content[0].image_file.detail", "invalid_value")
+    error = rejects("CreateThreadRequest", {"tool_resources": {"code_interpreter": {"file_ids": ["f"] * 21}}})
+    assert error.code == "array_above_max_length"
+    error = rejects(
+        "CreateThreadRequest",
+        {"tool_resources": {"file_search": {"vector_store_ids": ["a"], "vector_stores": []}}},
+    )
+    assert error.param == "tool_resources.file_search"
+    assert rejects("ModifyMessageRequest", {"metadata": []}).param == "metadata"
+
+
+def test_metadata_limits_from_the_official_description():
+    validate("CreateThreadRequest", {"metadata": {f"k{n}": "v" * 512 for n in range(16)}})
+    validate("ModifyThreadRequest", {"metadata": {"k" * 64: "v"}})
+    for bad in ({f"k{n}": "v" for n in range(17)}, {"k" * 65: "v"}, {"": "v"}, {"k": "v" * 513}):
+        assert rejects("ModifyMessageRequest", {"metadata": bad}).param.startswith("metadata")
+    assert rejects("CreateMessageRequest", {"role": "user", "content": ""}).param == "content"
+    error = rejects("CreateMessageRequest", {"role": "user", "content": [{"type": "text", "text": ""}]})
+    assert error.param == "content[0].text"
+
+
+def test_list_queries_have_official_defaults_and_bounds():
+    query = parse_list_query({}, "message")
+    assert (query.limit, query.order, query.after, query.before) == (20, "desc", None, None)
+    assert parse_list_query({"limit": "100", "order": "asc"}, "message").limit == 100
+    for params in ({"limit": "0"}, {"limit": "-1"}, {"limit": "1.5"}, {"order": "up"}, {"after": "thread_x"}):
+        with pytest.raises(InvalidRequest):
+            parse_list_query(params, "message")
+
+
+def test_a_non_string_discriminator_is_a_400_not_a_crash():
+    error = rejects("CreateMessageRequest", {"role": "user", "content": [{"type": {}}]})
+    assert error.param == "content[0].type"
+    error = rejects(
+        "CreateMessageRequest", {"role": "user", "content": "x", "attachments": [{"tools": [{"type": []}]}]}
+    )
+    assert error.param in ("attachments[0].file_id", "attachments[0].tools[0].type")
