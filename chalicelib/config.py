@@ -25,7 +25,7 @@ def _read() -> Settings:
         table_prefix=os.environ.get("SPINDLE_TABLE_PREFIX", "spindle-"),
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         dynamodb_endpoint=os.environ.get("SPINDLE_DYNAMODB_ENDPOINT") or None,
-        max_body_bytes=int(os.environ.get("SPINDLE_MAX_BODY_BYTES", str(4 * 1024 * 1024))),
+        max_body_bytes=int(os.environ.get("SPINDLE_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
         key_cache_seconds=float(os.environ.get("SPINDLE_KEY_CACHE_SECONDS", "30")),
     )
 

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +32,7 @@ class LocalServer:
     port: int
     moto_port: int
     process: subprocess.Popen
+    log_path: Path
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -82,17 +84,18 @@ def start_local_server(auth: str, reload: bool = False, **extra_env: str) -> Ite
         **extra_env,
     }
     env.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
-    log = open(ROOT / ".pytest_cache" / f"server-{port}.log", "w") if (ROOT / ".pytest_cache").exists() else None
+    log_path = Path(tempfile.gettempdir()) / f"spindle-server-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed when the server stops
     process = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local"],
         cwd=ROOT,
         env=env,
-        stdout=log or subprocess.DEVNULL,
+        stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
-        running = LocalServer(port=port, moto_port=moto_port, process=process, env=env)
+        running = LocalServer(port=port, moto_port=moto_port, process=process, log_path=log_path, env=env)
         wait_until_ready(running.base_url, process)
         yield running
     finally:
@@ -100,8 +103,7 @@ def start_local_server(auth: str, reload: bool = False, **extra_env: str) -> Ite
             os.killpg(process.pid, 15)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        if log:
-            log.close()
+        log.close()
 
 
 def cli(server: LocalServer, *args: str) -> subprocess.CompletedProcess:

@@ -13,8 +13,9 @@ from chalicelib.domain.validation import validate
 from chalicelib.storage import threads as store
 from chalicelib.storage.models import MessageRecord, ThreadRecord, thread_key
 
-# DynamoDB items stop at 400 KB; keep a message's stored JSON well under that.
+# DynamoDB items stop at 400 KB; keep what one item stores well under that.
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_THREAD_BYTES = 256 * 1024
 # A thread and its first messages are written in one transaction (at most 100 items).
 MAX_INITIAL_MESSAGES = store.TRANSACTION_MAX_ITEMS - 1
 
@@ -88,14 +89,7 @@ def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param
     content = _content_blocks(request["content"])
     attachments = request.get("attachments") or []
     metadata = request.get("metadata") or {}
-    stored_size = len(json.dumps([content, attachments, metadata], ensure_ascii=False).encode("utf-8"))
-    if stored_size > MAX_MESSAGE_BYTES:
-        raise InvalidRequest(
-            f"Invalid '{param}content': the message is {stored_size} bytes; Spindle stores at most "
-            f"{MAX_MESSAGE_BYTES} bytes of content, attachments and metadata per message.",
-            param=f"{param}content",
-            code="message_too_large",
-        )
+    _check_stored_size([content, attachments, metadata], MAX_MESSAGE_BYTES, f"{param}content", "message")
     return MessageRecord(
         thread_key(project_id, thread_id),
         new_id("message"),
@@ -108,6 +102,17 @@ def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param
         status="completed",
         completed_at=now,
     )
+
+
+def _check_stored_size(value: object, limit: int, param: str, kind: str) -> None:
+    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    if size > limit:
+        raise InvalidRequest(
+            f"Invalid '{param}': the {kind} would store {size} bytes; Spindle stores at most {limit} bytes "
+            f"per {kind}.",
+            param=param,
+            code=f"{kind}_too_large",
+        )
 
 
 def _user_key(project_id: str, metadata: dict[str, str]) -> str | None:
@@ -131,6 +136,7 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
     now = int(time.time())
     thread_id = new_id("thread")
     metadata = body.get("metadata") or {}
+    _check_stored_size([metadata, body.get("tool_resources")], MAX_THREAD_BYTES, "tool_resources", "thread")
     thread = ThreadRecord(
         project_id,
         thread_id,
@@ -168,6 +174,7 @@ def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict
         metadata = body["metadata"] or {}
     if "tool_resources" in body:
         tool_resources = body["tool_resources"] or {}
+        _check_stored_size(tool_resources, MAX_THREAD_BYTES, "tool_resources", "thread")
     thread = store.update_thread(
         project_id,
         _existing_thread_id(thread_id),

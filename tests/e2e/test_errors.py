@@ -90,6 +90,17 @@ def test_an_oversized_message_is_refused_before_storage(server, client):
     assert client.beta.threads.messages.list(thread.id).data == []
 
 
+def test_oversized_tool_resources_are_refused_before_storage(server, client):
+    huge = {"code_interpreter": {"file_ids": ["file-" + "x" * 300_000]}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.create(tool_resources=huge)
+    assert refused.value.param == "tool_resources"
+    thread = client.beta.threads.create()
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.update(thread.id, tool_resources=huge)
+    assert client.beta.threads.retrieve(thread.id).tool_resources.code_interpreter is None
+
+
 def test_a_huge_body_is_413(server):
     status, _, payload = raw(server, "POST", "/v1/threads", b'{"metadata": {"k": "' + b"x" * 5_000_000 + b'"}}')
     assert_openai_error(status, payload, 413)
