@@ -91,7 +91,10 @@ def _type_phrase(value: Any) -> str:
 
 def _matches_type(expected: str, value: Any) -> bool:
     actual = _json_type(value)
-    return actual == expected or (expected == "number" and actual == "integer")
+    if actual == expected or (expected == "number" and actual == "integer"):
+        return True
+    # JSON Schema counts 100.0 as an integer.
+    return expected == "integer" and actual == "number" and value.is_integer()
 
 
 def _join(path: str, key: str) -> str:

@@ -176,3 +176,9 @@ def test_validation_errors_surface_through_the_sdk(client):
     assert invalid.value.param == "messages[0].role"
     assert invalid.value.code == "invalid_value"
     assert invalid.value.type == "invalid_request_error"
+
+
+def test_unknown_query_parameters_are_ignored(server):
+    status, _, payload = raw(server, "GET", "/v1/threads?limit=1&cache_buster=123")
+    assert status == 200
+    assert json.loads(payload)["object"] == "list"

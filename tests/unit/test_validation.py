@@ -83,3 +83,11 @@ def test_a_non_string_discriminator_is_a_400_not_a_crash():
         "CreateMessageRequest", {"role": "user", "content": "x", "attachments": [{"tools": [{"type": []}]}]}
     )
     assert error.param in ("attachments[0].file_id", "attachments[0].tools[0].type")
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says():
+    strategy = {"type": "static", "static": {"max_chunk_size_tokens": 800.0, "chunk_overlap_tokens": 400}}
+    body = {"tool_resources": {"file_search": {"vector_stores": [{"chunking_strategy": strategy}]}}}
+    validate("CreateThreadRequest", body)
+    strategy["static"]["max_chunk_size_tokens"] = 800.5
+    assert rejects("CreateThreadRequest", body).code == "invalid_type"
