@@ -108,8 +108,7 @@ def _check_stored_size(value: object, limit: int, param: str, kind: str) -> None
     size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     if size > limit:
         raise InvalidRequest(
-            f"Invalid '{param}': the {kind} would store {size} bytes; Spindle stores at most {limit} bytes "
-            f"per {kind}.",
+            f"Invalid '{param}': the {kind} would store {size} bytes; Spindle stores at most {limit} bytes per {kind}.",
             param=param,
             code=f"{kind}_too_large",
         )

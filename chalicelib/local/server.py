@@ -61,6 +61,16 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             return
         super()._generic_handle()
 
+    def _send_http_response_with_body(self, code: int, headers: dict[str, Any], body: str | bytes) -> None:
+        if self.command == "HEAD":  # headers only: a body here would be read as the next response
+            encoded = body if isinstance(body, bytes) else body.encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(encoded)))
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self._send_headers(headers)
+            return
+        super()._send_http_response_with_body(code, headers, body)
+
     def _discard_body(self, length: int) -> None:
         """Read an oversized body away so the client sees the 413 rather than a broken pipe."""
         if length > DISCARD_LIMIT_BYTES:

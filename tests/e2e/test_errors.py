@@ -182,3 +182,17 @@ def test_unknown_query_parameters_are_ignored(server):
     status, _, payload = raw(server, "GET", "/v1/threads?limit=1&cache_buster=123")
     assert status == 200
     assert json.loads(payload)["object"] == "list"
+
+
+def test_head_gets_headers_only_and_the_connection_stays_usable(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {"Authorization": "Bearer sk-errors"}
+    connection.request("HEAD", "/v1/threads", headers=headers)
+    head = connection.getresponse()
+    assert head.status == 405
+    assert head.read() == b""
+    connection.request("GET", "/v1/threads?limit=1", headers=headers)
+    follow_up = connection.getresponse()
+    assert follow_up.status == 200
+    assert json.loads(follow_up.read())["object"] == "list"
+    connection.close()
