@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
             from chalicelib.storage.models import create_tables
 
             create_tables()
-        api_key, project_id = create_key(project_id=args.project, name=args.name)
+        try:
+            api_key, project_id = create_key(project_id=args.project, name=args.name)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
         print(json.dumps({"api_key": api_key, "project_id": project_id}))
         return 0
     if not revoke_key(args.api_key):

@@ -88,6 +88,12 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
     text = schemas["MessageRequestContentTextObject"]["properties"]["text"]
     text["minLength"] = 1
     text["x-spindle-extension"] = "The official API refuses empty message content."
+    file_search = schemas["CreateThreadRequest"]["properties"]["tool_resources"]["anyOf"][0]["properties"][
+        "file_search"
+    ]
+    del file_search["oneOf"]
+    del file_search["properties"]["vector_stores"]
+    file_search["x-spindle-extension"] = "Spindle serves no vector stores, so the vector_stores helper is refused."
 
 
 def _refs(node: Any) -> set[str]:

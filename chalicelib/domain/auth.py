@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -12,6 +13,8 @@ from chalicelib.domain.errors import Unauthorized
 from chalicelib.storage import keys as key_store
 
 KEY_PREFIX = "sk-spindle-"
+# Project ids are parts of DynamoDB keys joined with '#': they must never contain one.
+PROJECT_ID = re.compile(r"^proj_[0-9A-Za-z]{1,64}$")
 
 _cache: dict[str, tuple[str, float]] = {}
 _cache_lock = threading.Lock()
@@ -59,6 +62,8 @@ def create_key(project_id: str | None = None, name: str | None = None) -> tuple[
     """Mint a key (shown once, stored hashed). Returns (api_key, project_id)."""
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     project_id = project_id or "proj_" + secrets.token_hex(12)
+    if not PROJECT_ID.match(project_id):
+        raise ValueError(f"a project id is 'proj_' and 1-64 letters or digits, not {project_id!r}")
     key_store.save_key(hash_key(api_key), project_id, name, int(time.time()))
     return api_key, project_id
 

@@ -1,38 +1,21 @@
 """List queries: `limit`, `order`, `after`, `before`, and the list object the official API returns.
 
-Ids sort by creation time, so a page is a key range read in one direction: `after` continues the list
-past a cursor, `before` returns the items just ahead of a cursor (still in the requested order).
+Ids sort by creation time, so a page is a key range read in one direction: `after` and `before` keep
+the items that come after / before a cursor in the requested order, and the page is the first `limit`
+of them. (So the SDK's auto-pagination, which adds `after` and keeps `before`, walks the whole range.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.ids import is_valid_id
+from chalicelib.storage.records import ListQuery, Page
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    limit: int = DEFAULT_LIMIT
-    order: str = "desc"
-    after: str | None = None
-    before: str | None = None
-
-    @property
-    def newest_first(self) -> bool:
-        return self.order == "desc"
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    has_more: bool
 
 
 def parse_list_query(params: Mapping[str, str] | None, id_kind: str) -> ListQuery:
@@ -51,12 +34,11 @@ def parse_list_query(params: Mapping[str, str] | None, id_kind: str) -> ListQuer
 def _parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
+    if not (raw.isascii() and raw.lstrip("-").isdigit()):
         raise InvalidRequest(
             f"Invalid 'limit': expected an integer, but got '{raw}' instead.", param="limit", code="invalid_type"
-        ) from None
+        )
+    limit = int(raw)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(
             f"Invalid 'limit': integer out of range. Expected a value between 1 and {MAX_LIMIT}, but got {limit}.",

@@ -1,4 +1,4 @@
-"""Threads and messages: the rules of the official API, free of HTTP and of Chalice."""
+"""Threads and messages: the rules of the official API, free of HTTP, Chalice and DynamoDB types."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
 from chalicelib.storage import threads as store
-from chalicelib.storage.models import MessageRecord, ThreadRecord, thread_key
+from chalicelib.storage.records import Message, Thread
 
 # DynamoDB items stop at 400 KB; keep what one item stores well under that.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -23,26 +23,26 @@ MAX_INITIAL_MESSAGES = store.TRANSACTION_MAX_ITEMS - 1
 # --- rendering: the official object shapes ------------------------------------------------------
 
 
-def render_thread(thread: ThreadRecord) -> dict[str, Any]:
+def render_thread(thread: Thread) -> dict[str, Any]:
     return {
-        "id": thread.thread_id,
+        "id": thread.id,
         "object": "thread",
-        "created_at": int(thread.created_at),
+        "created_at": thread.created_at,
         "metadata": thread.metadata,
         "tool_resources": thread.tool_resources,
     }
 
 
-def render_message(message: MessageRecord) -> dict[str, Any]:
+def render_message(message: Message) -> dict[str, Any]:
     return {
-        "id": message.message_id,
+        "id": message.id,
         "object": "thread.message",
-        "created_at": int(message.created_at),
+        "created_at": message.created_at,
         "thread_id": message.thread_id,
         "status": message.status,
         "incomplete_details": message.incomplete_details,
-        "completed_at": None if message.completed_at is None else int(message.completed_at),
-        "incomplete_at": None if message.incomplete_at is None else int(message.incomplete_at),
+        "completed_at": message.completed_at,
+        "incomplete_at": message.incomplete_at,
         "role": message.role,
         "content": message.content,
         "assistant_id": message.assistant_id,
@@ -60,48 +60,19 @@ def _deleted(object_id: str, kind: str) -> dict[str, Any]:
 
 
 def _content_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        parts: list[dict[str, Any]] = [{"type": "text", "text": content}]
-    else:
-        parts = content
+    parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if isinstance(content, str) else content
     blocks = []
     for part in parts:
         if part["type"] == "text":
             blocks.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
         elif part["type"] == "image_url":
-            image = part["image_url"]
-            blocks.append(
-                {"type": "image_url", "image_url": {"url": image["url"], "detail": image.get("detail", "auto")}}
-            )
+            url = part["image_url"]
+            blocks.append({"type": "image_url", "image_url": {"url": url["url"], "detail": url.get("detail", "auto")}})
         else:
-            image = part["image_file"]
-            blocks.append(
-                {
-                    "type": "image_file",
-                    "image_file": {"file_id": image["file_id"], "detail": image.get("detail", "auto")},
-                }
-            )
+            file = part["image_file"]
+            detail = file.get("detail", "auto")
+            blocks.append({"type": "image_file", "image_file": {"file_id": file["file_id"], "detail": detail}})
     return blocks
-
-
-def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> MessageRecord:
-    """`request` has passed the CreateMessageRequest schema."""
-    content = _content_blocks(request["content"])
-    attachments = request.get("attachments") or []
-    metadata = request.get("metadata") or {}
-    _check_stored_size([content, attachments, metadata], MAX_MESSAGE_BYTES, f"{param}content", "message")
-    return MessageRecord(
-        thread_key(project_id, thread_id),
-        new_id("message"),
-        thread_id=thread_id,
-        created_at=now,
-        role=request["role"],
-        content=content,
-        attachments=attachments,
-        metadata=metadata,
-        status="completed",
-        completed_at=now,
-    )
 
 
 def _check_stored_size(value: object, limit: int, param: str, kind: str) -> None:
@@ -114,9 +85,59 @@ def _check_stored_size(value: object, limit: int, param: str, kind: str) -> None
         )
 
 
-def _user_key(project_id: str, metadata: dict[str, str]) -> str | None:
-    user = metadata.get("user")
-    return store.user_key_for(project_id, user) if user else None
+def thread_tool_resources(requested: dict[str, Any] | None, param: str = "tool_resources") -> dict[str, Any]:
+    """The ThreadObject shape of requested tool resources: only the official fields, defaults filled.
+
+    The `vector_stores` helper creates vector stores, which Spindle does not serve: refused, not dropped.
+    """
+    resources: dict[str, Any] = {}
+    requested = requested or {}
+    if "code_interpreter" in requested:
+        resources["code_interpreter"] = {"file_ids": requested["code_interpreter"].get("file_ids") or []}
+    if "file_search" in requested:
+        file_search = requested["file_search"]
+        if "vector_stores" in file_search:
+            raise InvalidRequest(
+                f"Invalid '{param}.file_search.vector_stores': Spindle does not serve vector stores, so it cannot "
+                "create one; pass `vector_store_ids` instead.",
+                param=f"{param}.file_search.vector_stores",
+                code="unsupported_parameter",
+            )
+        resources["file_search"] = {"vector_store_ids": file_search.get("vector_store_ids") or []}
+    _check_stored_size(resources, MAX_THREAD_BYTES, param, "thread")
+    return resources
+
+
+def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> Message:
+    """`request` has passed the CreateMessageRequest schema."""
+    message = Message(
+        project_id=project_id,
+        thread_id=thread_id,
+        id=new_id("message"),
+        created_at=now,
+        role=request["role"],
+        content=_content_blocks(request["content"]),
+        attachments=request.get("attachments") or [],
+        metadata=request.get("metadata") or {},
+        completed_at=now,
+    )
+    stored = [message.content, message.attachments, message.metadata]
+    _check_stored_size(stored, MAX_MESSAGE_BYTES, f"{param}content", "message")
+    return message
+
+
+def _thread_id(thread_id: str) -> str:
+    """A malformed id can name nothing: answer 404 without a read."""
+    if not is_valid_id("thread", thread_id):
+        raise not_found("thread", thread_id)
+    return thread_id
+
+
+def _message_ids(thread_id: str, message_id: str) -> tuple[str, str]:
+    _thread_id(thread_id)
+    if not is_valid_id("message", message_id):
+        raise not_found("message", message_id)
+    return thread_id, message_id
 
 
 # --- threads ------------------------------------------------------------------------------------
@@ -133,34 +154,23 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
             code="array_above_max_length",
         )
     now = int(time.time())
-    thread_id = new_id("thread")
-    metadata = body.get("metadata") or {}
-    _check_stored_size([metadata, body.get("tool_resources")], MAX_THREAD_BYTES, "tool_resources", "thread")
-    thread = ThreadRecord(
-        project_id,
-        thread_id,
+    thread = Thread(
+        project_id=project_id,
+        id=new_id("thread"),
         created_at=now,
-        metadata=metadata,
-        tool_resources=body.get("tool_resources") or {},
-        user_key=_user_key(project_id, metadata),
+        metadata=body.get("metadata") or {},
+        tool_resources=thread_tool_resources(body.get("tool_resources")),
     )
     messages = [
-        _new_message(project_id, thread_id, request, f"messages[{index}].", now)
+        _new_message(project_id, thread.id, request, f"messages[{index}].", now)
         for index, request in enumerate(requested_messages)
     ]
     store.create_thread(thread, messages)
     return render_thread(thread)
 
 
-def _existing_thread_id(thread_id: str) -> str:
-    """A malformed id can name nothing: answer 404 without a read."""
-    if not is_valid_id("thread", thread_id):
-        raise not_found("thread", thread_id)
-    return thread_id
-
-
 def get_thread(project_id: str, thread_id: str) -> dict[str, Any]:
-    thread = store.get_thread(project_id, _existing_thread_id(thread_id))
+    thread = store.get_thread(project_id, _thread_id(thread_id))
     if thread is None:
         raise not_found("thread", thread_id)
     return render_thread(thread)
@@ -168,18 +178,11 @@ def get_thread(project_id: str, thread_id: str) -> dict[str, Any]:
 
 def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyThreadRequest", body)
-    metadata = tool_resources = None
-    if "metadata" in body:
-        metadata = body["metadata"] or {}
-    if "tool_resources" in body:
-        tool_resources = body["tool_resources"] or {}
-        _check_stored_size(tool_resources, MAX_THREAD_BYTES, "tool_resources", "thread")
     thread = store.update_thread(
         project_id,
-        _existing_thread_id(thread_id),
-        metadata=metadata,
-        user_key=_user_key(project_id, metadata or {}),
-        tool_resources=tool_resources,
+        _thread_id(thread_id),
+        metadata=(body["metadata"] or {}) if "metadata" in body else None,
+        tool_resources=thread_tool_resources(body["tool_resources"]) if "tool_resources" in body else None,
     )
     if thread is None:
         raise not_found("thread", thread_id)
@@ -187,7 +190,7 @@ def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict
 
 
 def delete_thread(project_id: str, thread_id: str) -> dict[str, Any]:
-    if not store.delete_thread(project_id, _existing_thread_id(thread_id)):
+    if not store.delete_thread(project_id, _thread_id(thread_id)):
         raise not_found("thread", thread_id)
     return _deleted(thread_id, "thread")
 
@@ -201,36 +204,27 @@ def list_threads(project_id: str, query: ListQuery, user: str | None) -> dict[st
 
 def create_message(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("CreateMessageRequest", body)
-    message = _new_message(project_id, _existing_thread_id(thread_id), body, "", int(time.time()))
-    if not store.add_message(project_id, thread_id, message):
+    message = _new_message(project_id, _thread_id(thread_id), body, "", int(time.time()))
+    if not store.add_message(message):
         raise not_found("thread", thread_id)
     return render_message(message)
 
 
-def _message(project_id: str, thread_id: str, message_id: str) -> MessageRecord:
-    if not is_valid_id("message", message_id):
-        _existing_thread_id(thread_id)
-        raise not_found("message", message_id)
-    thread, message = store.get_thread_and_message(project_id, _existing_thread_id(thread_id), message_id)
+def get_message(project_id: str, thread_id: str, message_id: str) -> dict[str, Any]:
+    thread, message = store.get_thread_and_message(project_id, *_message_ids(thread_id, message_id))
     if thread is None:
         raise not_found("thread", thread_id)
     if message is None:
         raise not_found("message", message_id)
-    return message
-
-
-def get_message(project_id: str, thread_id: str, message_id: str) -> dict[str, Any]:
-    return render_message(_message(project_id, thread_id, message_id))
+    return render_message(message)
 
 
 def modify_message(project_id: str, thread_id: str, message_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyMessageRequest", body)
     if "metadata" not in body:
         return get_message(project_id, thread_id, message_id)
-    _existing_thread_id(thread_id)
-    if not is_valid_id("message", message_id):
-        raise not_found("message", message_id)
-    thread_found, message = store.update_message_metadata(project_id, thread_id, message_id, body["metadata"] or {})
+    metadata = body["metadata"] or {}
+    thread_found, message = store.update_message_metadata(project_id, *_message_ids(thread_id, message_id), metadata)
     if not thread_found:
         raise not_found("thread", thread_id)
     if message is None:
@@ -239,10 +233,7 @@ def modify_message(project_id: str, thread_id: str, message_id: str, body: dict[
 
 
 def delete_message(project_id: str, thread_id: str, message_id: str) -> dict[str, Any]:
-    _existing_thread_id(thread_id)
-    if not is_valid_id("message", message_id):
-        raise not_found("message", message_id)
-    thread_found, deleted = store.delete_message(project_id, thread_id, message_id)
+    thread_found, deleted = store.delete_message(project_id, *_message_ids(thread_id, message_id))
     if not thread_found:
         raise not_found("thread", thread_id)
     if not deleted:
@@ -251,7 +242,7 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> dict[str
 
 
 def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None) -> dict[str, Any]:
-    if store.get_thread(project_id, _existing_thread_id(thread_id)) is None:
+    if store.get_thread(project_id, _thread_id(thread_id)) is None:
         raise not_found("thread", thread_id)
     if run_id is not None and not is_valid_id("run", run_id):
         raise InvalidRequest(

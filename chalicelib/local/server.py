@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException
+from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException, RouteMatcher
 
 from chalicelib.config import settings
 from chalicelib.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -29,6 +29,7 @@ DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 
 class SpindleRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
+    routes: dict[str, dict[str, Any]] = {}  # the app's route table, set by serve()
 
     def _send_api_error(self, error: ApiError, allow: str | None = None) -> None:
         body = json.dumps(error.body()).encode("utf-8")
@@ -44,6 +45,12 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             self.wfile.write(body)
 
     def _generic_handle(self) -> None:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            self.close_connection = True  # chalice local cannot read a chunked body
+            error = InvalidRequest("Send the request body with a Content-Length.", code="length_required")
+            error.status = HTTPStatus.LENGTH_REQUIRED
+            self._send_api_error(error)
+            return
         try:
             length = int(self.headers.get("content-length", "0"))
         except ValueError:
@@ -99,12 +106,12 @@ class SpindleRequestHandler(ChaliceRequestHandler):
 
     def _send_method_not_allowed(self) -> None:
         try:
-            route = self.local_gateway.event_converter._route_matcher.match_route(self.path).route
+            route = RouteMatcher(list(self.routes)).match_route(self.path).route
         except ValueError:
             path = self.path.split("?", 1)[0]
             self._send_api_error(NotFound(f"Invalid URL ({self.command} {path})", code="unknown_url"))
             return
-        allowed = ", ".join(self.local_gateway._app_object.routes[route])
+        allowed = ", ".join(self.routes[route])
         self._send_api_error(MethodNotAllowed(f"Invalid method for URL ({self.command} {self.path})."), allowed)
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _generic_handle
@@ -130,6 +137,7 @@ def serve(host: str, port: int) -> None:
     stop = threading.Event()
     threading.Thread(target=_purge_forever, args=(stop,), name="purge", daemon=True).start()
     config = Config(chalice_stage="local", config_from_disk={"app_name": "spindle"})
+    SpindleRequestHandler.routes = app.routes
     server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler)
     server.server.daemon_threads = True
     print(f"Spindle serving on http://{host}:{port}/v1", flush=True)

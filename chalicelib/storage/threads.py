@@ -1,22 +1,29 @@
-"""Threads and messages in DynamoDB. Every function is one round trip unless it says otherwise."""
+"""Threads and messages in DynamoDB. Each function is one round trip unless its docstring says more."""
 
 from __future__ import annotations
 
+import hashlib
+import random
 import time
+from collections.abc import Callable
 from functools import cache
+from typing import Any, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactGet, TransactWrite
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import settings
-from chalicelib.domain.pagination import ListQuery, Page
 from chalicelib.storage.models import MessageRecord, PurgeJobRecord, ThreadRecord, thread_key
 from chalicelib.storage.pages import read_page
+from chalicelib.storage.records import ListQuery, Message, Page, Thread
 
 PURGE_QUEUE = "threads"
 PURGE_BATCH = 500
 TRANSACTION_MAX_ITEMS = 100
+CONFLICT_RETRIES = 6
+
+T = TypeVar("T")
 
 
 @cache
@@ -24,28 +31,125 @@ def _connection() -> Connection:
     return Connection(region=settings.region, host=settings.dynamodb_endpoint)
 
 
-def _condition_failed(error: TransactWriteError, index: int) -> bool:
+def _reason(error: TransactWriteError, index: int) -> str | None:
     reasons = error.cancellation_reasons
-    return index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
+    reason = reasons[index] if index < len(reasons) else None
+    return reason.code if reason is not None else None
+
+
+def _transact(build: Callable[[TransactWrite], None]) -> None:
+    """Commit a transaction, retrying when another transaction held one of its items at that moment.
+
+    DynamoDB cancels concurrent transactions that touch the same item (two messages appended to one
+    thread at once both check the thread); the loser is safe to run again.
+    """
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with TransactWrite(connection=_connection()) as transaction:
+                build(transaction)
+            return
+        except TransactWriteError as error:
+            conflicted = "TransactionConflict" in {r.code for r in error.cancellation_reasons if r is not None}
+            if not conflicted or attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+
+
+# --- conversions --------------------------------------------------------------------------------
+
+
+def user_key_for(project_id: str, user: str) -> str:
+    """Key of the user-index. Hashed: bounded size whatever the user string, and no separator games."""
+    return f"{project_id}#{hashlib.sha256(user.encode('utf-8')).hexdigest()}"
+
+
+def _thread_record(thread: Thread) -> ThreadRecord:
+    user = thread.metadata.get("user")
+    return ThreadRecord(
+        thread.project_id,
+        thread.id,
+        created_at=thread.created_at,
+        metadata=thread.metadata,
+        tool_resources=thread.tool_resources,
+        user_key=user_key_for(thread.project_id, user) if user else None,
+    )
+
+
+def _thread(record: ThreadRecord) -> Thread:
+    return Thread(
+        project_id=record.project_id,
+        id=record.thread_id,
+        created_at=int(record.created_at),
+        metadata=record.metadata,
+        tool_resources=record.tool_resources,
+    )
+
+
+def _message_record(message: Message) -> MessageRecord:
+    key = thread_key(message.project_id, message.thread_id)
+    return MessageRecord(
+        key,
+        message.id,
+        thread_id=message.thread_id,
+        created_at=message.created_at,
+        role=message.role,
+        content=message.content,
+        attachments=message.attachments,
+        metadata=message.metadata,
+        status=message.status,
+        assistant_id=message.assistant_id,
+        run_id=message.run_id,
+        run_key=run_key_for(key, message.run_id) if message.run_id else None,
+        completed_at=message.completed_at,
+        incomplete_at=message.incomplete_at,
+        incomplete_details=message.incomplete_details,
+    )
+
+
+def _message(record: MessageRecord) -> Message:
+    return Message(
+        project_id=record.thread_key.split("#", 1)[0],
+        thread_id=record.thread_id,
+        id=record.message_id,
+        created_at=int(record.created_at),
+        role=record.role,
+        content=record.content,
+        attachments=record.attachments,
+        metadata=record.metadata,
+        status=record.status,
+        assistant_id=record.assistant_id,
+        run_id=record.run_id,
+        completed_at=None if record.completed_at is None else int(record.completed_at),
+        incomplete_at=None if record.incomplete_at is None else int(record.incomplete_at),
+        incomplete_details=record.incomplete_details,
+    )
+
+
+def _converted(page: Page, convert: Callable[[Any], T]) -> Page:
+    return Page(items=[convert(item) for item in page.items], has_more=page.has_more)
 
 
 # --- threads ------------------------------------------------------------------------------------
 
 
-def create_thread(thread: ThreadRecord, messages: list[MessageRecord]) -> None:
+def create_thread(thread: Thread, messages: list[Message]) -> None:
     """The thread and its first messages land together or not at all."""
+    record = _thread_record(thread)
     if not messages:
-        thread.save(condition=ThreadRecord.thread_id.does_not_exist())
+        record.save(condition=ThreadRecord.thread_id.does_not_exist())
         return
-    with TransactWrite(connection=_connection()) as transaction:
-        transaction.save(thread, condition=ThreadRecord.thread_id.does_not_exist())
+
+    def build(transaction: TransactWrite) -> None:
+        transaction.save(record, condition=ThreadRecord.thread_id.does_not_exist())
         for message in messages:
-            transaction.save(message, condition=MessageRecord.message_id.does_not_exist())
+            transaction.save(_message_record(message), condition=MessageRecord.message_id.does_not_exist())
+
+    _transact(build)
 
 
-def get_thread(project_id: str, thread_id: str) -> ThreadRecord | None:
+def get_thread(project_id: str, thread_id: str) -> Thread | None:
     try:
-        return ThreadRecord.get(project_id, thread_id, consistent_read=True)
+        return _thread(ThreadRecord.get(project_id, thread_id, consistent_read=True))
     except DoesNotExist:
         return None
 
@@ -55,38 +159,42 @@ def update_thread(
     thread_id: str,
     *,
     metadata: dict[str, str] | None = None,
-    user_key: str | None = None,
-    tool_resources: dict[str, object] | None = None,
-) -> ThreadRecord | None:
-    """Apply the given fields (None = leave as is) and return the new thread, or None if it is gone."""
+    tool_resources: dict[str, Any] | None = None,
+) -> Thread | None:
+    """Set the given fields (None: leave as is); the new thread, or None if there is no such thread."""
     actions = []
     if metadata is not None:
+        user = metadata.get("user")
         actions.append(ThreadRecord.metadata.set(metadata))
-        actions.append(ThreadRecord.user_key.set(user_key) if user_key else ThreadRecord.user_key.remove())
+        actions.append(
+            ThreadRecord.user_key.set(user_key_for(project_id, user)) if user else ThreadRecord.user_key.remove()
+        )
     if tool_resources is not None:
         actions.append(ThreadRecord.tool_resources.set(tool_resources))
     if not actions:
         return get_thread(project_id, thread_id)
-    thread = ThreadRecord(project_id, thread_id)
+    record = ThreadRecord(project_id, thread_id)
     try:
-        thread.update(actions=actions, condition=ThreadRecord.thread_id.exists())
+        record.update(actions=actions, condition=ThreadRecord.thread_id.exists())
     except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             return None
         raise
-    return thread
+    return _thread(record)
 
 
 def delete_thread(project_id: str, thread_id: str) -> bool:
-    """Remove the thread at once and queue its messages for purging (they are unreachable from now on)."""
+    """Remove the thread and queue its messages for purging: from now on they are unreachable."""
     key = thread_key(project_id, thread_id)
-    job = PurgeJobRecord(PURGE_QUEUE, key, created_at=int(time.time()))
+
+    def build(transaction: TransactWrite) -> None:
+        transaction.delete(ThreadRecord(project_id, thread_id), condition=ThreadRecord.thread_id.exists())
+        transaction.save(PurgeJobRecord(PURGE_QUEUE, key, created_at=int(time.time())))
+
     try:
-        with TransactWrite(connection=_connection()) as transaction:
-            transaction.delete(ThreadRecord(project_id, thread_id), condition=ThreadRecord.thread_id.exists())
-            transaction.save(job)
+        _transact(build)
     except TransactWriteError as error:
-        if _condition_failed(error, 0):
+        if _reason(error, 0) == "ConditionalCheckFailed":
             return False
         raise
     return True
@@ -94,90 +202,102 @@ def delete_thread(project_id: str, thread_id: str) -> bool:
 
 def list_threads(project_id: str, query: ListQuery, user: str | None = None) -> Page:
     if user is None:
-        return read_page(
+        page = read_page(
             lambda **kw: ThreadRecord.query(project_id, consistent_read=True, **kw), ThreadRecord.thread_id, query
         )
-    return read_page(
-        lambda **kw: ThreadRecord.by_user.query(user_key_for(project_id, user), **kw), ThreadRecord.thread_id, query
-    )
-
-
-def user_key_for(project_id: str, user: str) -> str:
-    return f"{project_id}#{user}"
+    else:
+        user_key = user_key_for(project_id, user)
+        page = read_page(lambda **kw: ThreadRecord.by_user.query(user_key, **kw), ThreadRecord.thread_id, query)
+    return _converted(page, _thread)
 
 
 # --- messages -----------------------------------------------------------------------------------
 
 
-def add_message(project_id: str, thread_id: str, message: MessageRecord) -> bool:
-    """Store the message if its thread exists (checked in the same transaction). False if it does not."""
+def add_message(message: Message) -> bool:
+    """Store the message if its thread exists (checked in the same transaction); False if it does not."""
+
+    def build(transaction: TransactWrite) -> None:
+        transaction.condition_check(
+            ThreadRecord, message.project_id, message.thread_id, condition=ThreadRecord.thread_id.exists()
+        )
+        transaction.save(_message_record(message), condition=MessageRecord.message_id.does_not_exist())
+
     try:
-        with TransactWrite(connection=_connection()) as transaction:
-            transaction.condition_check(ThreadRecord, project_id, thread_id, condition=ThreadRecord.thread_id.exists())
-            transaction.save(message, condition=MessageRecord.message_id.does_not_exist())
+        _transact(build)
     except TransactWriteError as error:
-        if _condition_failed(error, 0):
+        if _reason(error, 0) == "ConditionalCheckFailed":
             return False
         raise
     return True
 
 
-def get_thread_and_message(
-    project_id: str, thread_id: str, message_id: str
-) -> tuple[ThreadRecord | None, MessageRecord | None]:
-    """Both items in one round trip: a message of a deleted thread is not reachable."""
-    with TransactGet(connection=_connection()) as transaction:
-        thread_future = transaction.get(ThreadRecord, project_id, thread_id)
-        message_future = transaction.get(MessageRecord, thread_key(project_id, thread_id), message_id)
-    try:
-        thread = thread_future.get()
-    except DoesNotExist:
+def get_thread_and_message(project_id: str, thread_id: str, message_id: str) -> tuple[Thread | None, Message | None]:
+    """Both items in one consistent BatchGetItem: a message of a deleted thread is not reachable.
+
+    (TransactGetItems would do too, but it costs twice the reads and is cancelled while a write
+    transaction holds the thread.)
+    """
+    threads_table, messages_table = ThreadRecord.Meta.table_name, MessageRecord.Meta.table_name
+    request: dict[str, Any] = {
+        threads_table: {
+            "Keys": [{"project_id": {"S": project_id}, "thread_id": {"S": thread_id}}],
+            "ConsistentRead": True,
+        },
+        messages_table: {
+            "Keys": [{"thread_key": {"S": thread_key(project_id, thread_id)}, "message_id": {"S": message_id}}],
+            "ConsistentRead": True,
+        },
+    }
+    found: dict[str, list[dict[str, Any]]] = {threads_table: [], messages_table: []}
+    for attempt in range(CONFLICT_RETRIES):
+        response = _connection().client.batch_get_item(RequestItems=request)
+        for table, items in response.get("Responses", {}).items():
+            found[table].extend(items)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            break
+        time.sleep(random.uniform(0, 0.01 * 2**attempt))
+    if not found[threads_table]:
         return None, None
-    try:
-        return thread, message_future.get()
-    except DoesNotExist:
+    thread = _thread(ThreadRecord.from_raw_data(found[threads_table][0]))
+    if not found[messages_table]:
         return thread, None
+    return thread, _message(MessageRecord.from_raw_data(found[messages_table][0]))
 
 
 def update_message_metadata(
     project_id: str, thread_id: str, message_id: str, metadata: dict[str, str]
-) -> tuple[bool, MessageRecord | None]:
-    """(thread found, updated message). Two round trips: a checked transaction, then the read back."""
-    key = thread_key(project_id, thread_id)
-    message = MessageRecord(key, message_id)
+) -> tuple[bool, Message | None]:
+    """(thread found, updated message). Two round trips: the thread check, then one conditional update
+    that returns the message as written."""
+    if get_thread(project_id, thread_id) is None:
+        return False, None
+    record = MessageRecord(thread_key(project_id, thread_id), message_id)
     try:
-        with TransactWrite(connection=_connection()) as transaction:
-            transaction.condition_check(ThreadRecord, project_id, thread_id, condition=ThreadRecord.thread_id.exists())
-            transaction.update(
-                message,
-                actions=[MessageRecord.metadata.set(metadata)],
-                condition=MessageRecord.message_id.exists(),
-            )
-    except TransactWriteError as error:
-        if _condition_failed(error, 0):
-            return False, None
-        if _condition_failed(error, 1):
+        record.update(actions=[MessageRecord.metadata.set(metadata)], condition=MessageRecord.message_id.exists())
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
             return True, None
         raise
-    try:
-        return True, MessageRecord.get(key, message_id, consistent_read=True)
-    except DoesNotExist:
-        return True, None
+    return True, _message(record)
 
 
 def delete_message(project_id: str, thread_id: str, message_id: str) -> tuple[bool, bool]:
     """(thread found, message deleted)."""
+
+    def build(transaction: TransactWrite) -> None:
+        transaction.condition_check(ThreadRecord, project_id, thread_id, condition=ThreadRecord.thread_id.exists())
+        transaction.delete(
+            MessageRecord(thread_key(project_id, thread_id), message_id), condition=MessageRecord.message_id.exists()
+        )
+
     try:
-        with TransactWrite(connection=_connection()) as transaction:
-            transaction.condition_check(ThreadRecord, project_id, thread_id, condition=ThreadRecord.thread_id.exists())
-            transaction.delete(
-                MessageRecord(thread_key(project_id, thread_id), message_id),
-                condition=MessageRecord.message_id.exists(),
-            )
+        _transact(build)
     except TransactWriteError as error:
-        if _condition_failed(error, 0):
+        if _reason(error, 0) == "ConditionalCheckFailed":
             return False, False
-        if _condition_failed(error, 1):
+        if _reason(error, 1) == "ConditionalCheckFailed":
             return True, False
         raise
     return True, True
@@ -186,12 +306,13 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> tuple[bo
 def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None = None) -> Page:
     key = thread_key(project_id, thread_id)
     if run_id is None:
-        return read_page(
+        page = read_page(
             lambda **kw: MessageRecord.query(key, consistent_read=True, **kw), MessageRecord.message_id, query
         )
-    return read_page(
-        lambda **kw: MessageRecord.by_run.query(run_key_for(key, run_id), **kw), MessageRecord.message_id, query
-    )
+    else:
+        run_key = run_key_for(key, run_id)
+        page = read_page(lambda **kw: MessageRecord.by_run.query(run_key, **kw), MessageRecord.message_id, query)
+    return _converted(page, _message)
 
 
 def run_key_for(key_of_thread: str, run_id: str) -> str:
@@ -213,10 +334,7 @@ def purge_thread_messages(key_of_thread: str, deadline: float) -> bool:
     while time.monotonic() < deadline:
         keys = list(
             MessageRecord.query(
-                key_of_thread,
-                limit=PURGE_BATCH,
-                page_size=PURGE_BATCH,
-                attributes_to_get=["thread_key", "message_id"],
+                key_of_thread, limit=PURGE_BATCH, page_size=PURGE_BATCH, attributes_to_get=["thread_key", "message_id"]
             )
         )
         if not keys:

@@ -45,3 +45,10 @@ def test_a_revoked_key_stops_working(keys_server):
     with pytest.raises(openai.AuthenticationError):
         keys_server.client(key).beta.threads.create()
     assert cli(keys_server, "revoke", key).returncode == 1
+
+
+def test_project_ids_that_could_forge_keys_are_refused(keys_server):
+    for project in ("proj_acme#team", "acme", "proj_", "proj_" + "a" * 65):
+        result = cli(keys_server, "create", "--project", project)
+        assert result.returncode == 2, project
+        assert "project id" in result.stderr

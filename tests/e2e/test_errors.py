@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
+import boto3
 import openai
 import pytest
+
+from chalicelib.domain.auth import project_for
 
 
 def raw(server, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None):
@@ -32,10 +36,15 @@ def assert_openai_error(status: int, payload: bytes, expected_status: int, param
     return error
 
 
-def thread_count(server, token: str = "sk-errors") -> int:
-    status, _, payload = raw(server, "GET", "/v1/threads?limit=100", headers={"Authorization": f"Bearer {token}"})
-    assert status == 200
-    return len(json.loads(payload)["data"])
+def stored_items(server, token: str) -> int:
+    """Every item of the token's project in every table, read straight from the embedded DynamoDB."""
+    project = project_for(f"Bearer {token}")
+    dynamodb = boto3.client("dynamodb", endpoint_url=server.dynamodb_endpoint)
+    count = 0
+    for table in dynamodb.list_tables()["TableNames"]:
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            count += sum(project in json.dumps(item) for item in page["Items"])
+    return count
 
 
 @pytest.mark.parametrize(
@@ -66,20 +75,26 @@ def thread_count(server, token: str = "sk-errors") -> int:
     ],
 )
 def test_bad_thread_bodies_are_rejected_and_nothing_is_stored(server, body, param):
-    before = thread_count(server)
-    status, headers, payload = raw(server, "POST", "/v1/threads", body)
+    token = f"sk-bad-body-{time.time_ns()}"
+    status, headers, payload = raw(server, "POST", "/v1/threads", body, {"Authorization": f"Bearer {token}"})
     error = assert_openai_error(status, payload, 400, param)
     assert error["type"] == "invalid_request_error"
     assert headers["Content-Type"].startswith("application/json")
-    assert thread_count(server) == before
+    assert stored_items(server, token) == 0
 
 
-def test_a_bad_second_message_stores_neither_the_thread_nor_the_first(server):
-    before = thread_count(server)
-    body = {"messages": [{"role": "user", "content": "fine"}, {"role": "user", "content": [{"type": "text"}]}]}
-    status, _, payload = raw(server, "POST", "/v1/threads", json.dumps(body))
-    assert_openai_error(status, payload, 400, "messages[1].content[0].text")
-    assert thread_count(server) == before
+def test_a_bad_last_message_stores_neither_the_thread_nor_the_first_ones(server):
+    token = f"sk-partial-{time.time_ns()}"
+    good = {"role": "user", "content": "fine"}
+    body = {"messages": [good, good, {"role": "user", "content": [{"type": "text"}]}]}
+    status, _, payload = raw(server, "POST", "/v1/threads", json.dumps(body), {"Authorization": f"Bearer {token}"})
+    assert_openai_error(status, payload, 400, "messages[2].content[0].text")
+    assert stored_items(server, token) == 0
+    status, _, _ = raw(
+        server, "POST", "/v1/threads", json.dumps({"messages": [good]}), {"Authorization": f"Bearer {token}"}
+    )
+    assert status == 200
+    assert stored_items(server, token) == 2  # the check above can see what a request stores
 
 
 def test_an_oversized_message_is_refused_before_storage(server, client):
@@ -139,6 +154,8 @@ def test_a_wrong_content_type_is_415(server):
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("limit=ten", "limit"),
+        ("limit=%EF%BC%95", "limit"),
+        ("limit=5_0", "limit"),
         ("order=sideways", "order"),
         ("after=msg_nope", "after"),
         ("before=thread_00VbbVeNB011ZmOdWO4EZPo", "before"),
@@ -176,6 +193,19 @@ def test_validation_errors_surface_through_the_sdk(client):
     assert invalid.value.param == "messages[0].role"
     assert invalid.value.code == "invalid_value"
     assert invalid.value.type == "invalid_request_error"
+
+
+def test_a_chunked_body_is_411_not_a_desynchronised_connection(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest("POST", "/v1/threads")
+    connection.putheader("Authorization", "Bearer sk-errors")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    connection.send(b"2\r\n{}\r\n0\r\n\r\n")
+    response = connection.getresponse()
+    assert_openai_error(response.status, response.read(), 411)
+    connection.close()
 
 
 def test_unknown_query_parameters_are_ignored(server):

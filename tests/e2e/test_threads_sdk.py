@@ -44,6 +44,33 @@ def test_a_thread_with_messages_round_trips_through_the_sdk(client):
     assert first.incomplete_details is None and first.incomplete_at is None
 
 
+def test_tool_resources_come_back_in_the_thread_object_shape(client):
+    thread = client.beta.threads.create(
+        tool_resources={"code_interpreter": {}, "file_search": {"vector_store_ids": ["vs_1"]}},
+    )
+    assert thread.tool_resources.code_interpreter.file_ids == []
+    assert thread.tool_resources.file_search.vector_store_ids == ["vs_1"]
+    raw = client.beta.threads.with_raw_response.update(
+        thread.id, tool_resources={"code_interpreter": {"file_ids": ["file-1"], "bogus": {"x": 1}}}
+    )
+    assert raw.http_response.json()["tool_resources"] == {"code_interpreter": {"file_ids": ["file-1"]}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-1"]}]}})
+    assert refused.value.param == "tool_resources.file_search.vector_stores"
+
+
+def test_a_long_unicode_user_is_stored_and_filtered(server):
+    tenant = server.client(f"sk-unicode-{time.time_ns()}")
+    user = "\U0001f600" * 512
+    thread = tenant.beta.threads.create(metadata={"user": user})
+    listed = tenant.get("/threads", cast_to=object, options={"params": {"user": user}})
+    assert [t["id"] for t in listed["data"]] == [thread.id]
+    updated = tenant.beta.threads.update(thread.id, metadata={"user": user, "k": "v"})
+    assert updated.metadata == {"user": user, "k": "v"}
+    listed = tenant.get("/threads", cast_to=object, options={"params": {"user": user}})
+    assert [t["id"] for t in listed["data"]] == [thread.id]
+
+
 def test_modify_and_delete_a_thread(client):
     thread = client.beta.threads.create(metadata={"a": "1"})
     modified = client.beta.threads.update(thread.id, metadata={"b": "2"})
@@ -112,14 +139,14 @@ def test_auto_pagination_walks_every_message_in_both_orders(client):
     assert first_page.first_id == created[-1] and first_page.last_id == created[3]
 
 
-def test_before_returns_the_page_just_ahead_of_the_cursor(client):
+def test_before_and_after_filter_the_list_and_auto_pagination_walks_the_range(client):
     thread = client.beta.threads.create()
     ids = [client.beta.threads.messages.create(thread.id, role="user", content=str(n)).id for n in range(7)]
     page = client.beta.threads.messages.list(thread.id, order="asc", before=ids[5], limit=2)
-    assert [m.id for m in page.data] == ids[3:5]
+    assert [m.id for m in page.data] == ids[0:2]
     assert page.has_more is True
     page = client.beta.threads.messages.list(thread.id, order="desc", before=ids[2], limit=3)
-    assert [m.id for m in page.data] == [ids[5], ids[4], ids[3]]
+    assert [m.id for m in page.data] == [ids[6], ids[5], ids[4]]
     assert page.has_more is True
     page = client.beta.threads.messages.list(thread.id, order="desc", before=ids[4], limit=5)
     assert [m.id for m in page.data] == [ids[6], ids[5]]
@@ -127,6 +154,12 @@ def test_before_returns_the_page_just_ahead_of_the_cursor(client):
     between = client.beta.threads.messages.list(thread.id, order="asc", after=ids[1], before=ids[5])
     assert [m.id for m in between.data] == ids[2:5]
     assert between.has_more is False
+    crossed = client.beta.threads.messages.list(thread.id, order="asc", after=ids[4], before=ids[1])
+    assert crossed.data == [] and crossed.has_more is False
+    walked = [m.id for m in client.beta.threads.messages.list(thread.id, order="asc", before=ids[6], limit=2)]
+    assert walked == ids[0:6]
+    walked = [m.id for m in client.beta.threads.messages.list(thread.id, order="desc", before=ids[0], limit=4)]
+    assert walked == list(reversed(ids[1:]))
 
 
 def test_listing_threads_is_an_extension_with_a_user_filter(client, server):

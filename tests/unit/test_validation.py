@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.domain import validation
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.pagination import parse_list_query
 from chalicelib.domain.validation import parse_json_object, validate
@@ -28,10 +29,7 @@ def rejects(schema: str, body: dict) -> InvalidRequest:
 
 def test_the_official_request_schemas_are_enforced():
     validate("CreateMessageRequest", {"role": "user", "content": "hi", "metadata": None, "attachments": None})
-    validate(
-        "CreateThreadRequest",
-        {"tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}, "messages": []},
-    )
+    validate("CreateThreadRequest", {"tool_resources": {"file_search": {"vector_store_ids": ["vs_1"]}}, "messages": []})
     assert rejects("CreateMessageRequest", {"content": "x"}).param == "role"
     assert rejects("CreateMessageRequest", {"role": "user", "content": 5}).code == "invalid_type"
     assert rejects("CreateMessageRequest", {"role": "user", "content": "x", "zzz": 1}).param == "zzz"
@@ -49,11 +47,11 @@ def test_the_official_request_schemas_are_enforced():
     assert (error.param, error.code) == ("content[0].image_file.detail", "invalid_value")
     error = rejects("CreateThreadRequest", {"tool_resources": {"code_interpreter": {"file_ids": ["f"] * 21}}})
     assert error.code == "array_above_max_length"
-    error = rejects(
-        "CreateThreadRequest",
-        {"tool_resources": {"file_search": {"vector_store_ids": ["a"], "vector_stores": []}}},
-    )
-    assert error.param == "tool_resources.file_search"
+    one_of = {"type": "object", "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}
+    with pytest.raises(InvalidRequest) as both:
+        validation._check(one_of, {"a": 1, "b": 2}, "choice")
+    assert both.value.param == "choice"
+    validation._check(one_of, {"a": 1}, "choice")
     assert rejects("ModifyMessageRequest", {"metadata": []}).param == "metadata"
 
 
@@ -86,8 +84,8 @@ def test_a_non_string_discriminator_is_a_400_not_a_crash():
 
 
 def test_an_integral_float_is_an_integer_as_json_schema_says():
-    strategy = {"type": "static", "static": {"max_chunk_size_tokens": 800.0, "chunk_overlap_tokens": 400}}
-    body = {"tool_resources": {"file_search": {"vector_stores": [{"chunking_strategy": strategy}]}}}
-    validate("CreateThreadRequest", body)
-    strategy["static"]["max_chunk_size_tokens"] = 800.5
-    assert rejects("CreateThreadRequest", body).code == "invalid_type"
+    tokens = {"type": "object", "properties": {"max_tokens": {"type": "integer", "minimum": 256}}}
+    validation._check(tokens, {"max_tokens": 800.0}, "")
+    with pytest.raises(InvalidRequest) as fractional:
+        validation._check(tokens, {"max_tokens": 800.5}, "")
+    assert fractional.value.code == "invalid_type"
