@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.http import messages, threads
+from chalicelib.http import assistants, messages, runs, threads
 from chalicelib.http.middleware import openai_error_shape
 
 PURGE_MARGIN_SECONDS = 10
@@ -14,6 +16,8 @@ app = Chalice(app_name="spindle")
 app.register_middleware(openai_error_shape, "http")
 app.register_blueprint(threads.blueprint)
 app.register_blueprint(messages.blueprint)
+app.register_blueprint(assistants.blueprint)
+app.register_blueprint(runs.blueprint)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -22,3 +26,13 @@ def purge_deleted_threads(event: CloudWatchEvent) -> None:
     from chalicelib.domain.purge import purge_deleted_threads as purge
 
     purge(seconds=event.context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
+
+
+@app.lambda_function(name="advance_run")
+def advance_run_task(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """The Step Functions task: advance one run by one step; the state machine waits and repeats."""
+    from chalicelib.runs.engine import advance_run
+    from chalicelib.storage.runs import RunRef
+
+    outcome = advance_run(RunRef.parse(event["run"]))
+    return {"run": event["run"], "done": outcome.done, "wait_seconds": max(1, int(outcome.wait_seconds + 0.999))}

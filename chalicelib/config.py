@@ -14,12 +14,22 @@ class Settings:
     dynamodb_endpoint: str | None
     max_body_bytes: int
     key_cache_seconds: float
+    run_driver: str
+    state_machine_arn: str | None
+    llm_base_url: str | None
+    llm_api_key: str | None
+    llm_timeout_seconds: float
+    llm_max_retries: int
+    run_lease_seconds: float
+    poll_after_ms: int
 
 
 def _read() -> Settings:
     auth_mode = os.environ.get("SPINDLE_AUTH", "keys")
     if auth_mode not in ("keys", "open"):
         raise RuntimeError(f"SPINDLE_AUTH must be 'keys' or 'open', not {auth_mode!r}")
+    if os.environ.get("SPINDLE_RUN_DRIVER", "local") not in ("local", "stepfunctions"):
+        raise RuntimeError("SPINDLE_RUN_DRIVER must be 'local' or 'stepfunctions'")
     return Settings(
         auth_mode=auth_mode,
         table_prefix=os.environ.get("SPINDLE_TABLE_PREFIX", "spindle-"),
@@ -27,6 +37,14 @@ def _read() -> Settings:
         dynamodb_endpoint=os.environ.get("SPINDLE_DYNAMODB_ENDPOINT") or None,
         max_body_bytes=int(os.environ.get("SPINDLE_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
         key_cache_seconds=float(os.environ.get("SPINDLE_KEY_CACHE_SECONDS", "30")),
+        run_driver=os.environ.get("SPINDLE_RUN_DRIVER", "local"),
+        state_machine_arn=os.environ.get("SPINDLE_STATE_MACHINE_ARN") or None,
+        llm_base_url=os.environ.get("SPINDLE_LLM_BASE_URL") or None,
+        llm_api_key=os.environ.get("SPINDLE_LLM_API_KEY") or None,
+        llm_timeout_seconds=float(os.environ.get("SPINDLE_LLM_TIMEOUT_SECONDS", "60")),
+        llm_max_retries=int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")),
+        run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS", "90")),
+        poll_after_ms=int(os.environ.get("SPINDLE_POLL_AFTER_MS", "100")),
     )
 
 

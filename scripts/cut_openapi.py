@@ -27,6 +27,20 @@ SCHEMAS_OUT = ROOT / "chalicelib" / "domain" / "request_schemas.json"
 
 # (path, method) of the official operations Spindle serves.
 SERVED = [
+    ("/assistants", "get"),
+    ("/assistants", "post"),
+    ("/assistants/{assistant_id}", "get"),
+    ("/assistants/{assistant_id}", "post"),
+    ("/assistants/{assistant_id}", "delete"),
+    ("/threads/runs", "post"),
+    ("/threads/{thread_id}/runs", "get"),
+    ("/threads/{thread_id}/runs", "post"),
+    ("/threads/{thread_id}/runs/{run_id}", "get"),
+    ("/threads/{thread_id}/runs/{run_id}", "post"),
+    ("/threads/{thread_id}/runs/{run_id}/cancel", "post"),
+    ("/threads/{thread_id}/runs/{run_id}/steps", "get"),
+    ("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "get"),
+    ("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "post"),
     ("/threads", "post"),
     ("/threads/{thread_id}", "get"),
     ("/threads/{thread_id}", "post"),
@@ -46,7 +60,30 @@ ERROR_STATUSES = {
     "415": "The request body is not JSON.",
 }
 
+
+def _run_link(operation_id: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "parameters": {"thread_id": "$response.body#/thread_id", "run_id": "$response.body#/id"},
+    }
+
+
 LINKS = {
+    ("/assistants", "post"): {
+        "GetAssistant": {"operationId": "getAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
+        "ModifyAssistant": {"operationId": "modifyAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
+        "DeleteAssistant": {"operationId": "deleteAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
+    },
+    ("/threads/{thread_id}/runs", "post"): {
+        "GetRun": _run_link("getRun"),
+        "ModifyRun": _run_link("modifyRun"),
+        "CancelRun": _run_link("cancelRun"),
+        "ListRunSteps": _run_link("listRunSteps"),
+    },
+    ("/threads/runs", "post"): {
+        "GetRun": _run_link("getRun"),
+        "GetThread": {"operationId": "getThread", "parameters": {"thread_id": "$response.body#/thread_id"}},
+    },
     ("/threads", "post"): {
         "GetThread": {"operationId": "getThread", "parameters": {"thread_id": "$response.body#/id"}},
         "CreateMessage": {"operationId": "createMessage", "parameters": {"thread_id": "$response.body#/id"}},
@@ -74,9 +111,33 @@ LIST_PARAMETERS = ("limit", "order", "after", "before")
 DOCUMENTED_LIMIT = "The official description states this limit; Spindle's schema states it too."
 
 
+def _nullable_all_of(node: Any) -> Any:
+    """`allOf: [X, {nullable: true}]` is OpenAPI 3.0 spelling in a 3.1 file, and it means "X or null"
+    (the SDK sends null for None). Write it the 3.1 way so that validators agree."""
+    if isinstance(node, dict):
+        all_of = node.get("allOf")
+        if isinstance(all_of, list) and len(all_of) == 2 and all_of[1] == {"nullable": True}:
+            rest = {key: value for key, value in node.items() if key != "allOf"}
+            return {
+                **rest,
+                "anyOf": [_nullable_all_of(all_of[0]), {"type": "null"}],
+                "x-spindle-extension": "allOf + nullable written as anyOf null",
+            }
+        return {key: _nullable_all_of(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_nullable_all_of(value) for value in node]
+    return node
+
+
 def _documented_limits(schemas: dict[str, Any]) -> None:
     """Limits the official API enforces and documents in prose, written into the schema so that the
     server and schemathesis agree on what is valid. Each touched schema is marked."""
+    for name in list(schemas):
+        schemas[name] = _nullable_all_of(schemas[name])
+    for name in ("CreateRunRequest", "CreateThreadAndRunRequest", "SubmitToolOutputsRunRequest"):
+        stream = schemas[name]["properties"]["stream"]
+        stream["enum"] = [False, None]
+        stream["x-spindle-extension"] = "Streaming is not served yet: stream must be false or absent."
     metadata = schemas["Metadata"]["anyOf"][0]
     metadata["maxProperties"] = 16
     metadata["propertyNames"] = {"minLength": 1, "maxLength": 64}
@@ -213,6 +274,9 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
     _checked_list_parameters(paths["/threads/{thread_id}/messages"]["get"], "message")
     _checked_list_parameters(paths["/threads"]["get"], "thread")
+    _checked_list_parameters(paths["/assistants"]["get"], "assistant")
+    _checked_list_parameters(paths["/threads/{thread_id}/runs"]["get"], "run")
+    _checked_list_parameters(paths["/threads/{thread_id}/runs/{run_id}/steps"]["get"], "step")
 
     needed = _closure((_refs(paths) - {"ListThreadsResponse"}) | {"ErrorResponse", "ThreadObject"}, schemas)
     components = {name: copy.deepcopy(schemas[name]) for name in sorted(needed)}

@@ -75,7 +75,7 @@ def _content_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]
     return blocks
 
 
-def _check_stored_size(value: object, limit: int, param: str, kind: str) -> None:
+def check_stored_size(value: object, limit: int, param: str, kind: str) -> None:
     size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     if size > limit:
         raise InvalidRequest(
@@ -85,7 +85,9 @@ def _check_stored_size(value: object, limit: int, param: str, kind: str) -> None
         )
 
 
-def thread_tool_resources(requested: dict[str, Any] | None, param: str = "tool_resources") -> dict[str, Any]:
+def tool_resources_object(
+    requested: dict[str, Any] | None, param: str = "tool_resources", kind: str = "thread"
+) -> dict[str, Any]:
     """The ThreadObject shape of requested tool resources: only the official fields, defaults filled.
 
     The `vector_stores` helper creates vector stores, which Spindle does not serve: refused, not dropped.
@@ -104,11 +106,11 @@ def thread_tool_resources(requested: dict[str, Any] | None, param: str = "tool_r
                 code="unsupported_parameter",
             )
         resources["file_search"] = {"vector_store_ids": file_search.get("vector_store_ids") or []}
-    _check_stored_size(resources, MAX_THREAD_BYTES, param, "thread")
+    check_stored_size(resources, MAX_THREAD_BYTES, param, kind)
     return resources
 
 
-def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> Message:
+def new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> Message:
     """`request` has passed the CreateMessageRequest schema."""
     message = Message(
         project_id=project_id,
@@ -122,11 +124,11 @@ def _new_message(project_id: str, thread_id: str, request: dict[str, Any], param
         completed_at=now,
     )
     stored = [message.content, message.attachments, message.metadata]
-    _check_stored_size(stored, MAX_MESSAGE_BYTES, f"{param}content", "message")
+    check_stored_size(stored, MAX_MESSAGE_BYTES, f"{param}content", "message")
     return message
 
 
-def _thread_id(thread_id: str) -> str:
+def checked_thread_id(thread_id: str) -> str:
     """A malformed id can name nothing: answer 404 without a read."""
     if not is_valid_id("thread", thread_id):
         raise not_found("thread", thread_id)
@@ -134,7 +136,7 @@ def _thread_id(thread_id: str) -> str:
 
 
 def _message_ids(thread_id: str, message_id: str) -> tuple[str, str]:
-    _thread_id(thread_id)
+    checked_thread_id(thread_id)
     if not is_valid_id("message", message_id):
         raise not_found("message", message_id)
     return thread_id, message_id
@@ -159,10 +161,10 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         id=new_id("thread"),
         created_at=now,
         metadata=body.get("metadata") or {},
-        tool_resources=thread_tool_resources(body.get("tool_resources")),
+        tool_resources=tool_resources_object(body.get("tool_resources")),
     )
     messages = [
-        _new_message(project_id, thread.id, request, f"messages[{index}].", now)
+        new_message(project_id, thread.id, request, f"messages[{index}].", now)
         for index, request in enumerate(requested_messages)
     ]
     store.create_thread(thread, messages)
@@ -170,7 +172,7 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_thread(project_id: str, thread_id: str) -> dict[str, Any]:
-    thread = store.get_thread(project_id, _thread_id(thread_id))
+    thread = store.get_thread(project_id, checked_thread_id(thread_id))
     if thread is None:
         raise not_found("thread", thread_id)
     return render_thread(thread)
@@ -180,9 +182,9 @@ def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict
     validate("ModifyThreadRequest", body)
     thread = store.update_thread(
         project_id,
-        _thread_id(thread_id),
+        checked_thread_id(thread_id),
         metadata=(body["metadata"] or {}) if "metadata" in body else None,
-        tool_resources=thread_tool_resources(body["tool_resources"]) if "tool_resources" in body else None,
+        tool_resources=tool_resources_object(body["tool_resources"]) if "tool_resources" in body else None,
     )
     if thread is None:
         raise not_found("thread", thread_id)
@@ -190,7 +192,7 @@ def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict
 
 
 def delete_thread(project_id: str, thread_id: str) -> dict[str, Any]:
-    if not store.delete_thread(project_id, _thread_id(thread_id)):
+    if not store.delete_thread(project_id, checked_thread_id(thread_id)):
         raise not_found("thread", thread_id)
     return _deleted(thread_id, "thread")
 
@@ -204,9 +206,15 @@ def list_threads(project_id: str, query: ListQuery, user: str | None) -> dict[st
 
 def create_message(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("CreateMessageRequest", body)
-    message = _new_message(project_id, _thread_id(thread_id), body, "", int(time.time()))
+    message = new_message(project_id, checked_thread_id(thread_id), body, "", int(time.time()))
     if not store.add_message(message):
-        raise not_found("thread", thread_id)
+        thread = store.get_thread(project_id, thread_id)
+        if thread is None:
+            raise not_found("thread", thread_id)
+        raise InvalidRequest(
+            f"Can't add messages to {thread_id} while a run {thread.active_run_id} is active.",
+            code="thread_locked",
+        )
     return render_message(message)
 
 
@@ -242,7 +250,7 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> dict[str
 
 
 def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None) -> dict[str, Any]:
-    if store.get_thread(project_id, _thread_id(thread_id)) is None:
+    if store.get_thread(project_id, checked_thread_id(thread_id)) is None:
         raise not_found("thread", thread_id)
     if run_id is not None and not is_valid_id("run", run_id):
         raise InvalidRequest(

@@ -24,6 +24,14 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A view's answer when it carries headers besides the JSON body."""
+
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Call:
     """What a view gets: the caller's project and the parsed request."""
 
@@ -68,7 +76,7 @@ def server_error_response(request_id: str) -> Response:
 
 
 def api_route(blueprint: Blueprint, path: str, method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `view(call, **path_params) -> dict` so that it only ever answers JSON."""
+    """Register `view(call, **path_params) -> dict | Reply` so that it only ever answers JSON."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -77,7 +85,12 @@ def api_route(blueprint: Blueprint, path: str, method: str) -> Callable[[Callabl
             request_id = request_id_of(request)
             try:
                 call = Call(project_for(request.headers.get("authorization")), request)
-                return json_response(view(call, **path_params), 200, request_id)
+                result = view(call, **path_params)
+                if isinstance(result, Reply):
+                    response = json_response(result.body, 200, request_id)
+                    response.headers.update(result.headers)
+                    return response
+                return json_response(result, 200, request_id)
             except ApiError as error:
                 return error_response(error, request_id)
             except Exception:

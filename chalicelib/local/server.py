@@ -133,9 +133,12 @@ def serve(host: str, port: int) -> None:
     create_tables()
     sys.path.insert(0, os.getcwd())
     from app import app
+    from chalicelib.local.poller import RunPoller
 
     stop = threading.Event()
     threading.Thread(target=_purge_forever, args=(stop,), name="purge", daemon=True).start()
+    poller = RunPoller()
+    threading.Thread(target=poller.run_forever, name="run-poller", daemon=True).start()
     config = Config(chalice_stage="local", config_from_disk={"app_name": "spindle"})
     SpindleRequestHandler.routes = app.routes
     server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler)
@@ -145,6 +148,7 @@ def serve(host: str, port: int) -> None:
         server.serve_forever()
     finally:
         stop.set()
+        poller.stop()
 
 
 def main(argv: list[str] | None = None) -> Any:

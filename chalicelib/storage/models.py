@@ -58,6 +58,8 @@ class ThreadRecord(Model):
     metadata = CompactJSONAttribute()
     tool_resources = CompactJSONAttribute()
     user_key = UnicodeAttribute(null=True)
+    # The run that holds the thread (queued, in progress, requires action or cancelling), if any.
+    active_run_id = UnicodeAttribute(null=True)
 
     by_user = ThreadsByUser()
 
@@ -92,6 +94,47 @@ class MessageRecord(Model):
     by_run = MessagesByRun()
 
 
+class AssistantRecord(Model):
+    Meta = _meta("assistants")
+
+    project_id = UnicodeAttribute(hash_key=True)
+    assistant_id = UnicodeAttribute(range_key=True)
+    assistant = CompactJSONAttribute()  # the AssistantObject as served
+
+
+class RunRecord(Model):
+    """A run. `status` and `metadata` live beside the rest of the RunObject so that the engine, a
+    cancel and a metadata update never overwrite each other's writes."""
+
+    Meta = _meta("runs")
+
+    thread_key = UnicodeAttribute(hash_key=True)
+    run_id = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()
+    metadata = CompactJSONAttribute()
+    run = CompactJSONAttribute()  # the RunObject, less status and metadata
+    lease_token = UnicodeAttribute(null=True)
+    lease_expires = NumberAttribute(null=True)
+
+
+class RunStepRecord(Model):
+    Meta = _meta("run-steps")
+
+    run_key = UnicodeAttribute(hash_key=True)  # project#thread#run
+    step_id = UnicodeAttribute(range_key=True)
+    step = CompactJSONAttribute()  # the RunStepObject as served
+
+
+class RunQueueRecord(Model):
+    """Local mode's run driver: runs waiting to be advanced and when. (On AWS, Step Functions.)"""
+
+    Meta = _meta("run-queue")
+
+    queue = UnicodeAttribute(hash_key=True)
+    run_ref = UnicodeAttribute(range_key=True)
+    due_at = NumberAttribute()
+
+
 class PurgeJobRecord(Model):
     """A deleted thread whose messages are still being removed. One partition: the queue is tiny."""
 
@@ -113,7 +156,20 @@ class ApiKeyRecord(Model):
     created_at = NumberAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (ThreadRecord, MessageRecord, PurgeJobRecord, ApiKeyRecord)
+ALL_MODELS: tuple[type[Model], ...] = (
+    ThreadRecord,
+    MessageRecord,
+    AssistantRecord,
+    RunRecord,
+    RunStepRecord,
+    RunQueueRecord,
+    PurgeJobRecord,
+    ApiKeyRecord,
+)
+
+
+# Tables only local mode uses; infra/ does not deploy them.
+LOCAL_ONLY_MODELS: tuple[type[Model], ...] = (RunQueueRecord,)
 
 
 def create_tables() -> None:

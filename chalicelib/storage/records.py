@@ -32,6 +32,7 @@ class Thread:
     created_at: int
     metadata: dict[str, str] = field(default_factory=dict)
     tool_resources: dict[str, Any] = field(default_factory=dict)
+    active_run_id: str | None = None
 
 
 @dataclass

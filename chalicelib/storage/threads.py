@@ -31,13 +31,13 @@ def _connection() -> Connection:
     return Connection(region=settings.region, host=settings.dynamodb_endpoint)
 
 
-def _reason(error: TransactWriteError, index: int) -> str | None:
+def cancel_reason(error: TransactWriteError, index: int) -> str | None:
     reasons = error.cancellation_reasons
     reason = reasons[index] if index < len(reasons) else None
     return reason.code if reason is not None else None
 
 
-def _transact(build: Callable[[TransactWrite], None]) -> None:
+def transact(build: Callable[[TransactWrite], None]) -> None:
     """Commit a transaction, retrying when another transaction held one of its items at that moment.
 
     DynamoDB cancels concurrent transactions that touch the same item (two messages appended to one
@@ -63,7 +63,7 @@ def user_key_for(project_id: str, user: str) -> str:
     return f"{project_id}#{hashlib.sha256(user.encode('utf-8')).hexdigest()}"
 
 
-def _thread_record(thread: Thread) -> ThreadRecord:
+def thread_record(thread: Thread) -> ThreadRecord:
     user = thread.metadata.get("user")
     return ThreadRecord(
         thread.project_id,
@@ -72,6 +72,7 @@ def _thread_record(thread: Thread) -> ThreadRecord:
         metadata=thread.metadata,
         tool_resources=thread.tool_resources,
         user_key=user_key_for(thread.project_id, user) if user else None,
+        active_run_id=thread.active_run_id,
     )
 
 
@@ -82,10 +83,11 @@ def _thread(record: ThreadRecord) -> Thread:
         created_at=int(record.created_at),
         metadata=record.metadata,
         tool_resources=record.tool_resources,
+        active_run_id=record.active_run_id,
     )
 
 
-def _message_record(message: Message) -> MessageRecord:
+def message_record(message: Message) -> MessageRecord:
     key = thread_key(message.project_id, message.thread_id)
     return MessageRecord(
         key,
@@ -134,7 +136,7 @@ def _converted(page: Page, convert: Callable[[Any], T]) -> Page:
 
 def create_thread(thread: Thread, messages: list[Message]) -> None:
     """The thread and its first messages land together or not at all."""
-    record = _thread_record(thread)
+    record = thread_record(thread)
     if not messages:
         record.save(condition=ThreadRecord.thread_id.does_not_exist())
         return
@@ -142,9 +144,9 @@ def create_thread(thread: Thread, messages: list[Message]) -> None:
     def build(transaction: TransactWrite) -> None:
         transaction.save(record, condition=ThreadRecord.thread_id.does_not_exist())
         for message in messages:
-            transaction.save(_message_record(message), condition=MessageRecord.message_id.does_not_exist())
+            transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
 
-    _transact(build)
+    transact(build)
 
 
 def get_thread(project_id: str, thread_id: str) -> Thread | None:
@@ -192,9 +194,9 @@ def delete_thread(project_id: str, thread_id: str) -> bool:
         transaction.save(PurgeJobRecord(PURGE_QUEUE, key, created_at=int(time.time())))
 
     try:
-        _transact(build)
+        transact(build)
     except TransactWriteError as error:
-        if _reason(error, 0) == "ConditionalCheckFailed":
+        if cancel_reason(error, 0) == "ConditionalCheckFailed":
             return False
         raise
     return True
@@ -215,18 +217,21 @@ def list_threads(project_id: str, query: ListQuery, user: str | None = None) -> 
 
 
 def add_message(message: Message) -> bool:
-    """Store the message if its thread exists (checked in the same transaction); False if it does not."""
+    """Store the message if its thread exists and no run holds it (checked in the same transaction)."""
 
     def build(transaction: TransactWrite) -> None:
         transaction.condition_check(
-            ThreadRecord, message.project_id, message.thread_id, condition=ThreadRecord.thread_id.exists()
+            ThreadRecord,
+            message.project_id,
+            message.thread_id,
+            condition=ThreadRecord.thread_id.exists() & ThreadRecord.active_run_id.does_not_exist(),
         )
-        transaction.save(_message_record(message), condition=MessageRecord.message_id.does_not_exist())
+        transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
 
     try:
-        _transact(build)
+        transact(build)
     except TransactWriteError as error:
-        if _reason(error, 0) == "ConditionalCheckFailed":
+        if cancel_reason(error, 0) == "ConditionalCheckFailed":
             return False
         raise
     return True
@@ -293,11 +298,11 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> tuple[bo
         )
 
     try:
-        _transact(build)
+        transact(build)
     except TransactWriteError as error:
-        if _reason(error, 0) == "ConditionalCheckFailed":
+        if cancel_reason(error, 0) == "ConditionalCheckFailed":
             return False, False
-        if _reason(error, 1) == "ConditionalCheckFailed":
+        if cancel_reason(error, 1) == "ConditionalCheckFailed":
             return True, False
         raise
     return True, True

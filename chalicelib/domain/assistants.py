@@ -1,0 +1,86 @@
+"""Assistants: create, retrieve, modify, delete, list — the AssistantObject of the official API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.domain.errors import not_found
+from chalicelib.domain.ids import is_valid_id, new_id
+from chalicelib.domain.pagination import ListQuery, render_list
+from chalicelib.domain.threads import check_stored_size, tool_resources_object
+from chalicelib.domain.validation import validate
+from chalicelib.storage import assistants as store
+
+# One DynamoDB item holds an assistant; 256,000 characters of instructions fit when they are ASCII.
+MAX_ASSISTANT_BYTES = 380 * 1024
+
+_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "description": None,
+    "instructions": None,
+    "tools": [],
+    "metadata": {},
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "response_format": "auto",
+}
+
+
+def _apply(assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Fields the request sets replace the assistant's; null resets a field to its default."""
+    for name, value in body.items():
+        if name == "tool_resources":
+            assistant[name] = tool_resources_object(value, kind="assistant")
+        elif name == "reasoning_effort":
+            continue  # accepted for compatibility; chat providers receive it only through `model` choice
+        else:
+            assistant[name] = _DEFAULTS.get(name) if value is None else value
+    check_stored_size(assistant, MAX_ASSISTANT_BYTES, "instructions", "assistant")
+    return assistant
+
+
+def _checked_id(assistant_id: str) -> str:
+    if not is_valid_id("assistant", assistant_id):
+        raise not_found("assistant", assistant_id)
+    return assistant_id
+
+
+def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("CreateAssistantRequest", body)
+    assistant = {
+        "id": new_id("assistant"),
+        "object": "assistant",
+        "created_at": int(time.time()),
+        **_DEFAULTS,
+        "model": body["model"],
+        "tool_resources": {},
+    }
+    assistant = _apply(assistant, body)
+    store.create(project_id, assistant)
+    return assistant
+
+
+def get_assistant(project_id: str, assistant_id: str) -> dict[str, Any]:
+    assistant = store.get(project_id, _checked_id(assistant_id))
+    if assistant is None:
+        raise not_found("assistant", assistant_id)
+    return assistant
+
+
+def modify_assistant(project_id: str, assistant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("ModifyAssistantRequest", body)
+    assistant = _apply(get_assistant(project_id, assistant_id), {k: v for k, v in body.items() if k != "model" or v})
+    if not store.replace(project_id, assistant):
+        raise not_found("assistant", assistant_id)
+    return assistant
+
+
+def delete_assistant(project_id: str, assistant_id: str) -> dict[str, Any]:
+    if not store.delete(project_id, _checked_id(assistant_id)):
+        raise not_found("assistant", assistant_id)
+    return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
+
+
+def list_assistants(project_id: str, query: ListQuery) -> dict[str, Any]:
+    return render_list(store.list_page(project_id, query), lambda assistant: assistant)

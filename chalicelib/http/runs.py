@@ -1,0 +1,70 @@
+"""Runs and run steps: /v1/threads/runs and /v1/threads/{thread_id}/runs/…"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.config import settings
+from chalicelib.domain import runs
+from chalicelib.domain.pagination import parse_list_query
+from chalicelib.http.routing import Call, Reply, api_route
+from chalicelib.storage.runs import StoredRun
+
+blueprint = Blueprint(__name__)
+
+RUNS = "/v1/threads/{thread_id}/runs"
+RUN = RUNS + "/{run_id}"
+STEPS = RUN + "/steps"
+
+
+def _run_reply(stored: StoredRun) -> Reply:
+    """The run, and while it is live a hint for the SDK's poll helpers (which otherwise sleep 1 s)."""
+    headers = {} if runs.is_terminal(stored) else {"openai-poll-after-ms": str(settings.poll_after_ms)}
+    return Reply(runs.render_run(stored), headers)
+
+
+@api_route(blueprint, "/v1/threads/runs", "POST")
+def create_thread_and_run(call: Call) -> Reply:
+    return _run_reply(runs.create_thread_and_run(call.project_id, call.json()))
+
+
+@api_route(blueprint, RUNS, "POST")
+def create_run(call: Call, thread_id: str) -> Reply:
+    return _run_reply(runs.create_run(call.project_id, thread_id, call.json()))
+
+
+@api_route(blueprint, RUNS, "GET")
+def list_runs(call: Call, thread_id: str) -> dict[str, Any]:
+    return runs.list_runs(call.project_id, thread_id, parse_list_query(call.query(), "run"))
+
+
+@api_route(blueprint, RUN, "GET")
+def get_run(call: Call, thread_id: str, run_id: str) -> Reply:
+    return _run_reply(runs.get_run(call.project_id, thread_id, run_id))
+
+
+@api_route(blueprint, RUN, "POST")
+def modify_run(call: Call, thread_id: str, run_id: str) -> Reply:
+    return _run_reply(runs.modify_run(call.project_id, thread_id, run_id, call.json()))
+
+
+@api_route(blueprint, RUN + "/cancel", "POST")
+def cancel_run(call: Call, thread_id: str, run_id: str) -> Reply:
+    return _run_reply(runs.cancel_run(call.project_id, thread_id, run_id))
+
+
+@api_route(blueprint, RUN + "/submit_tool_outputs", "POST")
+def submit_tool_outputs(call: Call, thread_id: str, run_id: str) -> Reply:
+    return _run_reply(runs.submit_tool_outputs(call.project_id, thread_id, run_id, call.json()))
+
+
+@api_route(blueprint, STEPS, "GET")
+def list_run_steps(call: Call, thread_id: str, run_id: str) -> dict[str, Any]:
+    return runs.list_steps(call.project_id, thread_id, run_id, parse_list_query(call.query(), "step"))
+
+
+@api_route(blueprint, STEPS + "/{step_id}", "GET")
+def get_run_step(call: Call, thread_id: str, run_id: str, step_id: str) -> dict[str, Any]:
+    return runs.get_step(call.project_id, thread_id, run_id, step_id)

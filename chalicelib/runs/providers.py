@@ -1,0 +1,146 @@
+"""Model providers behind one small interface: a chat request in, text or tool calls and usage out.
+
+`OpenAICompatibleProvider` speaks chat completions through the `openai` SDK (OpenAI, vLLM, Ollama and
+any compatible server); it is imported lazily so that the CRUD path never pays for it. With no
+provider configured, `OfflineProvider` answers deterministically, so local mode works with no key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.config import settings
+
+
+@dataclass
+class ToolCall:
+    id: str | None
+    name: str
+    arguments: str
+
+
+@dataclass
+class ChatResult:
+    text: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ProviderError(Exception):
+    """The model could not answer. `code` is the RunObject's last_error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Provider(Protocol):
+    def complete(self, request: dict[str, Any]) -> ChatResult: ...
+
+
+class OpenAICompatibleProvider:
+    def __init__(self, base_url: str, api_key: str | None, timeout: float, max_retries: int) -> None:
+        import openai  # only runs import the SDK: it costs ~0.5 s of cold start
+
+        self._openai = openai
+        # The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter,
+        # honouring Retry-After: exactly the policy the provider calls need.
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=max_retries
+        )
+
+    def complete(self, request: dict[str, Any]) -> ChatResult:
+        openai = self._openai
+        try:
+            completion = self._client.chat.completions.create(**request)
+            choice = completion.choices[0]
+            message = choice.message
+            usage = completion.usage
+            return ChatResult(
+                text=message.content,
+                tool_calls=[
+                    ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments or "")
+                    for call in message.tool_calls or []
+                    if getattr(call, "function", None) is not None
+                ],
+                finish_reason=choice.finish_reason or "stop",
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            )
+        except openai.RateLimitError as error:
+            raise ProviderError(
+                "rate_limit_exceeded", f"The model provider is rate limiting: {error.message}"
+            ) from error
+        except openai.APITimeoutError as error:
+            raise ProviderError("server_error", "The model provider did not answer in time.") from error
+        except openai.APIStatusError as error:
+            raise ProviderError("server_error", f"The model provider failed: {error.message}") from error
+        except openai.APIError as error:
+            raise ProviderError("server_error", f"The model provider failed: {error.message}") from error
+        except (AttributeError, IndexError, TypeError, ValueError) as error:
+            raise ProviderError("server_error", "The model provider sent a malformed response.") from error
+
+
+class OfflineProvider:
+    """A tiny deterministic model for local mode without a provider.
+
+    It calls a function when `tool_choice` requires one (arguments `{}`), reports tool outputs once
+    they arrive, and otherwise answers `You said: <the last user text>`. Tokens are counted as words.
+    """
+
+    def complete(self, request: dict[str, Any]) -> ChatResult:
+        messages = request["messages"]
+        prompt_tokens = sum(len(str(message.get("content") or "").split()) for message in messages)
+        last = messages[-1] if messages else {}
+        forced = self._forced_function(request)
+        if forced and last.get("role") != "tool":
+            return ChatResult(
+                text=None,
+                tool_calls=[ToolCall(None, forced, "{}")],
+                finish_reason="tool_calls",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=1,
+            )
+        if last.get("role") == "tool":
+            outputs = [m["content"] for m in messages if m.get("role") == "tool"]
+            text = "Tool results: " + json.dumps(outputs)
+        else:
+            text = f"You said: {self._text_of(last)}"
+        return ChatResult(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
+
+    @staticmethod
+    def _forced_function(request: dict[str, Any]) -> str | None:
+        tools = [tool["function"]["name"] for tool in request.get("tools", [])]
+        choice = request.get("tool_choice")
+        if isinstance(choice, dict):
+            return choice["function"]["name"]
+        if choice == "required" and tools:
+            return tools[0]
+        return None
+
+    @staticmethod
+    def _text_of(message: dict[str, Any]) -> str:
+        content = message.get("content") or ""
+        if isinstance(content, str):
+            return content
+        return " ".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+_provider: Provider | None = None
+
+
+def provider() -> Provider:
+    global _provider
+    if _provider is None:
+        if settings.llm_base_url:
+            _provider = OpenAICompatibleProvider(
+                settings.llm_base_url, settings.llm_api_key, settings.llm_timeout_seconds, settings.llm_max_retries
+            )
+        else:
+            _provider = OfflineProvider()
+    return _provider

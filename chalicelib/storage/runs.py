@@ -1,0 +1,267 @@
+"""Runs, run steps and (in local mode) the run queue.
+
+Every change to a run is one conditional transaction (`RunChange`): the run's status must be one the
+transition allows (and, for the engine, the lease must be its own), so a retried or duplicated step
+never applies twice. The messages and steps a transition produces are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.storage.models import (
+    MessageRecord,
+    RunQueueRecord,
+    RunRecord,
+    RunStepRecord,
+    ThreadRecord,
+    thread_key,
+)
+from chalicelib.storage.pages import read_page
+from chalicelib.storage.records import ListQuery, Message, Page, Thread
+from chalicelib.storage.threads import cancel_reason, message_record, thread_record, transact
+
+RUN_QUEUE = "runs"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    project_id: str
+    thread_id: str
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.project_id}#{self.thread_id}#{self.run_id}"
+
+    @classmethod
+    def parse(cls, key: str) -> RunRef:
+        project_id, thread_id, run_id = key.split("#")
+        return cls(project_id, thread_id, run_id)
+
+
+@dataclass
+class StoredRun:
+    ref: RunRef
+    status: str
+    metadata: dict[str, str]
+    run: dict[str, Any]
+    lease_token: str | None = None
+    lease_expires: float | None = None
+
+
+@dataclass
+class RunChange:
+    """One guarded transition of a run, and what it writes alongside."""
+
+    ref: RunRef
+    from_statuses: tuple[str, ...]
+    to_status: str
+    run: dict[str, Any]
+    lease_token: str | None = None  # required current lease holder
+    claim_before: float | None = None  # or: a lease that is absent or expired before this time
+    new_lease: tuple[str, float] | None = None
+    messages: list[Message] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    release_thread: bool = False  # the run stops being the thread's active run
+    keep_lease: bool = False  # leave the engine's lease as it is (cancel)
+    enqueue_at: float | None = None  # local driver: when the run queue should advance the run next
+
+
+def _stored(record: RunRecord) -> StoredRun:
+    project_id, thread_id = record.thread_key.split("#", 1)
+    return StoredRun(
+        ref=RunRef(project_id, thread_id, record.run_id),
+        status=record.status,
+        metadata=record.metadata,
+        run=record.run,
+        lease_token=record.lease_token,
+        lease_expires=record.lease_expires,
+    )
+
+
+def _step_record(ref: RunRef, step: dict[str, Any]) -> RunStepRecord:
+    return RunStepRecord(ref.key, step["id"], step=step)
+
+
+def create_run(
+    ref: RunRef, status: str, metadata: dict[str, str], run: dict[str, Any], messages: list[Message], enqueue: bool
+) -> bool:
+    """Store a new run as the thread's active run, with the messages it adds. False if the thread is
+    missing or already holds an active run."""
+
+    def build(transaction: TransactWrite) -> None:
+        transaction.update(
+            ThreadRecord(ref.project_id, ref.thread_id),
+            actions=[ThreadRecord.active_run_id.set(ref.run_id)],
+            condition=ThreadRecord.thread_id.exists() & ThreadRecord.active_run_id.does_not_exist(),
+        )
+        transaction.save(
+            RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id, status=status, metadata=metadata, run=run),
+            condition=RunRecord.run_id.does_not_exist(),
+        )
+        for message in messages:
+            transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
+        if enqueue:
+            transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=time.time()))
+
+    try:
+        transact(build)
+    except TransactWriteError as error:
+        if cancel_reason(error, 0) == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def create_thread_and_run(
+    thread: Thread,
+    ref: RunRef,
+    status: str,
+    metadata: dict[str, str],
+    run: dict[str, Any],
+    messages: list[Message],
+    enqueue: bool,
+) -> None:
+    """A new thread, its messages and its first run, together or not at all."""
+
+    def build(transaction: TransactWrite) -> None:
+        transaction.save(thread_record(thread), condition=ThreadRecord.thread_id.does_not_exist())
+        transaction.save(
+            RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id, status=status, metadata=metadata, run=run),
+            condition=RunRecord.run_id.does_not_exist(),
+        )
+        for message in messages:
+            transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
+        if enqueue:
+            transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=time.time()))
+
+    transact(build)
+
+
+def get_run(ref: RunRef) -> StoredRun | None:
+    try:
+        return _stored(RunRecord.get(thread_key(ref.project_id, ref.thread_id), ref.run_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def list_runs(project_id: str, thread_id: str, query: ListQuery) -> Page:
+    key = thread_key(project_id, thread_id)
+    page = read_page(lambda **kw: RunRecord.query(key, consistent_read=True, **kw), RunRecord.run_id, query)
+    return Page(items=[_stored(record) for record in page.items], has_more=page.has_more)
+
+
+def update_metadata(ref: RunRef, metadata: dict[str, str]) -> StoredRun | None:
+    record = RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id)
+    try:
+        record.update(actions=[RunRecord.metadata.set(metadata)], condition=RunRecord.run_id.exists())
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return None
+        raise
+    return _stored(record)
+
+
+def apply(change: RunChange) -> bool:
+    """Commit the transition if the run is still in an allowed state (and the lease matches)."""
+    ref = change.ref
+    condition = RunRecord.status.is_in(*change.from_statuses)
+    if change.lease_token is not None:
+        condition &= RunRecord.lease_token == change.lease_token
+    if change.claim_before is not None:
+        condition &= RunRecord.lease_expires.does_not_exist() | (RunRecord.lease_expires < change.claim_before)
+    actions = [RunRecord.status.set(change.to_status), RunRecord.run.set(change.run)]
+    if change.new_lease is not None:
+        actions += [RunRecord.lease_token.set(change.new_lease[0]), RunRecord.lease_expires.set(change.new_lease[1])]
+    elif not change.keep_lease:
+        actions += [RunRecord.lease_token.remove(), RunRecord.lease_expires.remove()]
+
+    def build(transaction: TransactWrite, with_thread: bool) -> None:
+        transaction.update(
+            RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id), actions=actions, condition=condition
+        )
+        if with_thread and change.release_thread:
+            transaction.update(
+                ThreadRecord(ref.project_id, ref.thread_id),
+                actions=[ThreadRecord.active_run_id.remove()],
+                condition=ThreadRecord.active_run_id == ref.run_id,
+            )
+        for step in change.steps:
+            transaction.save(_step_record(ref, step))
+        for message in change.messages:
+            transaction.save(message_record(message))
+        if change.enqueue_at is not None:
+            transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=change.enqueue_at))
+
+    try:
+        transact(lambda transaction: build(transaction, with_thread=True))
+    except TransactWriteError as error:
+        if cancel_reason(error, 0) == "ConditionalCheckFailed":
+            return False
+        if change.release_thread and cancel_reason(error, 1) == "ConditionalCheckFailed":
+            # The thread was deleted (or no longer names this run): finish the run, write nothing into
+            # a thread that is gone.
+            change.messages = []
+            try:
+                transact(lambda transaction: build(transaction, with_thread=False))
+            except TransactWriteError as retry_error:
+                if cancel_reason(retry_error, 0) == "ConditionalCheckFailed":
+                    return False
+                raise
+            return True
+        raise
+    return True
+
+
+# --- run steps ----------------------------------------------------------------------------------
+
+
+def get_step(ref: RunRef, step_id: str) -> dict[str, Any] | None:
+    try:
+        return RunStepRecord.get(ref.key, step_id, consistent_read=True).step
+    except DoesNotExist:
+        return None
+
+
+def list_steps(ref: RunRef, query: ListQuery) -> Page:
+    page = read_page(
+        lambda **kw: RunStepRecord.query(ref.key, consistent_read=True, **kw), RunStepRecord.step_id, query
+    )
+    return Page(items=[record.step for record in page.items], has_more=page.has_more)
+
+
+def all_steps(ref: RunRef) -> list[dict[str, Any]]:
+    """A run's steps, oldest first (a run has a handful)."""
+    return [record.step for record in RunStepRecord.query(ref.key, consistent_read=True)]
+
+
+# --- the local run queue ------------------------------------------------------------------------
+
+
+def enqueue(ref: RunRef, due_at: float) -> None:
+    RunQueueRecord(RUN_QUEUE, ref.key, due_at=due_at).save()
+
+
+def due_runs(now: float, limit: int = 100) -> list[RunRef]:
+    entries = RunQueueRecord.query(RUN_QUEUE, limit=limit, page_size=limit, consistent_read=True)
+    return [RunRef.parse(entry.run_ref) for entry in entries if entry.due_at <= now]
+
+
+def settle_queue_entry(ref: RunRef, expected_due: float, next_due: float | None) -> None:
+    """Remove the entry (next_due None) or move it, unless someone rescheduled it since `expected_due`."""
+    entry = RunQueueRecord(RUN_QUEUE, ref.key)
+    condition = RunQueueRecord.due_at == expected_due
+    try:
+        if next_due is None:
+            entry.delete(condition=condition)
+        else:
+            entry.update(actions=[RunQueueRecord.due_at.set(next_due)], condition=condition)
+    except (DeleteError, UpdateError) as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
