@@ -149,12 +149,11 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
     text = schemas["MessageRequestContentTextObject"]["properties"]["text"]
     text["minLength"] = 1
     text["x-spindle-extension"] = "The official API refuses empty message content."
-    file_search = schemas["CreateThreadRequest"]["properties"]["tool_resources"]["anyOf"][0]["properties"][
-        "file_search"
-    ]
-    del file_search["oneOf"]
-    del file_search["properties"]["vector_stores"]
-    file_search["x-spindle-extension"] = "Spindle serves no vector stores, so the vector_stores helper is refused."
+    for name in ("CreateThreadRequest", "CreateAssistantRequest"):
+        file_search = schemas[name]["properties"]["tool_resources"]["anyOf"][0]["properties"]["file_search"]
+        file_search.pop("oneOf", None)
+        del file_search["properties"]["vector_stores"]
+        file_search["x-spindle-extension"] = "Spindle serves no vector stores, so the vector_stores helper is refused."
 
 
 def _refs(node: Any) -> set[str]:
@@ -186,9 +185,10 @@ def _closure(names: set[str], schemas: dict[str, Any]) -> set[str]:
 def _dereference(node: Any, schemas: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str):
-            return _dereference(schemas[ref.rsplit("/", 1)[1]], schemas)
-        return {key: _dereference(value, schemas) for key, value in node.items() if key != "x-oaiMeta"}
+        siblings = {key: _dereference(value, schemas) for key, value in node.items() if key not in ("$ref", "x-oaiMeta")}
+        if isinstance(ref, str):  # keywords beside a $ref (`nullable`) still apply
+            return {**_dereference(schemas[ref.rsplit("/", 1)[1]], schemas), **siblings}
+        return siblings
     if isinstance(node, list):
         return [_dereference(value, schemas) for value in node]
     return node

@@ -113,7 +113,7 @@ def create_run(
     try:
         transact(build)
     except TransactWriteError as error:
-        if cancel_reason(error, 0) == "ConditionalCheckFailed":
+        if cancel_reason(error, -1) == "ConditionalCheckFailed":  # the thread update, sent last
             return False
         raise
     return True
@@ -199,19 +199,21 @@ def apply(change: RunChange) -> bool:
         if change.enqueue_at is not None:
             transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=change.enqueue_at))
 
+    # Updates are sent last, the run's before the thread's.
+    run_index = -2 if change.release_thread else -1
     try:
         transact(lambda transaction: build(transaction, with_thread=True))
     except TransactWriteError as error:
-        if cancel_reason(error, 0) == "ConditionalCheckFailed":
+        if cancel_reason(error, run_index) == "ConditionalCheckFailed":
             return False
-        if change.release_thread and cancel_reason(error, 1) == "ConditionalCheckFailed":
+        if change.release_thread and cancel_reason(error, -1) == "ConditionalCheckFailed":
             # The thread was deleted (or no longer names this run): finish the run, write nothing into
             # a thread that is gone.
             change.messages = []
             try:
                 transact(lambda transaction: build(transaction, with_thread=False))
             except TransactWriteError as retry_error:
-                if cancel_reason(retry_error, 0) == "ConditionalCheckFailed":
+                if cancel_reason(retry_error, -1) == "ConditionalCheckFailed":
                     return False
                 raise
             return True

@@ -32,8 +32,13 @@ def _connection() -> Connection:
 
 
 def cancel_reason(error: TransactWriteError, index: int) -> str | None:
+    """Why item `index` of a cancelled transaction failed. pynamodb sends a transaction's items as
+    condition checks, then deletes, then puts, then updates (each in call order): index accordingly;
+    negative indexes count from the end."""
     reasons = error.cancellation_reasons
-    reason = reasons[index] if index < len(reasons) else None
+    if not -len(reasons) <= index < len(reasons):
+        return None
+    reason = reasons[index]
     return reason.code if reason is not None else None
 
 

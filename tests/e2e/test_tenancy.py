@@ -3,38 +3,89 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import openai
 import pytest
 
 
+@dataclass
+class Owned:
+    thread: object
+    message: object
+    assistant: object
+    run: object
+    step: object
+
+
 @pytest.fixture
 def owned(client):
+    """Objects of tenant A: a thread with a message, an assistant, and a run with a step."""
+    assistant = client.beta.assistants.create(model="offline", name="mine")
     thread = client.beta.threads.create(metadata={"user": "shared-name"}, messages=[{"role": "user", "content": "a"}])
     message = client.beta.threads.messages.list(thread.id).data[0]
-    return thread, message
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    return Owned(thread, message, assistant, run, step)
+
+
+def own_assistant(c):
+    return c.beta.assistants.create(model="offline").id
+
+
+def own_thread(c):
+    return c.beta.threads.create().id
 
 
 OPERATIONS = {
-    "getThread": lambda c, t, m: c.beta.threads.retrieve(t.id),
-    "modifyThread": lambda c, t, m: c.beta.threads.update(t.id, metadata={"x": "y"}),
-    "deleteThread": lambda c, t, m: c.beta.threads.delete(t.id),
-    "listMessages": lambda c, t, m: c.beta.threads.messages.list(t.id),
-    "createMessage": lambda c, t, m: c.beta.threads.messages.create(t.id, role="user", content="intruder"),
-    "getMessage": lambda c, t, m: c.beta.threads.messages.retrieve(m.id, thread_id=t.id),
-    "modifyMessage": lambda c, t, m: c.beta.threads.messages.update(m.id, thread_id=t.id, metadata={"x": "y"}),
-    "deleteMessage": lambda c, t, m: c.beta.threads.messages.delete(m.id, thread_id=t.id),
+    "getThread": lambda c, o: c.beta.threads.retrieve(o.thread.id),
+    "modifyThread": lambda c, o: c.beta.threads.update(o.thread.id, metadata={"x": "y"}),
+    "deleteThread": lambda c, o: c.beta.threads.delete(o.thread.id),
+    "listMessages": lambda c, o: c.beta.threads.messages.list(o.thread.id),
+    "createMessage": lambda c, o: c.beta.threads.messages.create(o.thread.id, role="user", content="intruder"),
+    "getMessage": lambda c, o: c.beta.threads.messages.retrieve(o.message.id, thread_id=o.thread.id),
+    "modifyMessage": lambda c, o: c.beta.threads.messages.update(o.message.id, thread_id=o.thread.id, metadata={}),
+    "deleteMessage": lambda c, o: c.beta.threads.messages.delete(o.message.id, thread_id=o.thread.id),
+    "getAssistant": lambda c, o: c.beta.assistants.retrieve(o.assistant.id),
+    "modifyAssistant": lambda c, o: c.beta.assistants.update(o.assistant.id, name="stolen"),
+    "deleteAssistant": lambda c, o: c.beta.assistants.delete(o.assistant.id),
+    "createRun (their thread)": lambda c, o: c.beta.threads.runs.create(
+        thread_id=o.thread.id, assistant_id=own_assistant(c)
+    ),
+    "createRun (their assistant)": lambda c, o: c.beta.threads.runs.create(
+        thread_id=own_thread(c), assistant_id=o.assistant.id
+    ),
+    "createThreadAndRun": lambda c, o: c.beta.threads.create_and_run(assistant_id=o.assistant.id),
+    "listRuns": lambda c, o: c.beta.threads.runs.list(o.thread.id),
+    "getRun": lambda c, o: c.beta.threads.runs.retrieve(o.run.id, thread_id=o.thread.id),
+    "modifyRun": lambda c, o: c.beta.threads.runs.update(o.run.id, thread_id=o.thread.id, metadata={"x": "y"}),
+    "cancelRun": lambda c, o: c.beta.threads.runs.cancel(o.run.id, thread_id=o.thread.id),
+    "submitToolOuputsToRun": lambda c, o: c.beta.threads.runs.submit_tool_outputs(
+        o.run.id, thread_id=o.thread.id, tool_outputs=[{"tool_call_id": "call_x", "output": "x"}]
+    ),
+    "listRunSteps": lambda c, o: c.beta.threads.runs.steps.list(o.run.id, thread_id=o.thread.id),
+    "getRunStep": lambda c, o: c.beta.threads.runs.steps.retrieve(o.step.id, thread_id=o.thread.id, run_id=o.run.id),
 }
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 def test_another_project_gets_404(client, other_client, owned, operation):
-    thread, message = owned
     with pytest.raises(openai.NotFoundError):
-        OPERATIONS[operation](other_client, thread, message)
-    assert client.beta.threads.retrieve(thread.id) == thread
-    assert [m.id for m in client.beta.threads.messages.list(thread.id).data] == [message.id]
-    assert client.beta.threads.messages.retrieve(message.id, thread_id=thread.id).metadata == {}
+        OPERATIONS[operation](other_client, owned)
+    assert client.beta.threads.retrieve(owned.thread.id) == owned.thread
+    assert [m.id for m in client.beta.threads.messages.list(owned.thread.id, order="asc").data][0] == owned.message.id
+    assert client.beta.threads.messages.retrieve(owned.message.id, thread_id=owned.thread.id).metadata == {}
+    assert client.beta.assistants.retrieve(owned.assistant.id) == owned.assistant
+    run = client.beta.threads.runs.retrieve(owned.run.id, thread_id=owned.thread.id)
+    assert (run.status, run.metadata) == ("completed", {})
+    assert client.beta.threads.runs.steps.list(owned.run.id, thread_id=owned.thread.id).data == [owned.step]
+
+
+def test_the_assistant_list_is_per_project(server):
+    alice, mallory = server.client(f"sk-alice-a-{time.time_ns()}"), server.client(f"sk-mallory-a-{time.time_ns()}")
+    mine = alice.beta.assistants.create(model="offline")
+    assert [a.id for a in alice.beta.assistants.list()] == [mine.id]
+    assert mallory.beta.assistants.list().data == []
 
 
 def test_the_thread_list_is_per_project(server):
