@@ -185,7 +185,8 @@ def _closure(names: set[str], schemas: dict[str, Any]) -> set[str]:
 def _dereference(node: Any, schemas: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
-        siblings = {key: _dereference(value, schemas) for key, value in node.items() if key not in ("$ref", "x-oaiMeta")}
+        skipped = ("$ref", "x-oaiMeta")
+        siblings = {key: _dereference(value, schemas) for key, value in node.items() if key not in skipped}
         if isinstance(ref, str):  # keywords beside a $ref (`nullable`) still apply
             return {**_dereference(schemas[ref.rsplit("/", 1)[1]], schemas), **siblings}
         return siblings
