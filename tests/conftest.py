@@ -39,3 +39,25 @@ def client(server: LocalServer):
 @pytest.fixture
 def other_client(server: LocalServer):
     return server.client("sk-tenant-b")
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """The scripted stand-in model (tests/standin_model.py) on a free loopback port."""
+    from tests.standin_model import StandInModel
+
+    with StandInModel() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def model_server(standin) -> Iterator[LocalServer]:
+    """The local server with the stand-in as its model provider (quick retries, a 5 s model timeout)."""
+    with start_local_server(
+        auth="open",
+        SPINDLE_LLM_BASE_URL=standin.base_url,
+        SPINDLE_LLM_API_KEY="test",
+        SPINDLE_LLM_MAX_RETRIES="2",
+        SPINDLE_LLM_TIMEOUT_SECONDS="5",
+    ) as running:
+        yield running

@@ -1,4 +1,4 @@
-"""Deleting a thread hides it at once; its messages are removed here, in batches, resumably.
+"""Deleting a thread hides it at once; its messages, runs and run steps are removed here, in batches, resumably.
 
 Driven by a scheduled Lambda on AWS and by a background thread in local mode: the same function.
 """
@@ -19,7 +19,7 @@ def purge_deleted_threads(seconds: float) -> int:
         if not pending:
             break
         for key in pending:
-            if not store.purge_thread_messages(key, deadline):
+            if not store.purge_thread(key, deadline):
                 return finished
             finished += 1
     return finished

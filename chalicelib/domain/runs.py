@@ -192,7 +192,8 @@ def _ref(project_id: str, thread_id: str, run_id: str) -> RunRef:
 
 
 def get_run(project_id: str, thread_id: str, run_id: str) -> StoredRun:
-    stored = store.get_run(_ref(project_id, thread_id, run_id))
+    """The run, if it and its thread exist: a deleted thread's runs are gone with it."""
+    stored = store.get_live_run(_ref(project_id, thread_id, run_id))
     if stored is None:
         raise not_found("run", run_id)
     return stored
@@ -206,10 +207,10 @@ def list_runs(project_id: str, thread_id: str, query: ListQuery) -> dict[str, An
 
 def modify_run(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> StoredRun:
     validate("ModifyRunRequest", body)
-    ref = _ref(project_id, thread_id, run_id)
+    current = get_run(project_id, thread_id, run_id)
     if "metadata" not in body:
-        return get_run(project_id, thread_id, run_id)
-    stored = store.update_metadata(ref, body["metadata"] or {})
+        return current
+    stored = store.update_metadata(current.ref, body["metadata"] or {})
     if stored is None:
         raise not_found("run", run_id)
     return stored
@@ -295,7 +296,7 @@ def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> 
 
 
 def get_step(project_id: str, thread_id: str, run_id: str, step_id: str) -> dict[str, Any]:
-    ref = _ref(project_id, thread_id, run_id)
+    ref = get_run(project_id, thread_id, run_id).ref
     step = store.get_step(ref, step_id) if is_valid_id("step", step_id) else None
     if step is None:
         raise not_found("run step", step_id)
@@ -303,5 +304,5 @@ def get_step(project_id: str, thread_id: str, run_id: str, step_id: str) -> dict
 
 
 def list_steps(project_id: str, thread_id: str, run_id: str, query: ListQuery) -> dict[str, Any]:
-    get_run(project_id, thread_id, run_id)
-    return render_list(store.list_steps(_ref(project_id, thread_id, run_id), query), lambda step: step)
+    ref = get_run(project_id, thread_id, run_id).ref
+    return render_list(store.list_steps(ref, query), lambda step: step)

@@ -31,8 +31,11 @@ class Outcome:
 
 def advance_run(ref: RunRef) -> Outcome:
     for _ in range(5):  # a lost race re-reads the run; a handful of rounds always settles
-        stored = store.get_run(ref)
-        if stored is None or stored.status in TERMINAL:
+        stored = store.get_live_run(ref)
+        if stored is None:
+            # Gone, or its thread was deleted: the run is unreachable and its storage is purged.
+            return Outcome(done=True)
+        if stored.status in TERMINAL:
             return Outcome(done=True)
         now = time.time()
         if stored.status == "cancelling":
@@ -71,6 +74,9 @@ def _work(stored: StoredRun, now: float) -> Outcome:
     request, fits = chat_request(working)
     if not fits:
         return _settle(working, _incomplete(working, "max_prompt_tokens"))
+    if not request["messages"]:
+        empty = ProviderError("invalid_prompt", "The thread has no messages and the run has no instructions.")
+        return _settle(working, _failed(working, empty))
     try:
         result = provider().complete(request)
     except ProviderError as error:

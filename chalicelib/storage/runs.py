@@ -24,7 +24,14 @@ from chalicelib.storage.models import (
 )
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Message, Page, Thread
-from chalicelib.storage.threads import cancel_reason, message_record, thread_record, transact
+from chalicelib.storage.threads import (
+    batch_get,
+    cancel_reason,
+    message_record,
+    thread_key_item,
+    thread_record,
+    transact,
+)
 
 RUN_QUEUE = "runs"
 
@@ -149,6 +156,20 @@ def get_run(ref: RunRef) -> StoredRun | None:
         return _stored(RunRecord.get(thread_key(ref.project_id, ref.thread_id), ref.run_id, consistent_read=True))
     except DoesNotExist:
         return None
+
+
+def get_live_run(ref: RunRef) -> StoredRun | None:
+    """The run if its thread still exists (a deleted thread's runs are gone with it): one round trip."""
+    threads_table, runs_table = ThreadRecord.Meta.table_name, RunRecord.Meta.table_name
+    found = batch_get(
+        {
+            threads_table: thread_key_item(ref.project_id, ref.thread_id),
+            runs_table: {"thread_key": {"S": thread_key(ref.project_id, ref.thread_id)}, "run_id": {"S": ref.run_id}},
+        }
+    )
+    if found[threads_table] is None or found[runs_table] is None:
+        return None
+    return _stored(RunRecord.from_raw_data(found[runs_table]))
 
 
 def list_runs(project_id: str, thread_id: str, query: ListQuery) -> Page:

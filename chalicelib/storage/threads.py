@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import settings
-from chalicelib.storage.models import MessageRecord, PurgeJobRecord, ThreadRecord, thread_key
+from chalicelib.storage.models import MessageRecord, PurgeJobRecord, RunRecord, RunStepRecord, ThreadRecord, thread_key
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Message, Page, Thread
 
@@ -242,38 +242,43 @@ def add_message(message: Message) -> bool:
     return True
 
 
-def get_thread_and_message(project_id: str, thread_id: str, message_id: str) -> tuple[Thread | None, Message | None]:
-    """Both items in one consistent BatchGetItem: a message of a deleted thread is not reachable.
+def batch_get(keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """One consistent BatchGetItem of one item per table: {table: raw item or None}.
 
     (TransactGetItems would do too, but it costs twice the reads and is cancelled while a write
-    transaction holds the thread.)
-    """
-    threads_table, messages_table = ThreadRecord.Meta.table_name, MessageRecord.Meta.table_name
-    request: dict[str, Any] = {
-        threads_table: {
-            "Keys": [{"project_id": {"S": project_id}, "thread_id": {"S": thread_id}}],
-            "ConsistentRead": True,
-        },
-        messages_table: {
-            "Keys": [{"thread_key": {"S": thread_key(project_id, thread_id)}, "message_id": {"S": message_id}}],
-            "ConsistentRead": True,
-        },
-    }
-    found: dict[str, list[dict[str, Any]]] = {threads_table: [], messages_table: []}
+    transaction holds one of the items.)"""
+    request: dict[str, Any] = {table: {"Keys": [key], "ConsistentRead": True} for table, key in keys.items()}
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(keys)
     for attempt in range(CONFLICT_RETRIES):
         response = _connection().client.batch_get_item(RequestItems=request)
         for table, items in response.get("Responses", {}).items():
-            found[table].extend(items)
+            found[table] = items[0] if items else None
         request = response.get("UnprocessedKeys") or {}
         if not request:
             break
         time.sleep(random.uniform(0, 0.01 * 2**attempt))
-    if not found[threads_table]:
+    return found
+
+
+def thread_key_item(project_id: str, thread_id: str) -> dict[str, Any]:
+    return {"project_id": {"S": project_id}, "thread_id": {"S": thread_id}}
+
+
+def get_thread_and_message(project_id: str, thread_id: str, message_id: str) -> tuple[Thread | None, Message | None]:
+    """Both items in one round trip: a message of a deleted thread is not reachable."""
+    threads_table, messages_table = ThreadRecord.Meta.table_name, MessageRecord.Meta.table_name
+    found = batch_get(
+        {
+            threads_table: thread_key_item(project_id, thread_id),
+            messages_table: {"thread_key": {"S": thread_key(project_id, thread_id)}, "message_id": {"S": message_id}},
+        }
+    )
+    if found[threads_table] is None:
         return None, None
-    thread = _thread(ThreadRecord.from_raw_data(found[threads_table][0]))
-    if not found[messages_table]:
+    thread = _thread(ThreadRecord.from_raw_data(found[threads_table]))
+    if found[messages_table] is None:
         return thread, None
-    return thread, _message(MessageRecord.from_raw_data(found[messages_table][0]))
+    return thread, _message(MessageRecord.from_raw_data(found[messages_table]))
 
 
 def update_message_metadata(
@@ -336,21 +341,36 @@ def pending_purges(limit: int = 25) -> list[str]:
     return [job.thread_key for job in PurgeJobRecord.query(PURGE_QUEUE, limit=limit, page_size=limit)]
 
 
-def purge_thread_messages(key_of_thread: str, deadline: float) -> bool:
-    """Delete a deleted thread's messages in batches until done (True) or the deadline passes (False).
-
-    Resumable: each pass starts from whatever is left, so a crash or a timeout loses nothing.
-    """
+def purge_thread(key_of_thread: str, deadline: float) -> bool:
+    """Delete a deleted thread's messages, runs and run steps in batches until done (True) or the
+    deadline passes (False). Resumable: each pass starts from whatever is left, so a crash or a
+    timeout loses nothing."""
     while time.monotonic() < deadline:
-        keys = list(
+        batch_of_keys = list(
             MessageRecord.query(
                 key_of_thread, limit=PURGE_BATCH, page_size=PURGE_BATCH, attributes_to_get=["thread_key", "message_id"]
             )
         )
-        if not keys:
+        if not batch_of_keys:
+            batch_of_keys = _runs_and_steps(key_of_thread)
+        if not batch_of_keys:
             PurgeJobRecord(PURGE_QUEUE, key_of_thread).delete()
             return True
-        with MessageRecord.batch_write() as batch:
-            for message in keys:
-                batch.delete(message)
+        for model in (MessageRecord, RunStepRecord, RunRecord):  # steps before their runs
+            with model.batch_write() as batch:
+                for item in batch_of_keys:
+                    if type(item) is model:
+                        batch.delete(item)
     return False
+
+
+def _runs_and_steps(key_of_thread: str) -> list[Any]:
+    """A batch of a thread's runs, each preceded by its steps (a run goes only once its steps are gone)."""
+    items: list[Any] = []
+    for run in RunRecord.query(key_of_thread, limit=PURGE_BATCH // 10, attributes_to_get=["thread_key", "run_id"]):
+        run_key = f"{key_of_thread}#{run.run_id}"
+        items.extend(RunStepRecord.query(run_key, limit=PURGE_BATCH, attributes_to_get=["run_key", "step_id"]))
+        items.append(run)
+        if len(items) >= PURGE_BATCH:
+            break
+    return items

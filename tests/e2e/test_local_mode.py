@@ -47,21 +47,32 @@ def test_data_survives_a_code_reload():
             os.utime(watched, (stat.st_atime, stat.st_mtime))
 
 
-def test_a_deleted_threads_messages_are_purged_from_storage(server):
+def test_a_deleted_threads_messages_runs_and_steps_are_purged_from_storage(server):
     token = "sk-purge"
     client = server.client(token)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": str(n)} for n in range(30)])
-    table = boto3.resource("dynamodb", endpoint_url=server.dynamodb_endpoint).Table("spindle-messages")
+    assistant = client.beta.assistants.create(model="offline")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    dynamodb = boto3.resource("dynamodb", endpoint_url=server.dynamodb_endpoint)
     key = thread_key(project_for(f"Bearer {token}"), thread.id)
 
-    def stored() -> int:
-        return table.query(KeyConditionExpression="thread_key = :k", ExpressionAttributeValues={":k": key})["Count"]
+    def stored() -> tuple[int, int, int]:
+        def count(table: str, attribute: str, value: str) -> int:
+            return dynamodb.Table(table).query(
+                KeyConditionExpression=f"{attribute} = :k", ExpressionAttributeValues={":k": value}
+            )["Count"]
 
-    assert stored() == 30
+        return (
+            count("spindle-messages", "thread_key", key),
+            count("spindle-runs", "thread_key", key),
+            count("spindle-run-steps", "run_key", f"{key}#{run.id}"),
+        )
+
+    assert stored() == (31, 1, 1)
     client.beta.threads.delete(thread.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.messages.list(thread.id)
-    wait_for(lambda: stored() == 0)
+    wait_for(lambda: stored() == (0, 0, 0))
 
 
 def test_the_local_server_turns_nagle_off_on_its_sockets():

@@ -1,0 +1,278 @@
+"""A stand-in for an OpenAI-compatible model: `POST /v1/chat/completions` on loopback, scripted per test.
+
+Each test registers a script under a fresh model name (`model = standin.script([...])`) and gives that
+name to its assistant; requests are matched by their `model` field, so tests sharing one Spindle server
+never see each other's replies. Every request body is recorded per model (`standin.requests(model)`).
+
+A script is a list of steps, one consumed per request; when it runs out its last step repeats:
+
+    text("Hello")                          a normal reply
+    tool_call("get_weather", '{"city": "Paris"}', call_id="call_1")
+    tool_calls(("call_1", "f", "{}"), ("call_1", "f", "{}"), (None, "f", "{}"))   parallel calls; ids may repeat
+                                                                                  or be missing (None)
+    length("The answer is")                finish_reason "length"
+    rate_limited()                         429 with Retry-After: 0 (the script moves on to its next step)
+    server_error()                         500
+    slow(2, text("late"))                  sleep, then answer with the given step
+    malformed("invalid_json")              200 whose body is not JSON ("no_choices": JSON without choices)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # reply | status | malformed | slow
+    message: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str = "stop"
+    prompt_tokens: int = 11
+    completion_tokens: int = 7
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    seconds: float = 0.0
+    then: Step | None = None
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+def text(content: str, prompt_tokens: int = 11, completion_tokens: int = 7) -> Step:
+    return Step("reply", {"role": "assistant", "content": content}, "stop", prompt_tokens, completion_tokens)
+
+
+def tool_calls(*calls: tuple[str | None, str, str], prompt_tokens: int = 13, completion_tokens: int = 5) -> Step:
+    """Parallel tool calls, each `(id, name, arguments)`; an id of None leaves the `id` key out."""
+    rendered = []
+    for call_id, name, arguments in calls:
+        call: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": arguments}}
+        if call_id is not None:
+            call["id"] = call_id
+        rendered.append(call)
+    message = {"role": "assistant", "content": None, "tool_calls": rendered}
+    return Step("reply", message, "tool_calls", prompt_tokens, completion_tokens)
+
+
+def tool_call(
+    name: str,
+    arguments: str,
+    call_id: str | None = "call_standin_1",
+    prompt_tokens: int = 13,
+    completion_tokens: int = 5,
+) -> Step:
+    return tool_calls((call_id, name, arguments), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def length(content: str, prompt_tokens: int = 11, completion_tokens: int = 16) -> Step:
+    return Step("reply", {"role": "assistant", "content": content}, "length", prompt_tokens, completion_tokens)
+
+
+def _error_body(message: str, error_type: str, code: str | None) -> bytes:
+    return json.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}}).encode()
+
+
+def rate_limited() -> Step:
+    # Retry-After: 0 says "retry now"; the openai SDK treats 0 as unspecified and would back off 0.5 s or
+    # more, so retry-after-ms (which it reads first) keeps its retry immediate.
+    return Step(
+        "status",
+        status=429,
+        headers=(("Retry-After", "0"), ("retry-after-ms", "1")),
+        body=_error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+    )
+
+
+def server_error() -> Step:
+    return Step(
+        "status",
+        status=500,
+        headers=(("retry-after-ms", "1"),),
+        body=_error_body("The server had an error while processing your request.", "server_error", None),
+    )
+
+
+def malformed(kind: str = "invalid_json") -> Step:
+    if kind == "invalid_json":
+        return Step("malformed", body=b'{"id": "chatcmpl-broken", "choices": [')
+    if kind == "no_choices":
+        return Step(
+            "malformed",
+            body=json.dumps(
+                {"id": "chatcmpl-broken", "object": "chat.completion", "created": 1, "model": "x"}
+            ).encode(),
+        )
+    raise ValueError(f"unknown malformed kind {kind!r}")
+
+
+def slow(seconds: float, then: Step) -> Step:
+    return Step("slow", seconds=seconds, then=then)
+
+
+@dataclass
+class _Script:
+    steps: list[Step]
+    served: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+    def next_step(self) -> Step:
+        step = self.steps[min(self.served, len(self.steps) - 1)]
+        self.served += 1
+        return step
+
+
+class StandInModel:
+    """The stand-in server; `with StandInModel() as standin:` starts it on 127.0.0.1 and a free port."""
+
+    def __init__(self) -> None:
+        self._scripts: dict[str, _Script] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="standin-model", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> StandInModel:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> StandInModel:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- what tests use -------------------------------------------------------------------------
+
+    def script(self, steps: list[Step], prefix: str = "standin") -> str:
+        """Register a script and return the fresh model name that selects it."""
+        if not steps:
+            raise ValueError("a script needs at least one step")
+        model = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._scripts[model] = _Script(list(steps))
+        return model
+
+    def requests(self, model: str) -> list[dict[str, Any]]:
+        """The request bodies received for `model`, oldest first."""
+        with self._lock:
+            return [json.loads(json.dumps(body)) for body in self._scripts[model].requests]
+
+    def request_headers(self, model: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(headers) for headers in self._scripts[model].headers]
+
+    def wait_for_requests(self, model: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Block until `model` has received at least `count` requests (a test's synchronisation point)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self._scripts[model].requests) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{model} received {len(self._scripts[model].requests)} of {count} requests")
+                self._changed.wait(remaining)
+        return self.requests(model)
+
+    # --- what the handler uses ------------------------------------------------------------------
+
+    def _take(self, model: Any, body: dict[str, Any], headers: dict[str, str]) -> Step | None:
+        with self._changed:
+            script = self._scripts.get(model) if isinstance(model, str) else None
+            if script is None:
+                return None
+            script.requests.append(body)
+            script.headers.append(headers)
+            self._changed.notify_all()
+            return script.next_step()
+
+
+def _completion(model: str, step: Step) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": step.message, "logprobs": None, "finish_reason": step.finish_reason}],
+        "usage": step.usage,
+    }
+
+
+def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            length_header = self.headers.get("Content-Length")
+            raw = self.rfile.read(int(length_header)) if length_header else b""
+            if self.path.split("?", 1)[0] != "/v1/chat/completions":
+                self._send(404, _error_body(f"Unknown path {self.path}", "invalid_request_error", "unknown_url"))
+                return
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self._send(400, _error_body("The body is not JSON.", "invalid_request_error", None))
+                return
+            if not isinstance(body, dict):
+                self._send(400, _error_body("The body is not an object.", "invalid_request_error", None))
+                return
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            step = standin._take(body.get("model"), body, headers)
+            if step is None:
+                message = f"The model `{body.get('model')}` does not exist (no script registered)."
+                self._send(404, _error_body(message, "invalid_request_error", "model_not_found"))
+                return
+            self._answer(body["model"], step)
+
+        def _answer(self, model: str, step: Step) -> None:
+            if step.kind == "slow":
+                time.sleep(step.seconds)
+                assert step.then is not None
+                self._answer(model, step.then)
+            elif step.kind == "reply":
+                self._send(200, json.dumps(_completion(model, step)).encode())
+            else:  # status, malformed
+                self._send(step.status, step.body, step.headers)
+
+        def _send(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (its timeout passed while a slow step slept): nothing to answer.
+                self.close_connection = True
+
+    return Handler
