@@ -1,0 +1,75 @@
+"""The run engine on moto, in-process, with the offline model: leases, crashes and duplicates."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chalicelib.domain import assistants, runs, threads
+from chalicelib.runs.engine import advance_run
+from chalicelib.storage import runs as store
+from chalicelib.storage.records import ListQuery
+from chalicelib.storage.runs import RunChange
+
+PROJECT = "proj_engine"
+
+
+def queued_run(aws):
+    assistant = assistants.create_assistant(PROJECT, {"model": "offline"})
+    thread = threads.create_thread(PROJECT, {"messages": [{"role": "user", "content": "hello"}]})
+    return runs.create_run(PROJECT, thread["id"], {"assistant_id": assistant["id"]})
+
+
+def assistant_messages(stored) -> list[dict]:
+    page = threads.list_messages(PROJECT, stored.ref.thread_id, ListQuery(limit=100), stored.ref.run_id)
+    return page["data"]
+
+
+def test_a_crashed_workers_lease_expires_and_the_run_is_resumed(aws):
+    stored = queued_run(aws)
+    # A worker claimed the run, then died before writing anything.
+    crashed = RunChange(
+        stored.ref,
+        ("queued",),
+        "in_progress",
+        stored.run,
+        claim_before=time.time(),
+        new_lease=("dead-worker", time.time() + 0.5),
+    )
+    assert store.apply(crashed)
+
+    waiting = advance_run(stored.ref)
+    assert waiting.done is False and 0 < waiting.wait_seconds <= 0.5
+    assert store.get_run(stored.ref).status == "in_progress"
+
+    time.sleep(waiting.wait_seconds + 0.05)
+    assert advance_run(stored.ref).done is True
+    assert store.get_run(stored.ref).status == "completed"
+    assert len(assistant_messages(stored)) == 1
+
+
+def test_a_duplicated_step_never_applies_twice(aws):
+    stored = queued_run(aws)
+    outcomes = []
+    workers = [threading.Thread(target=lambda: outcomes.append(advance_run(stored.ref))) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    while not advance_run(stored.ref).done:  # the losers were told to wait for the winner's lease
+        time.sleep(0.05)
+    assert store.get_run(stored.ref).status == "completed"
+    assert len(assistant_messages(stored)) == 1
+    assert len(store.all_steps(stored.ref)) == 1
+    assert advance_run(stored.ref).done is True  # advancing a finished run changes nothing
+    assert len(assistant_messages(stored)) == 1
+
+
+def test_an_unclaimed_run_expires(aws):
+    stored = queued_run(aws)
+    record_run = dict(stored.run, expires_at=int(time.time()) - 1)
+    assert store.apply(RunChange(stored.ref, ("queued",), "queued", record_run))
+    assert advance_run(stored.ref).done is True
+    expired = store.get_run(stored.ref)
+    assert expired.status == "expired"
+    assert threads.create_message(PROJECT, stored.ref.thread_id, {"role": "user", "content": "free again"})
