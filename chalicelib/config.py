@@ -22,6 +22,7 @@ class Settings:
     llm_max_retries: int
     run_lease_seconds: float
     poll_after_ms: int
+    stream_max_seconds: float
 
 
 def _default_lease() -> float:
@@ -52,6 +53,7 @@ def _read() -> Settings:
         llm_max_retries=int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")),
         run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS") or _default_lease()),
         poll_after_ms=int(os.environ.get("SPINDLE_POLL_AFTER_MS", "100")),
+        stream_max_seconds=float(os.environ.get("SPINDLE_STREAM_MAX_SECONDS", "25")),
     )
 
 

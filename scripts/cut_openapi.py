@@ -107,6 +107,11 @@ LINKS = {
 }
 
 LIST_PARAMETERS = ("limit", "order", "after", "before")
+STREAMING = {
+    ("/threads/runs", "post"),
+    ("/threads/{thread_id}/runs", "post"),
+    ("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "post"),
+}
 
 DOCUMENTED_LIMIT = "The official description states this limit; Spindle's schema states it too."
 
@@ -134,10 +139,6 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
     server and schemathesis agree on what is valid. Each touched schema is marked."""
     for name in list(schemas):
         schemas[name] = _nullable_all_of(schemas[name])
-    for name in ("CreateRunRequest", "CreateThreadAndRunRequest", "SubmitToolOutputsRunRequest"):
-        stream = schemas[name]["properties"]["stream"]
-        stream["enum"] = [False, None]
-        stream["x-spindle-extension"] = "Streaming is not served yet: stream must be false or absent."
     metadata = schemas["Metadata"]["anyOf"][0]
     metadata["maxProperties"] = 16
     metadata["propertyNames"] = {"minLength": 1, "maxLength": 64}
@@ -264,6 +265,12 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             }
         if (path, method) in LINKS:
             operation["responses"]["200"]["links"] = LINKS[(path, method)]
+        if (path, method) in STREAMING:
+            operation["responses"]["200"]["content"]["text/event-stream"] = {
+                "schema": {"type": "string"},
+                "x-spindle-extension": "With `stream: true` the answer is the run's server-sent events, as the "
+                "official API streams them (AssistantStreamEvent), ending `event: done` / `data: [DONE]`.",
+            }
         paths.setdefault(path, {})[method] = operation
 
     list_messages = reference["paths"]["/threads/{thread_id}/messages"]["get"]

@@ -20,6 +20,7 @@ A script is a list of steps, one consumed per request; when it runs out its last
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -223,6 +224,52 @@ def _completion(model: str, step: Step) -> dict[str, Any]:
     }
 
 
+def standin_streams(body: dict[str, Any]) -> bool:
+    return bool(body.get("stream"))
+
+
+def split_text(content: str, pieces: int = 3) -> list[str]:
+    """`content` cut into up to `pieces` deltas that join back to it exactly."""
+    if not content:
+        return []
+    size = max(1, -(-len(content) // pieces))
+    return [content[start : start + size] for start in range(0, len(content), size)]
+
+
+def _chunks(model: str, step: Step, include_usage: bool) -> list[dict[str, Any]]:
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+
+    message = step.message
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    for piece in split_text(message.get("content") or ""):
+        chunks.append(chunk({"content": piece}))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        opening = {"index": index, "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+        if "id" in call:
+            opening["id"] = call["id"]
+        chunks.append(chunk({"tool_calls": [opening]}))
+        for piece in split_text(call["function"]["arguments"]):
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    chunks.append(chunk({}, step.finish_reason))
+    if include_usage:
+        chunks.append({**chunk({}), "choices": [], "usage": step.usage})
+    return chunks
+
+
+def broken_stream(content: str) -> Step:
+    """A streamed reply whose connection drops after its first delta."""
+    return Step("broken_stream", {"role": "assistant", "content": content})
+
+
 def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -250,6 +297,7 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                 message = f"The model `{body.get('model')}` does not exist (no script registered)."
                 self._send(404, _error_body(message, "invalid_request_error", "model_not_found"))
                 return
+            self._body = body
             self._answer(body["model"], step)
 
         def _answer(self, model: str, step: Step) -> None:
@@ -257,10 +305,36 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                 time.sleep(step.seconds)
                 assert step.then is not None
                 self._answer(model, step.then)
+            elif step.kind == "reply" and standin_streams(self._body):
+                self._stream(model, step)
+            elif step.kind == "broken_stream":
+                self._stream(model, step, break_after=2)
             elif step.kind == "reply":
                 self._send(200, json.dumps(_completion(model, step)).encode())
             else:  # status, malformed
                 self._send(step.status, step.body, step.headers)
+
+        def _stream(self, model: str, step: Step, break_after: int | None = None) -> None:
+            """The reply as chat.completion.chunk events, as OpenAI streams it (`stream: true`)."""
+            chunks = _chunks(
+                model, step, include_usage=bool((self._body.get("stream_options") or {}).get("include_usage"))
+            )
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for number, chunk in enumerate(chunks):
+                    if break_after is not None and number == break_after:
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)  # the provider dies mid-stream
+                        self.close_connection = True
+                        return
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.close_connection = True
 
         def _send(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
             try:

@@ -19,10 +19,11 @@ from chalicelib.domain.threads import (
     check_stored_size,
     checked_thread_id,
     new_message,
+    render_thread,
     tool_resources_object,
 )
 from chalicelib.domain.validation import validate
-from chalicelib.runs import dispatch
+from chalicelib.runs import dispatch, events
 from chalicelib.storage import assistants as assistant_store
 from chalicelib.storage import runs as store
 from chalicelib.storage import threads as thread_store
@@ -138,10 +139,12 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
         for index, request in enumerate(body.get("additional_messages") or [])
     ]
     metadata = body.get("metadata") or {}
-    if not store.create_run(ref, "queued", metadata, run, messages, enqueue=_local_driver()):
+    created = StoredRun(ref, "queued", metadata, run, event_seq=1)
+    opening = _opening_events(created)
+    if not store.create_run(ref, "queued", metadata, run, messages, enqueue=_local_driver(), events=opening):
         raise _thread_is_busy(project_id, thread_id)
     dispatch.run_changed(ref)
-    return StoredRun(ref, "queued", metadata, run)
+    return created
 
 
 def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
@@ -172,9 +175,16 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
         for index, request in enumerate(requested_messages)
     ]
     metadata = body.get("metadata") or {}
-    store.create_thread_and_run(thread, ref, "queued", metadata, run, messages, enqueue=_local_driver())
+    created = StoredRun(ref, "queued", metadata, run, event_seq=1)
+    opening = [events.event("thread.created", render_thread(thread)), *_opening_events(created)]
+    store.create_thread_and_run(thread, ref, "queued", metadata, run, messages, enqueue=_local_driver(), events=opening)
     dispatch.run_changed(ref)
-    return StoredRun(ref, "queued", metadata, run)
+    return created
+
+
+def _opening_events(created: StoredRun) -> list[events.Event]:
+    rendered = render_run(created)
+    return [events.event("thread.run.created", rendered), events.event("thread.run.queued", rendered)]
 
 
 def _local_driver() -> bool:
@@ -222,11 +232,13 @@ def cancel_run(project_id: str, thread_id: str, run_id: str) -> StoredRun:
         stored = get_run(project_id, thread_id, run_id)
         if stored.status not in CANCELLABLE:
             raise InvalidRequest(f"Cannot cancel run with status '{stored.status}'.", code="run_not_cancellable")
+        cancelling = StoredRun(stored.ref, "cancelling", stored.metadata, stored.run, stored.lease_token)
         change = RunChange(stored.ref, (stored.status,), "cancelling", stored.run, keep_lease=True)
         change.enqueue_at = time.time() if _local_driver() else None
+        change.events, change.event_seq = [events.run_event(render_run(cancelling))], stored.event_seq
         if store.apply(change):
             dispatch.run_changed(stored.ref)
-            return StoredRun(stored.ref, "cancelling", stored.metadata, stored.run, stored.lease_token)
+            return cancelling
 
 
 def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> StoredRun:
@@ -247,15 +259,18 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
         call["function"]["output"] = outputs[call["id"]]
     step.update(status="completed", completed_at=now)
     run = dict(stored.run, required_action=None)
+    queued = StoredRun(stored.ref, "queued", stored.metadata, run, event_seq=stored.event_seq + 1)
     change = RunChange(stored.ref, ("requires_action",), "queued", run, steps=[step])
     change.enqueue_at = time.time() if _local_driver() else None
+    change.events = [events.step_event(step), events.run_event(render_run(queued))]
+    change.event_seq = stored.event_seq
     if not store.apply(change):
         current = get_run(project_id, thread_id, run_id)
         raise InvalidRequest(
             f'Runs in status "{current.status}" do not accept tool outputs.', code="run_not_requiring_action"
         )
     dispatch.run_changed(stored.ref)
-    return StoredRun(stored.ref, "queued", stored.metadata, run)
+    return queued
 
 
 def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> dict[str, str]:

@@ -29,6 +29,7 @@ class Reply:
 
     body: Any
     headers: dict[str, str]
+    raw: bool = False  # the body is already text (a stream), not an object to encode as JSON
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ def api_route(blueprint: Blueprint, path: str, method: str) -> Callable[[Callabl
                 call = Call(project_for(request.headers.get("authorization")), request)
                 result = view(call, **path_params)
                 if isinstance(result, Reply):
+                    if result.raw:
+                        return Response(
+                            body=result.body, status_code=200, headers={**result.headers, "x-request-id": request_id}
+                        )
                     response = json_response(result.body, 200, request_id)
                     response.headers.update(result.headers)
                     return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalice import Blueprint
@@ -19,6 +20,26 @@ RUN = RUNS + "/{run_id}"
 STEPS = RUN + "/steps"
 
 
+def _stream_reply(stored: StoredRun, after_seq: int) -> Reply:
+    """The run's events since `after_seq` as text/event-stream, ending `event: done` / `data: [DONE]`."""
+    from chalicelib.runs.streaming import events_until_stop  # the engine loads only for streams
+
+    streamed = events_until_stop(stored.ref, after_seq)
+    lines = [
+        f"event: {item['event']}\ndata: {json.dumps(item['data'], ensure_ascii=False)}\n\n" for item in streamed.events
+    ]
+    if not streamed.finished:
+        error = {
+            "code": "stream_timeout",
+            "message": f"The run did not stop within {settings.stream_max_seconds:g} s; poll it for the rest.",
+            "param": None,
+            "type": "server_error",
+        }
+        lines.append(f"event: error\ndata: {json.dumps(error)}\n\n")
+    lines.append("event: done\ndata: [DONE]\n\n")
+    return Reply("".join(lines), {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, raw=True)
+
+
 def _run_reply(stored: StoredRun) -> Reply:
     """The run, and while it is live a hint for the SDK's poll helpers (which otherwise sleep 1 s)."""
     headers = {} if runs.is_terminal(stored) else {"openai-poll-after-ms": str(settings.poll_after_ms)}
@@ -27,12 +48,16 @@ def _run_reply(stored: StoredRun) -> Reply:
 
 @api_route(blueprint, "/v1/threads/runs", "POST")
 def create_thread_and_run(call: Call) -> Reply:
-    return _run_reply(runs.create_thread_and_run(call.project_id, call.json()))
+    body = call.json()
+    stored = runs.create_thread_and_run(call.project_id, body)
+    return _stream_reply(stored, 0) if body.get("stream") else _run_reply(stored)
 
 
 @api_route(blueprint, RUNS, "POST")
 def create_run(call: Call, thread_id: str) -> Reply:
-    return _run_reply(runs.create_run(call.project_id, thread_id, call.json()))
+    body = call.json()
+    stored = runs.create_run(call.project_id, thread_id, body)
+    return _stream_reply(stored, 0) if body.get("stream") else _run_reply(stored)
 
 
 @api_route(blueprint, RUNS, "GET")
@@ -57,7 +82,10 @@ def cancel_run(call: Call, thread_id: str, run_id: str) -> Reply:
 
 @api_route(blueprint, RUN + "/submit_tool_outputs", "POST")
 def submit_tool_outputs(call: Call, thread_id: str, run_id: str) -> Reply:
-    return _run_reply(runs.submit_tool_outputs(call.project_id, thread_id, run_id, call.json()))
+    body = call.json()
+    stored = runs.submit_tool_outputs(call.project_id, thread_id, run_id, body)
+    # The stream starts with what the submission itself logged (the tool step completed, run queued).
+    return _stream_reply(stored, stored.event_seq - 1) if body.get("stream") else _run_reply(stored)
 
 
 @api_route(blueprint, STEPS, "GET")

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.config import settings
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.runs import render_run
+from chalicelib.domain.threads import render_message
+from chalicelib.runs import events
 from chalicelib.runs.context import chat_request
 from chalicelib.runs.providers import ChatResult, ProviderError, provider
 from chalicelib.storage import runs as store
@@ -63,6 +66,9 @@ def _work(stored: StoredRun, now: float) -> Outcome:
         claim_before=now,
         new_lease=(token, now + settings.run_lease_seconds),
     )
+    if stored.status == "queued":  # a reclaimed run (lease expired) already said it is in progress
+        claim.events = [events.run_event(render_run(StoredRun(stored.ref, "in_progress", stored.metadata, run)))]
+        claim.event_seq = stored.event_seq
     if not store.apply(claim):
         current = store.get_run(stored.ref)
         if current is None or current.status in TERMINAL:
@@ -70,7 +76,15 @@ def _work(stored: StoredRun, now: float) -> Outcome:
         if current.status == "in_progress" and current.lease_expires:
             return Outcome(done=False, wait_seconds=max(0.05, current.lease_expires - now))
         return Outcome(done=False)
-    working = StoredRun(stored.ref, "in_progress", stored.metadata, run, token, now + settings.run_lease_seconds)
+    working = StoredRun(
+        stored.ref,
+        "in_progress",
+        stored.metadata,
+        run,
+        token,
+        now + settings.run_lease_seconds,
+        stored.event_seq + (1 if claim.events else 0),
+    )
     request, fits = chat_request(working)
     if not fits:
         return _settle(working, _incomplete(working, "max_prompt_tokens"))
@@ -94,6 +108,14 @@ def _settle(working: StoredRun, change: RunChange) -> Outcome:
 
 
 # --- building the transitions -------------------------------------------------------------------
+
+
+def _with_events(change: RunChange, before: StoredRun, *leading: events.Event) -> RunChange:
+    """Log what the change does: the events given, then the run's own event in its new state."""
+    after = StoredRun(change.ref, change.to_status, before.metadata, change.run)
+    change.events = [*leading, events.run_event(render_run(after))]
+    change.event_seq = before.event_seq
+    return change
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -149,9 +171,7 @@ def _after_model(working: StoredRun, result: ChatResult) -> RunChange:
     call_usage = _usage(result.prompt_tokens, result.completion_tokens)
     max_prompt = run.get("max_prompt_tokens")
     if max_prompt is not None and result.prompt_tokens > max_prompt:
-        return _incomplete(
-            StoredRun(working.ref, working.status, working.metadata, run, working.lease_token), "max_prompt_tokens"
-        )
+        return _incomplete(replace(working, run=run), "max_prompt_tokens")
     if result.tool_calls:
         return _requires_action(working, run, result, call_usage, now)
     truncated = result.finish_reason == "length"
@@ -179,7 +199,7 @@ def _after_model(working: StoredRun, result: ChatResult) -> RunChange:
     )
     status = "incomplete" if truncated else "completed"
     details = {"reason": "max_completion_tokens"} if truncated else None
-    return RunChange(
+    change = RunChange(
         working.ref,
         ("in_progress",),
         status,
@@ -188,6 +208,13 @@ def _after_model(working: StoredRun, result: ChatResult) -> RunChange:
         messages=[message],
         steps=[step],
         release_thread=True,
+    )
+    return _with_events(
+        change,
+        working,
+        *events.opening_step_events(step),
+        *events.message_events(render_message(message), result.text_deltas),
+        events.step_event(step),
     )
 
 
@@ -207,8 +234,14 @@ def _requires_action(
         _tool_step_id=step["id"],
         required_action={"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}},
     )
-    return RunChange(
+    change = RunChange(
         working.ref, ("in_progress",), "requires_action", run, lease_token=working.lease_token, steps=[step]
+    )
+    argument_deltas = [
+        call.argument_deltas or ([call.arguments] if call.arguments else []) for call in result.tool_calls
+    ]
+    return _with_events(
+        change, working, *events.opening_step_events(step), *events.tool_call_delta_events(step, argument_deltas)
     )
 
 

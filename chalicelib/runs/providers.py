@@ -19,15 +19,20 @@ class ToolCall:
     id: str | None
     name: str
     arguments: str
+    argument_deltas: list[str] = field(default_factory=list)  # as streamed; they join to `arguments`
 
 
 @dataclass
 class ChatResult:
-    text: str | None
+    text_deltas: list[str] = field(default_factory=list)  # as streamed; the reply is their concatenation
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_deltas)
 
 
 class ProviderError(Exception):
@@ -55,35 +60,49 @@ class OpenAICompatibleProvider:
         )
 
     def complete(self, request: dict[str, Any]) -> ChatResult:
+        """Stream the completion so that each text and tool-call delta can be replayed to clients."""
         openai = self._openai
+        result = ChatResult()
+        calls: dict[int, ToolCall] = {}
         try:
-            completion = self._client.chat.completions.create(**request)
-            choice = completion.choices[0]
-            message = choice.message
-            usage = completion.usage
-            return ChatResult(
-                text=message.content,
-                tool_calls=[
-                    ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments or "")
-                    for call in message.tool_calls or []
-                    if getattr(call, "function", None) is not None
-                ],
-                finish_reason=choice.finish_reason or "stop",
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
+            stream = self._client.chat.completions.create(
+                **request, stream=True, stream_options={"include_usage": True}
             )
+            for chunk in stream:
+                if chunk.usage is not None:
+                    result.prompt_tokens = chunk.usage.prompt_tokens
+                    result.completion_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is not None and delta.content:
+                        result.text_deltas.append(delta.content)
+                    for call_delta in (delta.tool_calls if delta is not None else None) or []:
+                        call = calls.setdefault(call_delta.index, ToolCall(None, "", ""))
+                        function = call_delta.function
+                        call.id = call.id or call_delta.id
+                        if function is not None:
+                            call.name = call.name or function.name or ""
+                            if function.arguments:
+                                call.arguments += function.arguments
+                                call.argument_deltas.append(function.arguments)
+                    if choice.finish_reason:
+                        result.finish_reason = choice.finish_reason
         except openai.RateLimitError as error:
             raise ProviderError(
                 "rate_limit_exceeded", f"The model provider is rate limiting: {error.message}"
             ) from error
         except openai.APITimeoutError as error:
             raise ProviderError("server_error", "The model provider did not answer in time.") from error
-        except openai.APIStatusError as error:
-            raise ProviderError("server_error", f"The model provider failed: {error.message}") from error
         except openai.APIError as error:
             raise ProviderError("server_error", f"The model provider failed: {error.message}") from error
         except (AttributeError, IndexError, TypeError, ValueError) as error:
             raise ProviderError("server_error", "The model provider sent a malformed response.") from error
+        except Exception as error:  # the connection broke mid-stream (httpx errors are not APIErrors here)
+            raise ProviderError("server_error", f"The model provider's stream broke: {error}") from error
+        result.tool_calls = [calls[index] for index in sorted(calls)]
+        if not result.tool_calls and not result.text_deltas and result.finish_reason != "length":
+            raise ProviderError("server_error", "The model provider sent an empty response.")
+        return result
 
 
 class OfflineProvider:
@@ -100,8 +119,7 @@ class OfflineProvider:
         forced = self._forced_function(request)
         if forced and last.get("role") != "tool":
             return ChatResult(
-                text=None,
-                tool_calls=[ToolCall(None, forced, "{}")],
+                tool_calls=[ToolCall(None, forced, "{}", ["{", "}"])],
                 finish_reason="tool_calls",
                 prompt_tokens=prompt_tokens,
                 completion_tokens=1,
@@ -111,7 +129,9 @@ class OfflineProvider:
             text = "Tool results: " + json.dumps(outputs)
         else:
             text = f"You said: {self._text_of(last)}"
-        return ChatResult(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
+        words = text.split(" ")
+        deltas = [words[0]] + [" " + word for word in words[1:]]  # streamed a word at a time
+        return ChatResult(text_deltas=deltas, prompt_tokens=prompt_tokens, completion_tokens=len(words))
 
     @staticmethod
     def _forced_function(request: dict[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynamodb.attributes import Attribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import Attribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.constants import STRING
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -115,6 +115,7 @@ class RunRecord(Model):
     run = CompactJSONAttribute()  # the RunObject, less status and metadata
     lease_token = UnicodeAttribute(null=True)
     lease_expires = NumberAttribute(null=True)
+    event_seq = NumberAttribute(default=0)  # how many segments the run's event log holds
 
 
 class RunStepRecord(Model):
@@ -123,6 +124,18 @@ class RunStepRecord(Model):
     run_key = UnicodeAttribute(hash_key=True)  # project#thread#run
     step_id = UnicodeAttribute(range_key=True)
     step = CompactJSONAttribute()  # the RunStepObject as served
+
+
+class RunEventRecord(Model):
+    """A run's event log: each transition appends one segment, the official SSE events it caused, in
+    order. A stream is rendered from the log; the log expires a week after it is written."""
+
+    Meta = _meta("run-events")
+
+    run_key = UnicodeAttribute(hash_key=True)  # project#thread#run
+    seq = NumberAttribute(range_key=True)
+    events = CompactJSONAttribute()  # [{"event": name, "data": object}, ...]
+    expires_at = TTLAttribute()
 
 
 class RunQueueRecord(Model):
@@ -162,6 +175,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     AssistantRecord,
     RunRecord,
     RunStepRecord,
+    RunEventRecord,
     RunQueueRecord,
     PurgeJobRecord,
     ApiKeyRecord,

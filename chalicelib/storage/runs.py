@@ -7,8 +7,10 @@ never applies twice. The messages and steps a transition produces are written in
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
@@ -16,6 +18,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.storage.models import (
     MessageRecord,
+    RunEventRecord,
     RunQueueRecord,
     RunRecord,
     RunStepRecord,
@@ -60,6 +63,7 @@ class StoredRun:
     run: dict[str, Any]
     lease_token: str | None = None
     lease_expires: float | None = None
+    event_seq: int = 0
 
 
 @dataclass
@@ -78,6 +82,8 @@ class RunChange:
     release_thread: bool = False  # the run stops being the thread's active run
     keep_lease: bool = False  # leave the engine's lease as it is (cancel)
     enqueue_at: float | None = None  # local driver: when the run queue should advance the run next
+    events: list[dict[str, Any]] = field(default_factory=list)  # appended to the run's event log
+    event_seq: int = 0  # the log's length the change was built on (guards against a concurrent append)
 
 
 def _stored(record: RunRecord) -> StoredRun:
@@ -89,6 +95,7 @@ def _stored(record: RunRecord) -> StoredRun:
         run=record.run,
         lease_token=record.lease_token,
         lease_expires=record.lease_expires,
+        event_seq=int(record.event_seq or 0),
     )
 
 
@@ -96,8 +103,72 @@ def _step_record(ref: RunRef, step: dict[str, Any]) -> RunStepRecord:
     return RunStepRecord(ref.key, step["id"], step=step)
 
 
+EVENT_LOG_DAYS = 7
+EVENT_SEGMENT_BYTES = 300 * 1024
+
+
+def _event_records(ref: RunRef, after_seq: int, events: list[dict[str, Any]]) -> list[RunEventRecord]:
+    """The events as log items after `after_seq`, split so that no item nears DynamoDB's 400 KB."""
+    segments: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for item in events:
+        item_size = len(json.dumps(item, ensure_ascii=False).encode("utf-8"))
+        if segments[-1] and size + item_size > EVENT_SEGMENT_BYTES:
+            segments.append([])
+            size = 0
+        segments[-1].append(item)
+        size += item_size
+    expires = datetime.now(UTC) + timedelta(days=EVENT_LOG_DAYS)
+    return [
+        RunEventRecord(ref.key, after_seq + number, events=segment, expires_at=expires)
+        for number, segment in enumerate(segments, start=1)
+    ]
+
+
+def events_after(ref: RunRef, seq: int) -> list[dict[str, Any]]:
+    """The run's events logged after segment `seq`, in order."""
+    records = RunEventRecord.query(ref.key, RunEventRecord.seq > seq, consistent_read=True)
+    return [item for record in records for item in record.events]
+
+
+def _save_new_run(
+    transaction: TransactWrite,
+    ref: RunRef,
+    status: str,
+    metadata: dict[str, str],
+    run: dict[str, Any],
+    messages: list[Message],
+    enqueue: bool,
+    events: list[dict[str, Any]],
+) -> None:
+    records = _event_records(ref, 0, events)
+    transaction.save(
+        RunRecord(
+            thread_key(ref.project_id, ref.thread_id),
+            ref.run_id,
+            status=status,
+            metadata=metadata,
+            run=run,
+            event_seq=len(records),
+        ),
+        condition=RunRecord.run_id.does_not_exist(),
+    )
+    for message in messages:
+        transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
+    for record in records:
+        transaction.save(record)
+    if enqueue:
+        transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=time.time()))
+
+
 def create_run(
-    ref: RunRef, status: str, metadata: dict[str, str], run: dict[str, Any], messages: list[Message], enqueue: bool
+    ref: RunRef,
+    status: str,
+    metadata: dict[str, str],
+    run: dict[str, Any],
+    messages: list[Message],
+    enqueue: bool,
+    events: list[dict[str, Any]],
 ) -> bool:
     """Store a new run as the thread's active run, with the messages it adds. False if the thread is
     missing or already holds an active run."""
@@ -108,14 +179,7 @@ def create_run(
             actions=[ThreadRecord.active_run_id.set(ref.run_id)],
             condition=ThreadRecord.thread_id.exists() & ThreadRecord.active_run_id.does_not_exist(),
         )
-        transaction.save(
-            RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id, status=status, metadata=metadata, run=run),
-            condition=RunRecord.run_id.does_not_exist(),
-        )
-        for message in messages:
-            transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
-        if enqueue:
-            transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=time.time()))
+        _save_new_run(transaction, ref, status, metadata, run, messages, enqueue, events)
 
     try:
         transact(build)
@@ -134,19 +198,13 @@ def create_thread_and_run(
     run: dict[str, Any],
     messages: list[Message],
     enqueue: bool,
+    events: list[dict[str, Any]],
 ) -> None:
     """A new thread, its messages and its first run, together or not at all."""
 
     def build(transaction: TransactWrite) -> None:
         transaction.save(thread_record(thread), condition=ThreadRecord.thread_id.does_not_exist())
-        transaction.save(
-            RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id, status=status, metadata=metadata, run=run),
-            condition=RunRecord.run_id.does_not_exist(),
-        )
-        for message in messages:
-            transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
-        if enqueue:
-            transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=time.time()))
+        _save_new_run(transaction, ref, status, metadata, run, messages, enqueue, events)
 
     transact(build)
 
@@ -197,7 +255,12 @@ def apply(change: RunChange) -> bool:
         condition &= RunRecord.lease_token == change.lease_token
     if change.claim_before is not None:
         condition &= RunRecord.lease_expires.does_not_exist() | (RunRecord.lease_expires < change.claim_before)
+    records = _event_records(ref, change.event_seq, change.events) if change.events else []
+    if records:
+        condition &= RunRecord.event_seq == change.event_seq
     actions = [RunRecord.status.set(change.to_status), RunRecord.run.set(change.run)]
+    if records:
+        actions.append(RunRecord.event_seq.set(change.event_seq + len(records)))
     if change.new_lease is not None:
         actions += [RunRecord.lease_token.set(change.new_lease[0]), RunRecord.lease_expires.set(change.new_lease[1])]
     elif not change.keep_lease:
@@ -219,6 +282,8 @@ def apply(change: RunChange) -> bool:
             transaction.save(message_record(message))
         if change.enqueue_at is not None:
             transaction.save(RunQueueRecord(RUN_QUEUE, ref.key, due_at=change.enqueue_at))
+        for record in records:
+            transaction.save(record, condition=RunEventRecord.seq.does_not_exist())
 
     # Updates are sent last, the run's before the thread's.
     run_index = -2 if change.release_thread else -1

@@ -105,7 +105,9 @@ def test_a_text_reply_completes_the_run_and_is_stored_as_the_assistant_message(c
         {"role": "user", "content": "What is the capital\n\nof France?"},
     ]
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (0.2, 0.9, 300)
-    assert not {"tools", "tool_choice", "parallel_tool_calls", "response_format", "stream"} & set(sent)
+    assert not {"tools", "tool_choice", "parallel_tool_calls", "response_format"} & set(sent)
+    # Spindle always streams from the model, so that clients can be replayed every delta.
+    assert (sent["stream"], sent["stream_options"]) == (True, {"include_usage": True})
     assert standin.request_headers(model)[0]["authorization"] == "Bearer test"
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from pynamodb.attributes import TTLAttribute
 
 from chalicelib.config import settings
 from chalicelib.storage.models import ALL_MODELS, LOCAL_ONLY_MODELS
@@ -50,6 +51,9 @@ def test_the_template_and_the_models_agree():
             for index in expected.get("global_secondary_indexes", [])
         }
         assert declared_indexes == expected_indexes, model.__name__
+        ttl = [name for name, attribute in model.get_attributes().items() if isinstance(attribute, TTLAttribute)]
+        declared_ttl = declared.get("TimeToLiveSpecification")
+        assert ([declared_ttl["AttributeName"]] if declared_ttl and declared_ttl["Enabled"] else []) == ttl
         assert declared["BillingMode"] == "PAY_PER_REQUEST"
         assert declared["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
         assert declared["SSESpecification"]["SSEEnabled"] is True

@@ -1,0 +1,70 @@
+"""The official server-sent events a run's transitions produce (see the contract notes, section e).
+
+Pure builders: each returns the list of `{"event": name, "data": object}` one transition appends to
+the run's event log. The SDK's AssistantEventHandler accumulates them: a message is created empty and
+grows by `thread.message.delta` (content index 0), a tool-calls step is created with no calls and
+grows by `thread.run.step.delta` (calls by index, arguments concatenated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Event = dict[str, Any]
+
+
+def event(name: str, data: dict[str, Any]) -> Event:
+    return {"event": name, "data": data}
+
+
+def run_event(run: dict[str, Any]) -> Event:
+    return event(f"thread.run.{run['status']}", run)
+
+
+def message_events(message: dict[str, Any], text_deltas: list[str]) -> list[Event]:
+    """created → in_progress → delta… → completed|incomplete, for a finished assistant message."""
+    growing = dict(
+        message, status="in_progress", content=[], completed_at=None, incomplete_at=None, incomplete_details=None
+    )
+    events = [event("thread.message.created", growing), event("thread.message.in_progress", growing)]
+    for delta in text_deltas:
+        content = [{"index": 0, "type": "text", "text": {"value": delta, "annotations": []}}]
+        events.append(
+            event(
+                "thread.message.delta",
+                {"id": message["id"], "object": "thread.message.delta", "delta": {"content": content}},
+            )
+        )
+    events.append(event(f"thread.message.{message['status']}", message))
+    return events
+
+
+def opening_step_events(step: dict[str, Any]) -> list[Event]:
+    """created and in_progress, with the step as it starts (no usage yet, no tool calls yet)."""
+    opening = dict(step, status="in_progress", completed_at=None, usage=None)
+    if step["type"] == "tool_calls":
+        opening["step_details"] = {"type": "tool_calls", "tool_calls": []}
+    return [event("thread.run.step.created", opening), event("thread.run.step.in_progress", opening)]
+
+
+def tool_call_delta_events(step: dict[str, Any], argument_deltas: list[list[str]]) -> list[Event]:
+    """Each call appears with its id and name, then its arguments arrive as they were streamed."""
+
+    def delta(call: dict[str, Any]) -> Event:
+        details = {"type": "tool_calls", "tool_calls": [call]}
+        return event(
+            "thread.run.step.delta",
+            {"id": step["id"], "object": "thread.run.step.delta", "delta": {"step_details": details}},
+        )
+
+    events = []
+    for index, call in enumerate(step["step_details"]["tool_calls"]):
+        function = {"name": call["function"]["name"], "arguments": "", "output": None}
+        events.append(delta({"index": index, "id": call["id"], "type": "function", "function": function}))
+        for chunk in argument_deltas[index]:
+            events.append(delta({"index": index, "type": "function", "function": {"arguments": chunk}}))
+    return events
+
+
+def step_event(step: dict[str, Any]) -> Event:
+    return event(f"thread.run.step.{step['status']}", step)
