@@ -248,15 +248,19 @@ def _requires_action(
 def _failed(working: StoredRun, error: ProviderError) -> RunChange:
     now = int(time.time())
     run = _terminal_run(working.run, "failed", now, last_error={"code": error.code, "message": error.message})
-    return RunChange(working.ref, ("in_progress",), "failed", run, lease_token=working.lease_token, release_thread=True)
+    change = RunChange(
+        working.ref, ("in_progress",), "failed", run, lease_token=working.lease_token, release_thread=True
+    )
+    return _with_events(change, working)
 
 
 def _incomplete(working: StoredRun, reason: str) -> RunChange:
     now = int(time.time())
     run = _terminal_run(working.run, "incomplete", now, incomplete_details={"reason": reason})
-    return RunChange(
+    change = RunChange(
         working.ref, ("in_progress",), "incomplete", run, lease_token=working.lease_token, release_thread=True
     )
+    return _with_events(change, working)
 
 
 def _finish(stored: StoredRun, status: str, now: float) -> bool:
@@ -268,8 +272,7 @@ def _finish(stored: StoredRun, status: str, now: float) -> bool:
         if step["status"] == "in_progress":
             steps.append(dict(step, status=step_status, **{step_field: stamp}))
     allowed = ("cancelling",) if status == "cancelled" else (stored.status,)
-    return store.apply(
-        RunChange(
-            stored.ref, allowed, status, _terminal_run(stored.run, status, stamp), steps=steps, release_thread=True
-        )
+    change = RunChange(
+        stored.ref, allowed, status, _terminal_run(stored.run, status, stamp), steps=steps, release_thread=True
     )
+    return store.apply(_with_events(change, stored, *(events.step_event(step) for step in steps)))

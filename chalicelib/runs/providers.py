@@ -64,6 +64,7 @@ class OpenAICompatibleProvider:
         openai = self._openai
         result = ChatResult()
         calls: dict[int, ToolCall] = {}
+        finished = False  # a stream that breaks off has no finish_reason
         try:
             stream = self._client.chat.completions.create(
                 **request, stream=True, stream_options={"include_usage": True}
@@ -87,6 +88,7 @@ class OpenAICompatibleProvider:
                                 call.argument_deltas.append(function.arguments)
                     if choice.finish_reason:
                         result.finish_reason = choice.finish_reason
+                        finished = True
         except openai.RateLimitError as error:
             raise ProviderError(
                 "rate_limit_exceeded", f"The model provider is rate limiting: {error.message}"
@@ -99,9 +101,9 @@ class OpenAICompatibleProvider:
             raise ProviderError("server_error", "The model provider sent a malformed response.") from error
         except Exception as error:  # the connection broke mid-stream (httpx errors are not APIErrors here)
             raise ProviderError("server_error", f"The model provider's stream broke: {error}") from error
+        if not finished:
+            raise ProviderError("server_error", "The model provider's stream ended before the reply did.")
         result.tool_calls = [calls[index] for index in sorted(calls)]
-        if not result.tool_calls and not result.text_deltas and result.finish_reason != "length":
-            raise ProviderError("server_error", "The model provider sent an empty response.")
         return result
 
 

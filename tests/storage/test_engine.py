@@ -61,6 +61,8 @@ def test_a_duplicated_step_never_applies_twice(aws):
     assert store.get_run(stored.ref).status == "completed"
     assert len(assistant_messages(stored)) == 1
     assert len(store.all_steps(stored.ref)) == 1
+    logged = [item["event"] for item in store.events_after(stored.ref, 0)]
+    assert logged.count("thread.run.in_progress") == 1 and logged.count("thread.run.completed") == 1
     assert advance_run(stored.ref).done is True  # advancing a finished run changes nothing
     assert len(assistant_messages(stored)) == 1
 
@@ -72,4 +74,7 @@ def test_an_unclaimed_run_expires(aws):
     assert advance_run(stored.ref).done is True
     expired = store.get_run(stored.ref)
     assert expired.status == "expired"
+    logged = store.events_after(stored.ref, 0)
+    assert [item["event"] for item in logged] == ["thread.run.created", "thread.run.queued", "thread.run.expired"]
+    assert logged[-1]["data"]["status"] == "expired"
     assert threads.create_message(PROJECT, stored.ref.thread_id, {"role": "user", "content": "free again"})
