@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.http import assistants, messages, runs, threads
+from chalicelib.http import assistants, files, messages, runs, threads
 from chalicelib.http.middleware import openai_error_shape
 
 PURGE_MARGIN_SECONDS = 10
@@ -18,6 +18,9 @@ app.register_blueprint(threads.blueprint)
 app.register_blueprint(messages.blueprint)
 app.register_blueprint(assistants.blueprint)
 app.register_blueprint(runs.blueprint)
+app.register_blueprint(files.blueprint)
+# Uploads arrive as multipart bodies and downloads leave as bytes: API Gateway must pass both through.
+app.api.binary_types.extend(["multipart/form-data", "application/binary"])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -23,6 +23,9 @@ class Settings:
     run_lease_seconds: float
     poll_after_ms: int
     stream_max_seconds: float
+    files_bucket: str
+    s3_endpoint: str | None
+    max_file_bytes: int
 
 
 def _default_lease() -> float:
@@ -54,6 +57,10 @@ def _read() -> Settings:
         run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS") or _default_lease()),
         poll_after_ms=int(os.environ.get("SPINDLE_POLL_AFTER_MS", "100")),
         stream_max_seconds=float(os.environ.get("SPINDLE_STREAM_MAX_SECONDS", "25")),
+        files_bucket=os.environ.get("SPINDLE_FILES_BUCKET", "spindle-files"),
+        s3_endpoint=os.environ.get("SPINDLE_S3_ENDPOINT") or None,
+        # Lambda takes at most 6 MB per request and API Gateway base64-encodes binary bodies (4/3).
+        max_file_bytes=int(os.environ.get("SPINDLE_MAX_FILE_BYTES", str(4 * 1024 * 1024))),
     )
 
 

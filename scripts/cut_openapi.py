@@ -22,11 +22,17 @@ from chalicelib.domain.pagination import MAX_LIMIT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "openai-assistants-v2.openapi.yaml"
+FILES_REFERENCE = ROOT.parent / "shared" / "reference" / "openai-files.openapi.yaml"
 OPENAPI_OUT = ROOT / "openapi.yaml"
 SCHEMAS_OUT = ROOT / "chalicelib" / "domain" / "request_schemas.json"
 
 # (path, method) of the official operations Spindle serves.
 SERVED = [
+    ("/files", "get"),
+    ("/files", "post"),
+    ("/files/{file_id}", "get"),
+    ("/files/{file_id}", "delete"),
+    ("/files/{file_id}/content", "get"),
     ("/assistants", "get"),
     ("/assistants", "post"),
     ("/assistants/{assistant_id}", "get"),
@@ -69,6 +75,11 @@ def _run_link(operation_id: str) -> dict[str, Any]:
 
 
 LINKS = {
+    ("/files", "post"): {
+        "RetrieveFile": {"operationId": "retrieveFile", "parameters": {"file_id": "$response.body#/id"}},
+        "DownloadFile": {"operationId": "downloadFile", "parameters": {"file_id": "$response.body#/id"}},
+        "DeleteFile": {"operationId": "deleteFile", "parameters": {"file_id": "$response.body#/id"}},
+    },
     ("/assistants", "post"): {
         "GetAssistant": {"operationId": "getAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
         "ModifyAssistant": {"operationId": "modifyAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
@@ -139,6 +150,10 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
     server and schemathesis agree on what is valid. Each touched schema is marked."""
     for name in list(schemas):
         schemas[name] = _nullable_all_of(schemas[name])
+    if "OpenAIFile" in schemas:
+        purpose = schemas["OpenAIFile"]["properties"]["purpose"]
+        purpose["enum"].append("evals")
+        purpose["x-spindle-extension"] = "Uploads may have purpose `evals` (CreateFileRequest); the object shows it."
     metadata = schemas["Metadata"]["anyOf"][0]
     metadata["maxProperties"] = 16
     metadata["propertyNames"] = {"minLength": 1, "maxLength": 64}
@@ -249,6 +264,33 @@ def _checked_list_parameters(operation: dict[str, Any], kind: str) -> None:
             parameter["x-spindle-extension"] = "Spindle refuses a cursor that is not an id of the listed kind."
 
 
+def merge_references(assistants: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+    """The two official cuts as one document (their component names do not collide)."""
+    merged = copy.deepcopy(assistants)
+    merged["paths"].update(copy.deepcopy(files["paths"]))
+    overlap = set(merged["components"]["schemas"]) & set(files["components"]["schemas"])
+    if overlap:
+        raise SystemExit(f"component names collide: {sorted(overlap)}")
+    merged["components"]["schemas"].update(copy.deepcopy(files["components"]["schemas"]))
+    return merged
+
+
+def _files_limits(paths: dict[str, Any]) -> None:
+    listing = paths["/files"]["get"]
+    for parameter in listing["parameters"]:
+        if parameter["name"] == "limit":
+            parameter["schema"] = {"type": "integer", "default": 20, "minimum": 1, "maximum": 100}
+            parameter["x-spindle-extension"] = "Spindle pages files like every list: 20 by default, 100 at most."
+        elif parameter["name"] == "after":
+            parameter["schema"]["pattern"] = id_pattern("file")
+            parameter["x-spindle-extension"] = "Spindle refuses a cursor that is not an id of the listed kind."
+    download = paths["/files/{file_id}/content"]["get"]["responses"]["200"]["content"]
+    download["application/octet-stream"] = {
+        "schema": {"type": "string", "format": "binary"},
+        "x-spindle-extension": "The file's bytes (send Accept: application/binary, as the SDK does, or */*).",
+    }
+
+
 def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     reference = copy.deepcopy(reference)
     schemas = reference["components"]["schemas"]
@@ -280,6 +322,7 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             paths["/threads/{thread_id}"]["get"]["responses"][status]
         )
 
+    _files_limits(paths)
     _checked_list_parameters(paths["/threads/{thread_id}/messages"]["get"], "message")
     _checked_list_parameters(paths["/threads"]["get"], "thread")
     _checked_list_parameters(paths["/assistants"]["get"], "assistant")
@@ -313,7 +356,7 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     request_schemas = {}
     for path, method in SERVED:
         body = reference["paths"][path][method].get("requestBody")
-        if body:
+        if body and "application/json" in body["content"]:
             ref = body["content"]["application/json"]["schema"]["$ref"]
             name = ref.rsplit("/", 1)[1]
             request_schemas[name] = _dereference(schemas[name], schemas)
@@ -330,7 +373,7 @@ def render(spec: dict[str, Any], request_schemas: dict[str, Any]) -> tuple[str, 
 
 
 def main() -> int:
-    reference = yaml.safe_load(REFERENCE.read_text())
+    reference = merge_references(yaml.safe_load(REFERENCE.read_text()), yaml.safe_load(FILES_REFERENCE.read_text()))
     openapi_text, schemas_text = render(*build(reference))
     OPENAPI_OUT.write_text(openapi_text)
     SCHEMAS_OUT.write_text(schemas_text)

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from chalicelib.domain.errors import not_found
+from chalicelib.domain.files import check_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.threads import check_stored_size, tool_resources_object
@@ -27,7 +28,7 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _apply(assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+def _apply(project_id: str, assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """Fields the request sets replace the assistant's; null resets a field to its default."""
     for name, value in body.items():
         if name == "tool_resources":
@@ -37,6 +38,8 @@ def _apply(assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         else:
             assistant[name] = _DEFAULTS.get(name) if value is None else value
     check_stored_size(assistant, MAX_ASSISTANT_BYTES, "instructions", "assistant")
+    if "tool_resources" in body:
+        check_references(project_id, tool_resource_references(assistant["tool_resources"], "tool_resources"))
     return assistant
 
 
@@ -56,7 +59,7 @@ def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         "model": body["model"],
         "tool_resources": {},
     }
-    assistant = _apply(assistant, body)
+    assistant = _apply(project_id, assistant, body)
     store.create(project_id, assistant)
     return assistant
 
@@ -70,7 +73,8 @@ def get_assistant(project_id: str, assistant_id: str) -> dict[str, Any]:
 
 def modify_assistant(project_id: str, assistant_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyAssistantRequest", body)
-    assistant = _apply(get_assistant(project_id, assistant_id), {k: v for k, v in body.items() if k != "model" or v})
+    changes = {k: v for k, v in body.items() if k != "model" or v}
+    assistant = _apply(project_id, get_assistant(project_id, assistant_id), changes)
     if not store.replace(project_id, assistant):
         raise not_found("assistant", assistant_id)
     return assistant

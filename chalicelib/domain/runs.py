@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.config import settings
 from chalicelib.domain.errors import InvalidRequest, not_found
+from chalicelib.domain.files import check_references, message_file_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.threads import (
@@ -138,6 +139,14 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
         new_message(project_id, thread_id, request, f"additional_messages[{index}].", now)
         for index, request in enumerate(body.get("additional_messages") or [])
     ]
+    check_references(
+        project_id,
+        [
+            ref
+            for index, request in enumerate(body.get("additional_messages") or [])
+            for ref in message_file_references(request, f"additional_messages[{index}].")
+        ],
+    )
     metadata = body.get("metadata") or {}
     created = StoredRun(ref, "queued", metadata, run, event_seq=1)
     opening = _opening_events(created)
@@ -174,6 +183,17 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
         new_message(project_id, thread.id, request, f"thread.messages[{index}].", now)
         for index, request in enumerate(requested_messages)
     ]
+    check_references(
+        project_id,
+        [
+            *tool_resource_references(thread.tool_resources, "thread.tool_resources"),
+            *(
+                ref
+                for index, request in enumerate(requested_messages)
+                for ref in message_file_references(request, f"thread.messages[{index}].")
+            ),
+        ],
+    )
     metadata = body.get("metadata") or {}
     created = StoredRun(ref, "queued", metadata, run, event_seq=1)
     opening = [events.event("thread.created", render_thread(thread)), *_opening_events(created)]

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest, not_found
+from chalicelib.domain.files import check_references, message_file_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
@@ -167,6 +168,17 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         new_message(project_id, thread.id, request, f"messages[{index}].", now)
         for index, request in enumerate(requested_messages)
     ]
+    check_references(
+        project_id,
+        [
+            *tool_resource_references(thread.tool_resources, "tool_resources"),
+            *(
+                ref
+                for index, request in enumerate(requested_messages)
+                for ref in message_file_references(request, f"messages[{index}].")
+            ),
+        ],
+    )
     store.create_thread(thread, messages)
     return render_thread(thread)
 
@@ -180,11 +192,13 @@ def get_thread(project_id: str, thread_id: str) -> dict[str, Any]:
 
 def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyThreadRequest", body)
+    resources = tool_resources_object(body["tool_resources"]) if "tool_resources" in body else None
+    check_references(project_id, tool_resource_references(resources, "tool_resources"))
     thread = store.update_thread(
         project_id,
         checked_thread_id(thread_id),
         metadata=(body["metadata"] or {}) if "metadata" in body else None,
-        tool_resources=tool_resources_object(body["tool_resources"]) if "tool_resources" in body else None,
+        tool_resources=resources,
     )
     if thread is None:
         raise not_found("thread", thread_id)
@@ -207,6 +221,7 @@ def list_threads(project_id: str, query: ListQuery, user: str | None) -> dict[st
 def create_message(project_id: str, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("CreateMessageRequest", body)
     message = new_message(project_id, checked_thread_id(thread_id), body, "", int(time.time()))
+    check_references(project_id, message_file_references(body, ""))
     if not store.add_message(message):
         thread = store.get_thread(project_id, thread_id)
         if thread is None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.domain.errors import MethodNotAllowed, UnsupportedMediaType
+from chalicelib.domain.errors import InvalidRequest, MethodNotAllowed, UnsupportedMediaType
 from chalicelib.http.routing import error_response, request_id_of, server_error_response
 
 
@@ -48,4 +48,19 @@ def _translate(event: Request, response: Response, request_id: str) -> Response:
             ),
             request_id,
         )
+    if 400 <= response.status_code < 500:
+        # e.g. a binary download asked for without an Accept header that admits bytes
+        message = _chalice_message(response.body) or "The request was not accepted."
+        error = InvalidRequest(message)
+        error.status = response.status_code
+        return error_response(error, request_id)
     return server_error_response(request_id)
+
+
+def _chalice_message(body: object) -> str | None:
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    return body.get("Message") if isinstance(body, dict) else None

@@ -76,7 +76,9 @@ def server_error_response(request_id: str) -> Response:
     return json_response(body, 500, request_id)
 
 
-def api_route(blueprint: Blueprint, path: str, method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def api_route(
+    blueprint: Blueprint, path: str, method: str, content_types: list[str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view(call, **path_params) -> dict | Reply` so that it only ever answers JSON."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +104,7 @@ def api_route(blueprint: Blueprint, path: str, method: str) -> Callable[[Callabl
                 log.exception("unhandled error", extra={"request_id": request_id, "path": path})
                 return server_error_response(request_id)
 
-        blueprint.route(path, methods=[method])(handler)
+        blueprint.route(path, methods=[method], content_types=content_types or ["application/json"])(handler)
         return view
 
     return register

@@ -40,6 +40,7 @@ def _local_environment(dynamodb_endpoint: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("SPINDLE_AUTH", "open")
     env["SPINDLE_DYNAMODB_ENDPOINT"] = dynamodb_endpoint
+    env["SPINDLE_S3_ENDPOINT"] = dynamodb_endpoint  # the same embedded moto server serves S3
     # moto accepts any credentials; these keep botocore from looking for real ones.
     env.setdefault("AWS_ACCESS_KEY_ID", "local")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "local")

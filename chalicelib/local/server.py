@@ -25,6 +25,7 @@ from chalicelib.domain.errors import ApiError, InvalidRequest, MethodNotAllowed,
 log = logging.getLogger("spindle.local")
 PURGE_INTERVAL_SECONDS = 1.0
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 class SpindleRequestHandler(ChaliceRequestHandler):
@@ -57,7 +58,7 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             self.close_connection = True
             self._send_api_error(InvalidRequest("Invalid Content-Length header.", code="invalid_request"))
             return
-        if length > settings.max_body_bytes:
+        if length > max(settings.max_body_bytes, settings.max_file_bytes + MULTIPART_OVERHEAD_BYTES):
             self._discard_body(length)
             self._send_api_error(
                 PayloadTooLarge(
@@ -131,6 +132,9 @@ def serve(host: str, port: int) -> None:
     from chalicelib.storage.models import create_tables
 
     create_tables()
+    from chalicelib.storage.files import ensure_bucket
+
+    ensure_bucket()
     sys.path.insert(0, os.getcwd())
     from app import app
     from chalicelib.local.poller import RunPoller

@@ -4,8 +4,11 @@ this run's tool calls and their outputs, and the run's settings mapped onto a ch
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 from typing import Any
 
+from chalicelib.storage import files as file_store
 from chalicelib.storage import runs as run_store
 from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import ListQuery, Message
@@ -22,6 +25,34 @@ def _estimated_tokens(message: dict[str, Any]) -> int:
     return len(text) // CHARS_PER_TOKEN + 4
 
 
+IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def _image_media_type(content: bytes, filename: str) -> str:
+    for signature, media_type in IMAGE_SIGNATURES:
+        if content.startswith(signature):
+            return media_type
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def _image_file_part(project_id: str, image_file: dict[str, Any]) -> dict[str, Any] | None:
+    """An uploaded image as a data URL every OpenAI-compatible provider can read, keeping `detail`."""
+    file = file_store.get(project_id, image_file["file_id"])
+    content = file_store.content(project_id, image_file["file_id"]) if file else None
+    if file is None or content is None:
+        return None  # deleted since the message was written: the model cannot see it
+    data = base64.b64encode(content).decode("ascii")
+    url = f"data:{_image_media_type(content, file['filename'])};base64,{data}"
+    return {"type": "image_url", "image_url": {"url": url, "detail": image_file.get("detail", "auto")}}
+
+
 def _chat_message(message: Message) -> dict[str, Any] | None:
     parts: list[dict[str, Any]] = []
     for block in message.content:
@@ -29,7 +60,8 @@ def _chat_message(message: Message) -> dict[str, Any] | None:
             parts.append({"type": "text", "text": block["text"]["value"]})
         elif block["type"] == "image_url":
             parts.append({"type": "image_url", "image_url": dict(block["image_url"])})
-        # image_file parts need the files API to resolve (not served yet): the model does not see them.
+        elif block["type"] == "image_file" and (image := _image_file_part(message.project_id, block["image_file"])):
+            parts.append(image)
     if not parts:
         return None
     if all(part["type"] == "text" for part in parts):

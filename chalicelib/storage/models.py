@@ -94,6 +94,26 @@ class MessageRecord(Model):
     by_run = MessagesByRun()
 
 
+class FilesByPurpose(GlobalSecondaryIndex["FileRecord"]):
+    Meta = type("Meta", (), {"index_name": "purpose-index", "projection": AllProjection()})
+    purpose_key = UnicodeAttribute(hash_key=True)  # project#purpose
+    file_id = UnicodeAttribute(range_key=True)
+
+
+class FileRecord(Model):
+    """A file's OpenAIFile object; its bytes are in S3 under `s3_key`."""
+
+    Meta = _meta("files")
+
+    project_id = UnicodeAttribute(hash_key=True)
+    file_id = UnicodeAttribute(range_key=True)
+    purpose_key = UnicodeAttribute()
+    file = CompactJSONAttribute()
+    s3_key = UnicodeAttribute()
+
+    by_purpose = FilesByPurpose()
+
+
 class AssistantRecord(Model):
     Meta = _meta("assistants")
 
@@ -173,6 +193,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ThreadRecord,
     MessageRecord,
     AssistantRecord,
+    FileRecord,
     RunRecord,
     RunStepRecord,
     RunEventRecord,

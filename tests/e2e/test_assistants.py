@@ -20,13 +20,14 @@ FUNCTION = {
 
 
 def test_an_assistant_round_trips(client):
+    data = client.files.create(file=("data.csv", b"x,y\n1,2\n"), purpose="assistants")
     assistant = client.beta.assistants.create(
         model="gpt-4o",
         name="Math Tutor",
         description="Answers math questions",
         instructions="You are a personal math tutor.",
         tools=[{"type": "code_interpreter"}, FUNCTION],
-        tool_resources={"code_interpreter": {"file_ids": ["file-1"]}},
+        tool_resources={"code_interpreter": {"file_ids": [data.id]}},
         metadata={"team": "edu"},
         temperature=0.5,
         top_p=0.9,
@@ -43,7 +44,7 @@ def test_an_assistant_round_trips(client):
     )
     assert [tool.type for tool in assistant.tools] == ["code_interpreter", "function"]
     assert assistant.tools[1].function.name == "get_weather"
-    assert assistant.tool_resources.code_interpreter.file_ids == ["file-1"]
+    assert assistant.tool_resources.code_interpreter.file_ids == [data.id]
     assert assistant.response_format.type == "json_object"
     assert client.beta.assistants.retrieve(assistant.id) == assistant
 

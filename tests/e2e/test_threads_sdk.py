@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.domain.ids import is_valid_id
 
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
 def test_a_thread_with_messages_round_trips_through_the_sdk(client):
     before = int(time.time())
@@ -50,10 +51,11 @@ def test_tool_resources_come_back_in_the_thread_object_shape(client):
     )
     assert thread.tool_resources.code_interpreter.file_ids == []
     assert thread.tool_resources.file_search.vector_store_ids == ["vs_1"]
+    data = client.files.create(file=("data.csv", b"a,b\n"), purpose="assistants")
     raw = client.beta.threads.with_raw_response.update(
-        thread.id, tool_resources={"code_interpreter": {"file_ids": ["file-1"], "bogus": {"x": 1}}}
+        thread.id, tool_resources={"code_interpreter": {"file_ids": [data.id], "bogus": {"x": 1}}}
     )
-    assert raw.http_response.json()["tool_resources"] == {"code_interpreter": {"file_ids": ["file-1"]}}
+    assert raw.http_response.json()["tool_resources"] == {"code_interpreter": {"file_ids": [data.id]}}
     with pytest.raises(openai.BadRequestError) as refused:
         client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-1"]}]}})
     assert refused.value.param == "tool_resources.file_search.vector_stores"
@@ -91,23 +93,25 @@ def test_modify_and_delete_a_thread(client):
 
 def test_message_content_parts_attachments_and_metadata(client):
     thread = client.beta.threads.create()
+    image = client.files.create(file=("cat.png", PNG), purpose="vision")
+    report = client.files.create(file=("report.pdf", b"%PDF-1.4 ..."), purpose="assistants")
     message = client.beta.threads.messages.create(
         thread.id,
         role="user",
         content=[
             {"type": "text", "text": "Describe these"},
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}},
-            {"type": "image_file", "image_file": {"file_id": "file-abc123"}},
+            {"type": "image_file", "image_file": {"file_id": image.id}},
         ],
-        attachments=[{"file_id": "file-xyz", "tools": [{"type": "code_interpreter"}, {"type": "file_search"}]}],
+        attachments=[{"file_id": report.id, "tools": [{"type": "code_interpreter"}, {"type": "file_search"}]}],
         metadata={"source": "test"},
     )
     assert [block.type for block in message.content] == ["text", "image_url", "image_file"]
     assert message.content[1].image_url.url == "https://example.com/cat.png"
     assert message.content[1].image_url.detail == "low"
-    assert message.content[2].image_file.file_id == "file-abc123"
+    assert message.content[2].image_file.file_id == image.id
     assert message.content[2].image_file.detail == "auto"
-    assert message.attachments[0].file_id == "file-xyz"
+    assert message.attachments[0].file_id == report.id
     assert [tool.type for tool in message.attachments[0].tools] == ["code_interpreter", "file_search"]
 
     assert client.beta.threads.messages.retrieve(message.id, thread_id=thread.id) == message

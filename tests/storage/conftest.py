@@ -26,9 +26,11 @@ class CallLog:
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
+        from chalicelib.storage.files import ensure_bucket
         from chalicelib.storage.models import create_tables
 
         create_tables()
+        ensure_bucket()
         yield
 
 

@@ -1,0 +1,79 @@
+"""/v1/files: upload (multipart), list, retrieve, delete, download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.config import settings
+from chalicelib.domain import files
+from chalicelib.domain.errors import InvalidRequest, PayloadTooLarge
+from chalicelib.domain.pagination import parse_list_query
+from chalicelib.http.routing import Call, Reply, api_route
+
+blueprint = Blueprint(__name__)
+
+FILE = "/v1/files/{file_id}"
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def _multipart(call: Call) -> tuple[dict[str, str], str | None, bytes | None]:
+    """The text fields, and the `file` part's name and bytes, of a multipart/form-data body."""
+    from email.parser import BytesParser  # only uploads parse MIME
+    from email.policy import HTTP
+
+    raw = call.request.raw_body or b""
+    if len(raw) > settings.max_file_bytes + MULTIPART_OVERHEAD_BYTES:
+        raise PayloadTooLarge(
+            f"Request body too large: {len(raw)} bytes; files of at most {settings.max_file_bytes} bytes are accepted.",
+            code="request_too_large",
+        )
+    content_type = call.request.headers.get("content-type", "")
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + raw
+    )
+    if not message.is_multipart() or message.defects:
+        raise InvalidRequest("Send the file as multipart/form-data with a boundary.", code="invalid_multipart")
+    form: dict[str, str] = {}
+    filename: str | None = None
+    content: bytes | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name == "file":
+            filename, content = part.get_filename(), payload
+        elif isinstance(name, str):
+            try:
+                form[name] = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest(f"Invalid '{name}': expected UTF-8 text.", param=name) from None
+    return form, filename, content
+
+
+@api_route(blueprint, "/v1/files", "POST", content_types=["multipart/form-data"])
+def create_file(call: Call) -> dict[str, Any]:
+    form, filename, content = _multipart(call)
+    return files.create_file(call.project_id, form, filename, content)
+
+
+@api_route(blueprint, "/v1/files", "GET")
+def list_files(call: Call) -> dict[str, Any]:
+    params = call.query()
+    return files.list_files(call.project_id, parse_list_query(params, "file"), params.get("purpose"))
+
+
+@api_route(blueprint, FILE, "GET")
+def retrieve_file(call: Call, file_id: str) -> dict[str, Any]:
+    return files.get_file(call.project_id, file_id)
+
+
+@api_route(blueprint, FILE, "DELETE")
+def delete_file(call: Call, file_id: str) -> dict[str, Any]:
+    return files.delete_file(call.project_id, file_id)
+
+
+@api_route(blueprint, FILE + "/content", "GET")
+def download_file(call: Call, file_id: str) -> Reply:
+    content = files.file_content(call.project_id, file_id)
+    return Reply(content, {"Content-Type": "application/octet-stream"}, raw=True)

@@ -1,0 +1,100 @@
+"""Files: the OpenAIFile object in DynamoDB, the bytes in a private S3 bucket."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, DoesNotExist
+
+from chalicelib.config import settings
+from chalicelib.storage.models import FileRecord
+from chalicelib.storage.pages import read_page
+from chalicelib.storage.records import ListQuery, Page
+from chalicelib.storage.threads import batch_get_many
+
+
+@cache
+def _s3() -> Any:
+    # botocore is loaded already (pynamodb); boto3 is not needed for three calls.
+    import botocore.session
+
+    return botocore.session.get_session().create_client(
+        "s3", region_name=settings.region, endpoint_url=settings.s3_endpoint
+    )
+
+
+def _s3_key(project_id: str, file_id: str) -> str:
+    return f"{project_id}/{file_id}"
+
+
+def purpose_key_for(project_id: str, purpose: str) -> str:
+    return f"{project_id}#{purpose}"
+
+
+def save(project_id: str, file: dict[str, Any], content: bytes) -> None:
+    """The bytes first, then the object that makes them reachable; a failed write leaves nothing."""
+    key = _s3_key(project_id, file["id"])
+    _s3().put_object(Bucket=settings.files_bucket, Key=key, Body=content)
+    try:
+        FileRecord(
+            project_id,
+            file["id"],
+            purpose_key=purpose_key_for(project_id, file["purpose"]),
+            file=file,
+            s3_key=key,
+        ).save(condition=FileRecord.file_id.does_not_exist())
+    except Exception:
+        _s3().delete_object(Bucket=settings.files_bucket, Key=key)
+        raise
+
+
+def get(project_id: str, file_id: str) -> dict[str, Any] | None:
+    try:
+        return FileRecord.get(project_id, file_id, consistent_read=True).file
+    except DoesNotExist:
+        return None
+
+
+def content(project_id: str, file_id: str) -> bytes | None:
+    if get(project_id, file_id) is None:
+        return None
+    response = _s3().get_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
+    return response["Body"].read()
+
+
+def delete(project_id: str, file_id: str) -> bool:
+    try:
+        FileRecord(project_id, file_id).delete(condition=FileRecord.file_id.exists())
+    except DeleteError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    _s3().delete_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
+    return True
+
+
+def list_page(project_id: str, query: ListQuery, purpose: str | None) -> Page:
+    if purpose is None:
+        page = read_page(
+            lambda **kw: FileRecord.query(project_id, consistent_read=True, **kw), FileRecord.file_id, query
+        )
+    else:
+        key = purpose_key_for(project_id, purpose)
+        page = read_page(lambda **kw: FileRecord.by_purpose.query(key, **kw), FileRecord.file_id, query)
+    return Page(items=[record.file for record in page.items], has_more=page.has_more)
+
+
+def existing(project_id: str, file_ids: set[str]) -> set[str]:
+    """Which of these files the project has: one BatchGetItem per 100 ids."""
+    keys = [{"project_id": {"S": project_id}, "file_id": {"S": file_id}} for file_id in sorted(file_ids)]
+    found = batch_get_many(FileRecord.Meta.table_name, keys)
+    return {item["file_id"]["S"] for item in found}
+
+
+def ensure_bucket() -> None:
+    """Local mode and tests only: the deployed bucket comes from infra/."""
+    s3 = _s3()
+    buckets = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    if settings.files_bucket not in buckets:
+        s3.create_bucket(Bucket=settings.files_bucket)
