@@ -16,6 +16,7 @@ class Owned:
     assistant: object
     run: object
     step: object
+    file: object
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def owned(client):
     message = client.beta.threads.messages.list(thread.id).data[0]
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
-    return Owned(thread, message, assistant, run, step)
+    file = client.files.create(file=("secret.txt", b"tenant A only"), purpose="assistants")
+    return Owned(thread, message, assistant, run, step, file)
 
 
 def own_assistant(c):
@@ -64,6 +66,12 @@ OPERATIONS = {
         o.run.id, thread_id=o.thread.id, tool_outputs=[{"tool_call_id": "call_x", "output": "x"}]
     ),
     "listRunSteps": lambda c, o: c.beta.threads.runs.steps.list(o.run.id, thread_id=o.thread.id),
+    "retrieveFile": lambda c, o: c.files.retrieve(o.file.id),
+    "downloadFile": lambda c, o: c.files.content(o.file.id),
+    "deleteFile": lambda c, o: c.files.delete(o.file.id),
+    "createMessage (their file)": lambda c, o: c.beta.threads.messages.create(
+        own_thread(c), role="user", content="x", attachments=[{"file_id": o.file.id, "tools": []}]
+    ),
     "getRunStep": lambda c, o: c.beta.threads.runs.steps.retrieve(o.step.id, thread_id=o.thread.id, run_id=o.run.id),
 }
 
@@ -79,6 +87,14 @@ def test_another_project_gets_404(client, other_client, owned, operation):
     run = client.beta.threads.runs.retrieve(owned.run.id, thread_id=owned.thread.id)
     assert (run.status, run.metadata) == ("completed", {})
     assert client.beta.threads.runs.steps.list(owned.run.id, thread_id=owned.thread.id).data == [owned.step]
+    assert client.files.content(owned.file.id).content == b"tenant A only"
+
+
+def test_the_file_list_is_per_project(server):
+    alice, mallory = server.client(f"sk-alice-f-{time.time_ns()}"), server.client(f"sk-mallory-f-{time.time_ns()}")
+    mine = alice.files.create(file=("a.txt", b"a"), purpose="assistants")
+    assert [f.id for f in alice.files.list()] == [mine.id]
+    assert mallory.files.list().data == [] and mallory.files.list(purpose="assistants").data == []
 
 
 def test_the_assistant_list_is_per_project(server):

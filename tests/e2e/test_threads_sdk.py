@@ -12,6 +12,7 @@ from chalicelib.domain.ids import is_valid_id
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
+
 def test_a_thread_with_messages_round_trips_through_the_sdk(client):
     before = int(time.time())
     thread = client.beta.threads.create(
