@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice import Blueprint, CORSConfig, Response
 from chalice.app import Request
 
 from chalicelib.config import settings
@@ -21,6 +21,38 @@ from chalicelib.domain.validation import parse_json_object
 log = logging.getLogger("spindle")
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+# Browser clients send the SDK's own headers; a preflight must admit each by name (no wildcards).
+SDK_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "OpenAI-Beta",
+    "OpenAI-Organization",
+    "OpenAI-Project",
+    "X-Stainless-Lang",
+    "X-Stainless-Package-Version",
+    "X-Stainless-OS",
+    "X-Stainless-Arch",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Async",
+    "X-Stainless-Retry-Count",
+    "X-Stainless-Read-Timeout",
+    "X-Stainless-Timeout",
+    "X-Stainless-Helper-Method",
+    "X-Stainless-Poll-Helper",
+    "X-Stainless-Custom-Poll-Interval",
+    "X-Stainless-Raw-Response",
+    "X-Stainless-Stream-Helper",
+    "X-Stainless-Custom-Event-Handler",
+]
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=SDK_HEADERS,
+    expose_headers=["x-request-id", "openai-poll-after-ms", "retry-after", "retry-after-ms"],
+    max_age=600,
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +136,7 @@ def api_route(
                 log.exception("unhandled error", extra={"request_id": request_id, "path": path})
                 return server_error_response(request_id)
 
-        blueprint.route(path, methods=[method], content_types=content_types or ["application/json"])(handler)
+        blueprint.route(path, methods=[method], content_types=content_types or ["application/json"], cors=CORS)(handler)
         return view
 
     return register
