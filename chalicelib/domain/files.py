@@ -17,6 +17,7 @@ from chalicelib.storage import files as store
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 FORM_FIELDS = ("file", "purpose", "expires_after", "expires_after[anchor]", "expires_after[seconds]")
 EXPIRY_SECONDS = (3600, 2592000)
+MAX_FILENAME_LENGTH = 255
 
 
 def _expires_at(form: dict[str, str], created_at: int) -> int | None:
@@ -74,6 +75,12 @@ def create_file(project_id: str, form: dict[str, str], filename: str | None, con
             param="file",
             code="file_too_large",
         )
+    if filename is not None and len(filename) > MAX_FILENAME_LENGTH:
+        raise InvalidRequest(
+            f"Invalid 'file': the filename is {len(filename)} characters; at most {MAX_FILENAME_LENGTH}.",
+            param="file",
+            code="filename_too_long",
+        )
     created_at = int(time.time())
     file: dict[str, Any] = {
         "id": new_id("file"),
@@ -119,9 +126,7 @@ def delete_file(project_id: str, file_id: str) -> dict[str, Any]:
 
 
 def list_files(project_id: str, query: ListQuery, purpose: str | None) -> dict[str, Any]:
-    page = store.list_page(project_id, query, purpose)
-    page.items[:] = [file for file in page.items if _live(file)]
-    return render_list(page, lambda file: file)
+    return render_list(store.list_page(project_id, query, purpose), lambda file: file)
 
 
 def check_references(project_id: str, references: Iterable[tuple[str, str]]) -> None:

@@ -16,7 +16,6 @@ from chalicelib.domain.files import check_references, message_file_references, t
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.threads import (
-    MAX_INITIAL_MESSAGES,
     check_stored_size,
     checked_thread_id,
     new_message,
@@ -36,6 +35,20 @@ ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
 CANCELLABLE = ("queued", "in_progress", "requires_action")
 MAX_RUN_BYTES = 380 * 1024
+# A run starts in one transaction (at most 100 items): the thread, the run, its opening event log
+# segments and queue entry, and the messages it adds.
+MAX_RUN_MESSAGES = 90
+MAX_TOOL_OUTPUT_BYTES = 256 * 1024
+
+
+def _check_message_count(messages: list[Any], param: str) -> None:
+    if len(messages) > MAX_RUN_MESSAGES:
+        raise InvalidRequest(
+            f"Invalid '{param}': array too long. Expected an array with maximum length {MAX_RUN_MESSAGES}, "
+            f"but got an array with length {len(messages)} instead.",
+            param=param,
+            code="array_above_max_length",
+        )
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -131,6 +144,7 @@ def _thread_is_busy(project_id: str, thread_id: str) -> InvalidRequest:
 def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredRun:
     validate("CreateRunRequest", body)
     checked_thread_id(thread_id)
+    _check_message_count(body.get("additional_messages") or [], "additional_messages")
     assistant = _assistant_of(project_id, body["assistant_id"])
     now = int(time.time())
     ref = RunRef(project_id, thread_id, new_id("run"))
@@ -152,8 +166,7 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
     opening = _opening_events(created)
     if not store.create_run(ref, "queued", metadata, run, messages, enqueue=_local_driver(), events=opening):
         raise _thread_is_busy(project_id, thread_id)
-    dispatch.run_changed(ref)
-    return created
+    return _dispatched(created)
 
 
 def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
@@ -161,12 +174,7 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
     assistant = _assistant_of(project_id, body["assistant_id"])
     thread_body = body.get("thread") or {}
     requested_messages = thread_body.get("messages") or []
-    if len(requested_messages) > MAX_INITIAL_MESSAGES - 2:
-        raise InvalidRequest(
-            f"Invalid 'thread.messages': at most {MAX_INITIAL_MESSAGES - 2} messages start a thread and run.",
-            param="thread.messages",
-            code="array_above_max_length",
-        )
+    _check_message_count(requested_messages, "thread.messages")
     now = int(time.time())
     resources = thread_body.get("tool_resources") or body.get("tool_resources")
     thread = Thread(
@@ -198,13 +206,28 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
     created = StoredRun(ref, "queued", metadata, run, event_seq=1)
     opening = [events.event("thread.created", render_thread(thread)), *_opening_events(created)]
     store.create_thread_and_run(thread, ref, "queued", metadata, run, messages, enqueue=_local_driver(), events=opening)
-    dispatch.run_changed(ref)
-    return created
+    return _dispatched(created)
 
 
 def _opening_events(created: StoredRun) -> list[events.Event]:
     rendered = render_run(created)
     return [events.event("thread.run.created", rendered), events.event("thread.run.queued", rendered)]
+
+
+def _dispatched(stored: StoredRun) -> StoredRun:
+    """Tell the driver; a run no driver will advance fails now instead of sitting queued forever."""
+    if dispatch.run_changed(stored.ref):
+        return stored
+    current = store.get_run(stored.ref)
+    if current is None or current.status in TERMINAL:
+        return current or stored
+    error = {"code": "server_error", "message": "Spindle could not start the run's state machine."}
+    failed = dict(current.run, last_error=error, failed_at=int(time.time()), expires_at=None, required_action=None)
+    change = RunChange(current.ref, (current.status,), "failed", failed, release_thread=True)
+    change.event_seq = current.event_seq
+    change.events = [events.run_event(render_run(StoredRun(current.ref, "failed", current.metadata, failed)))]
+    store.apply(change)
+    return store.get_run(stored.ref) or stored
 
 
 def _local_driver() -> bool:
@@ -257,8 +280,7 @@ def cancel_run(project_id: str, thread_id: str, run_id: str) -> StoredRun:
         change.enqueue_at = time.time() if _local_driver() else None
         change.events, change.event_seq = [events.run_event(render_run(cancelling))], stored.event_seq
         if store.apply(change):
-            dispatch.run_changed(stored.ref)
-            return cancelling
+            return _dispatched(cancelling)
 
 
 def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> StoredRun:
@@ -271,6 +293,7 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
         )
     pending = [call["id"] for call in action["submit_tool_outputs"]["tool_calls"]]
     outputs = _outputs_by_call(body["tool_outputs"], pending)
+    check_stored_size(list(outputs.values()), MAX_TOOL_OUTPUT_BYTES, "tool_outputs", "step")
     now = int(time.time())
     step = store.get_step(stored.ref, stored.run["_tool_step_id"])
     if step is None:  # written in the same transaction as required_action: cannot be missing
@@ -289,8 +312,7 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
         raise InvalidRequest(
             f'Runs in status "{current.status}" do not accept tool outputs.', code="run_not_requiring_action"
         )
-    dispatch.run_changed(stored.ref)
-    return queued
+    return _dispatched(queued)
 
 
 def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> dict[str, str]:

@@ -39,6 +39,8 @@ def _multipart(call: Call) -> tuple[dict[str, str], str | None, bytes | None]:
     filename: str | None = None
     content: bytes | None = None
     for part in message.iter_parts():
+        if part.is_multipart():
+            raise InvalidRequest("Nested multipart parts are not accepted.", code="invalid_multipart")
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True) or b""
         if name == "file":

@@ -40,22 +40,23 @@ class RunPoller:
                 log.exception("poll failed; retrying")
 
     def _dispatch_due(self) -> None:
-        for ref in store.due_runs(time.time()):
+        for ref, due_key in store.due_runs(time.time()):
             with self._lock:
                 if ref.key in self._in_flight:
-                    continue
+                    continue  # a worker has it; this entry waits for the worker to report
                 self._in_flight.add(ref.key)
-            self._pool.submit(self._advance, ref)
+            self._pool.submit(self._advance, ref, due_key)
 
-    def _advance(self, ref: RunRef) -> None:
+    def _advance(self, ref: RunRef, due_key: str) -> None:
         try:
-            # Until this worker reports, the run is not due again (its lease covers the model call). A
-            # cancel or tool outputs arriving meanwhile make it due now; the worker then leaves it so.
-            marker = time.time() + settings.run_lease_seconds
-            store.enqueue(ref, marker)
+            # While this worker runs, a fallback entry stands in for it (its lease covers the model
+            # call); cancels and tool outputs arriving meanwhile add entries of their own, due now.
+            fallback = store.enqueue(ref, time.time() + settings.run_lease_seconds)
+            store.remove_queue_entry(due_key)
             outcome = advance_run(ref)
-            next_due = None if outcome.done else time.time() + outcome.wait_seconds
-            store.settle_queue_entry(ref, expected_due=marker, next_due=next_due)
+            if not outcome.done:
+                store.enqueue(ref, time.time() + outcome.wait_seconds)
+            store.remove_queue_entry(fallback)
         except Exception:
             log.exception("advancing %s failed; it will be retried", ref.key)
         finally:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from functools import cache
 from typing import Any
@@ -15,17 +16,26 @@ from chalicelib.config import settings
 from chalicelib.storage.runs import RunRef
 
 wake_local_poller = threading.Event()
+log = logging.getLogger("spindle.dispatch")
 
 
 @cache
 def _stepfunctions() -> Any:
     import boto3  # only the run paths need the Step Functions client
+    from botocore.config import Config
 
-    return boto3.client("stepfunctions", region_name=settings.region)
+    return boto3.client("stepfunctions", region_name=settings.region, config=Config(retries={"mode": "standard"}))
 
 
-def run_changed(ref: RunRef) -> None:
-    if settings.run_driver == "stepfunctions":
-        _stepfunctions().start_execution(stateMachineArn=settings.state_machine_arn, input=json.dumps({"run": ref.key}))
-    else:
+def run_changed(ref: RunRef) -> bool:
+    """Hand the run to its driver. False if the driver could not be told (the caller fails the run)."""
+    if settings.run_driver != "stepfunctions":
         wake_local_poller.set()
+        return True
+    try:
+        # botocore's standard retry mode has already retried throttling and transient errors
+        _stepfunctions().start_execution(stateMachineArn=settings.state_machine_arn, input=json.dumps({"run": ref.key}))
+    except Exception:
+        log.exception("could not start the state machine for %s", ref.key)
+        return False
+    return True

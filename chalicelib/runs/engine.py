@@ -5,6 +5,7 @@ made under a lease, and a worker that dies leaves a lease that expires, after wh
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from chalicelib.storage.records import Message
 from chalicelib.storage.runs import RunChange, RunRef, StoredRun
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
+log = logging.getLogger("spindle.engine")
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,15 @@ def _work(stored: StoredRun, now: float) -> Outcome:
     run = dict(stored.run, started_at=stored.run["started_at"] or int(now))
     claim = RunChange(
         stored.ref,
-        ("queued", "in_progress"),
+        (stored.status,),
         "in_progress",
         run,
         claim_before=now,
         new_lease=(token, now + settings.run_lease_seconds),
     )
+    claim.event_seq = stored.event_seq
     if stored.status == "queued":  # a reclaimed run (lease expired) already said it is in progress
         claim.events = [events.run_event(render_run(StoredRun(stored.ref, "in_progress", stored.metadata, run)))]
-        claim.event_seq = stored.event_seq
     if not store.apply(claim):
         current = store.get_run(stored.ref)
         if current is None or current.status in TERMINAL:
@@ -99,7 +101,15 @@ def _work(stored: StoredRun, now: float) -> Outcome:
 
 
 def _settle(working: StoredRun, change: RunChange) -> Outcome:
-    if store.apply(change):
+    try:
+        applied = store.apply(change)
+    except Exception as error:  # e.g. a reply too large to store: retrying would call the model again
+        log.exception("run %s: storing its step failed", working.ref.key)
+        if change.to_status == "failed":
+            raise
+        unstorable = ProviderError("server_error", f"Spindle could not store the model's reply: {error}")
+        return _settle(working, _failed(working, unstorable))
+    if applied:
         if change.to_status == "requires_action":
             return Outcome(done=False, wait_seconds=max(0.0, working.run["expires_at"] - time.time()))
         return Outcome(done=change.to_status in TERMINAL)
@@ -172,6 +182,8 @@ def _after_model(working: StoredRun, result: ChatResult) -> RunChange:
     max_prompt = run.get("max_prompt_tokens")
     if max_prompt is not None and result.prompt_tokens > max_prompt:
         return _incomplete(replace(working, run=run), "max_prompt_tokens")
+    if result.tool_calls and result.finish_reason == "length":
+        return _incomplete(replace(working, run=run), "max_completion_tokens")  # the arguments are cut off
     if result.tool_calls:
         return _requires_action(working, run, result, call_usage, now)
     truncated = result.finish_reason == "length"

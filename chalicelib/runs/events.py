@@ -12,6 +12,17 @@ from typing import Any
 
 Event = dict[str, Any]
 
+# A reply of many thousand tokens would log as many delta events; a transaction holds 4 MB. Adjacent
+# deltas are merged (in order, so they still join to the same text) down to at most this many.
+MAX_DELTA_EVENTS = 200
+
+
+def coalesced(deltas: list[str], limit: int = MAX_DELTA_EVENTS) -> list[str]:
+    if len(deltas) <= limit:
+        return deltas
+    size = -(-len(deltas) // limit)
+    return ["".join(deltas[start : start + size]) for start in range(0, len(deltas), size)]
+
 
 def event(name: str, data: dict[str, Any]) -> Event:
     return {"event": name, "data": data}
@@ -27,7 +38,7 @@ def message_events(message: dict[str, Any], text_deltas: list[str]) -> list[Even
         message, status="in_progress", content=[], completed_at=None, incomplete_at=None, incomplete_details=None
     )
     events = [event("thread.message.created", growing), event("thread.message.in_progress", growing)]
-    for delta in text_deltas:
+    for delta in coalesced(text_deltas):
         content = [{"index": 0, "type": "text", "text": {"value": delta, "annotations": []}}]
         events.append(
             event(
@@ -61,7 +72,7 @@ def tool_call_delta_events(step: dict[str, Any], argument_deltas: list[list[str]
     for index, call in enumerate(step["step_details"]["tool_calls"]):
         function = {"name": call["function"]["name"], "arguments": "", "output": None}
         events.append(delta({"index": index, "id": call["id"], "type": "function", "function": function}))
-        for chunk in argument_deltas[index]:
+        for chunk in coalesced(argument_deltas[index]):
             events.append(delta({"index": index, "type": "function", "function": {"arguments": chunk}}))
     return events
 

@@ -8,6 +8,7 @@ provider configured, `OfflineProvider` answers deterministically, so local mode 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +54,7 @@ class OpenAICompatibleProvider:
         import openai  # only runs import the SDK: it costs ~0.5 s of cold start
 
         self._openai = openai
+        self._timeout = timeout
         # The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter,
         # honouring Retry-After: exactly the policy the provider calls need.
         self._client = openai.OpenAI(
@@ -69,7 +71,11 @@ class OpenAICompatibleProvider:
             stream = self._client.chat.completions.create(
                 **request, stream=True, stream_options={"include_usage": True}
             )
+            deadline = time.monotonic() + self._timeout
             for chunk in stream:
+                if time.monotonic() > deadline:  # the SDK's timeout bounds each read, not the whole reply
+                    stream.close()
+                    raise ProviderError("server_error", "The model provider did not finish its reply in time.")
                 if chunk.usage is not None:
                     result.prompt_tokens = chunk.usage.prompt_tokens
                     result.completion_tokens = chunk.usage.completion_tokens

@@ -9,12 +9,13 @@ the same events incrementally without touching the engine.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.runs.engine import TERMINAL, advance_run
+from chalicelib.runs.engine import TERMINAL, Outcome, advance_run
 from chalicelib.storage import runs as store
 from chalicelib.storage.runs import RunRef
 
@@ -28,15 +29,23 @@ class StreamedEvents:
     finished: bool  # False: the run did not stop within SPINDLE_STREAM_MAX_SECONDS
 
 
+def _stopped(ref: RunRef) -> bool:
+    stored = store.get_live_run(ref)
+    return stored is None or stored.status in STOPS
+
+
 def events_until_stop(ref: RunRef, after_seq: int) -> StreamedEvents:
+    """Advance the run in a worker thread so that the deadline holds even during a slow model call;
+    a step still running at the deadline finishes in the background (or its lease passes to a driver)."""
     deadline = time.monotonic() + settings.stream_max_seconds
-    finished = False
-    while time.monotonic() < deadline:
-        stored = store.get_live_run(ref)
-        if stored is None or stored.status in STOPS:
-            finished = True
-            break
-        outcome = advance_run(ref)
-        if not outcome.done:
-            time.sleep(min(max(outcome.wait_seconds, 0.0), IDLE_SLEEP_SECONDS))
-    return StreamedEvents(store.events_after(ref, after_seq), finished)
+    while not _stopped(ref):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return StreamedEvents(store.events_after(ref, after_seq), finished=_stopped(ref))
+        outcome: list[Outcome] = []
+        worker = threading.Thread(target=lambda box=outcome: box.append(advance_run(ref)), daemon=True)
+        worker.start()
+        worker.join(remaining)
+        if outcome and not outcome[0].done:
+            time.sleep(min(max(outcome[0].wait_seconds, 0.0), IDLE_SLEEP_SECONDS))
+    return StreamedEvents(store.events_after(ref, after_seq), finished=True)

@@ -159,13 +159,14 @@ class RunEventRecord(Model):
 
 
 class RunQueueRecord(Model):
-    """Local mode's run driver: runs waiting to be advanced and when. (On AWS, Step Functions.)"""
+    """Local mode's run driver: runs waiting to be advanced, sorted by when. (On AWS, Step Functions.)
+    A run may have several entries (a cancel arriving while a worker holds it adds one)."""
 
     Meta = _meta("run-queue")
 
     queue = UnicodeAttribute(hash_key=True)
-    run_ref = UnicodeAttribute(range_key=True)
-    due_at = NumberAttribute()
+    due_key = UnicodeAttribute(range_key=True)  # f"{due_at:017.6f}#{run_ref}": sorts by due time
+    run_ref = UnicodeAttribute()
 
 
 class PurgeJobRecord(Model):

@@ -255,9 +255,9 @@ def batch_get(keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | Non
             found[table] = items[0] if items else None
         request = response.get("UnprocessedKeys") or {}
         if not request:
-            break
+            return found
         time.sleep(random.uniform(0, 0.01 * 2**attempt))
-    return found
+    raise RuntimeError("DynamoDB left keys unprocessed after retries (throttled)")
 
 
 def batch_get_many(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -272,6 +272,8 @@ def batch_get_many(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any
             if not request:
                 break
             time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed after retries (throttled)")
     return found
 
 

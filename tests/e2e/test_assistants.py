@@ -181,3 +181,27 @@ def test_runs_and_steps_list_retrieve_and_update(client):
     assert reply.content[0].text.value == "You said: two"
     by_run = client.beta.threads.messages.list(thread.id, run_id=second.id).data
     assert [m.id for m in by_run] == [reply.id]
+
+
+def test_run_inputs_that_cannot_fit_a_transaction_or_an_item_are_400(client):
+    assistant = client.beta.assistants.create(model="offline", tools=[FUNCTION])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "weather?"}])
+    too_many = [{"role": "user", "content": str(n)} for n in range(91)]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, additional_messages=too_many)
+    assert refused.value.param == "additional_messages"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.create_and_run(assistant_id=assistant.id, thread={"messages": too_many})
+    assert refused.value.param == "thread.messages"
+    assert [m.content[0].text.value for m in client.beta.threads.messages.list(thread.id)] == ["weather?"]
+
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice="required"
+    )
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    with pytest.raises(openai.BadRequestError) as too_large:
+        client.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "x" * 300_000}]
+        )
+    assert too_large.value.param == "tool_outputs"
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "requires_action"

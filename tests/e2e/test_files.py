@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import json
 import os
 import time
 import uuid
@@ -147,3 +149,23 @@ def test_an_uploaded_image_reaches_the_model_as_a_data_url(model_server, standin
     expected_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert parts[1] == {"type": "image_url", "image_url": {"url": expected_url, "detail": "high"}}
     assert parts[2] == {"type": "image_url", "image_url": {"url": "https://example.com/dog.jpg", "detail": "auto"}}
+
+
+def test_a_filename_too_long_or_a_nested_multipart_is_400(client, server):
+    with pytest.raises(openai.BadRequestError) as long_name:
+        client.files.create(file=("n" * 256 + ".txt", b"x"), purpose="assistants")
+    assert long_name.value.param == "file"
+    nested = (
+        b'--outer\r\nContent-Disposition: form-data; name="file"\r\n'
+        b"Content-Type: multipart/mixed; boundary=inner\r\n\r\n"
+        b"--inner\r\nContent-Type: text/plain\r\n\r\nhello\r\n--inner--\r\n"
+        b'--outer\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n--outer--\r\n'
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {"Authorization": f"Bearer {client.api_key}", "Content-Type": "multipart/form-data; boundary=outer"}
+    connection.request("POST", "/v1/files", body=nested, headers=headers)
+    response = connection.getresponse()
+    assert response.status == 400
+    assert json.loads(response.read())["error"]["code"] == "invalid_multipart"
+    connection.close()
+    assert client.files.list().data == []

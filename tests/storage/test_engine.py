@@ -35,6 +35,7 @@ def test_a_crashed_workers_lease_expires_and_the_run_is_resumed(aws):
         stored.run,
         claim_before=time.time(),
         new_lease=("dead-worker", time.time() + 0.5),
+        event_seq=stored.event_seq,
     )
     assert store.apply(crashed)
 
@@ -70,7 +71,7 @@ def test_a_duplicated_step_never_applies_twice(aws):
 def test_an_unclaimed_run_expires(aws):
     stored = queued_run(aws)
     record_run = dict(stored.run, expires_at=int(time.time()) - 1)
-    assert store.apply(RunChange(stored.ref, ("queued",), "queued", record_run))
+    assert store.apply(RunChange(stored.ref, ("queued",), "queued", record_run, event_seq=stored.event_seq))
     assert advance_run(stored.ref).done is True
     expired = store.get_run(stored.ref)
     assert expired.status == "expired"
