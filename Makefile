@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: dev test lint openapi package clean
+.PHONY: dev test lint openapi package bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 ## Re-cut openapi.yaml and the request schemas from ../shared/reference.
 openapi: $(STAMP)
 	$(BIN)/python scripts/cut_openapi.py
+
+## Benchmarks (never part of make test): bench/results.json and bench/RESULTS.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 ## The deployable SAM template and zip in build/package (chalice package + infra/, merged).
 package: $(STAMP)

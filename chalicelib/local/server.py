@@ -17,7 +17,14 @@ from http import HTTPStatus
 from typing import Any
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException, RouteMatcher
+from chalice.local import (
+    ChaliceRequestHandler,
+    CustomLocalChalice,
+    LocalChalice,
+    LocalDevServer,
+    LocalGatewayException,
+    RouteMatcher,
+)
 
 from chalicelib.config import settings
 from chalicelib.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -145,6 +152,10 @@ def serve(host: str, port: int) -> None:
     threading.Thread(target=poller.run_forever, name="run-poller", daemon=True).start()
     config = Config(chalice_stage="local", config_from_disk={"app_name": "spindle"})
     SpindleRequestHandler.routes = app.routes
+    # As chalice local does: make `current_request` thread-local, or concurrent requests would read
+    # each other's bodies and paths (Lambda serves one request per container, so only here).
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
     server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler)
     server.server.daemon_threads = True
     print(f"Spindle serving on http://{host}:{port}/v1", flush=True)

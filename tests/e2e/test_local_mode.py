@@ -97,3 +97,35 @@ def test_the_local_server_turns_nagle_off_on_its_sockets():
     worker.join(timeout=10)
     server.server.server_close()
     assert observed and observed[0] != 0
+
+
+STEPS = 30
+
+
+def test_concurrent_requests_never_see_each_others_bodies(server):
+    """The local server is threaded: each request must read its own body and path."""
+    failures: list[str] = []
+
+    def worker(number: int) -> None:
+        client = server.client(f"sk-concurrent-{number}")
+        thread = client.beta.threads.create(metadata={"worker": str(number)})
+        for step in range(STEPS):
+            text_sent = f"worker {number} step {step}"
+            try:
+                message = client.beta.threads.messages.create(thread.id, role="user", content=text_sent)
+                again = client.beta.threads.retrieve(thread.id)
+            except openai.APIError as error:
+                failures.append(f"{text_sent}: {error}")
+                continue
+            if message.content[0].text.value != text_sent or message.thread_id != thread.id or again.id != thread.id:
+                failures.append(f"{text_sent} came back as {message.content[0].text.value} in {message.thread_id}")
+        listed = [m.content[0].text.value for m in client.beta.threads.messages.list(thread.id, order="asc", limit=100)]
+        if listed != [f"worker {number} step {step}" for step in range(STEPS)]:
+            failures.append(f"worker {number} lists {listed[:3]}…")
+
+    workers = [threading.Thread(target=worker, args=(number,)) for number in range(16)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert failures == []

@@ -1,0 +1,491 @@
+"""`make bench`: what every operation costs, and how that grows with the data. Never run as a test.
+
+Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
+this machine; each section's docstring says how it is measured. Run one section with
+`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, load).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("SPINDLE_AUTH", "open")
+os.environ.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
+
+AUTH = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def summary(samples: list[float], scale: float = 1000.0) -> dict[str, float]:
+    """Median and p99 (milliseconds by default) of a sample list."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return {"median": round(statistics.median(ordered) * scale, 3), "p99": round(p99 * scale, 3), "n": len(ordered)}
+
+
+def timed(action: Callable[[], Any], repetitions: int) -> list[float]:
+    samples = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+# --- DynamoDB requests and capacity per operation -------------------------------------------------
+
+
+class DynamoDBMeter:
+    """Counts every DynamoDB request (a botocore hook on the client) and computes the capacity units
+    it consumes from the item sizes it carries, by DynamoDB's rules: a write unit per KB written, a
+    read unit per 4 KB read consistently, twice that in transactions. (moto reports a constant
+    ConsumedCapacity, so its figure is not used.)"""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.read_units = 0.0
+        self.write_units = 0.0
+
+    def install(self) -> None:
+        import botocore.client
+
+        original = botocore.client.BaseClient._make_api_call
+        meter = self
+
+        def metered(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            response = original(client, operation, params)
+            if client.meta.service_model.service_name == "dynamodb":
+                meter.record(operation, params, response)
+            return response
+
+        botocore.client.BaseClient._make_api_call = metered  # type: ignore[method-assign]
+
+    @staticmethod
+    def _size(item: dict[str, Any]) -> int:
+        return len(json.dumps(item, separators=(",", ":")))
+
+    def record(self, operation: str, params: dict[str, Any], response: dict[str, Any]) -> None:
+        import math
+
+        self.requests.append(operation)
+        if operation in ("GetItem",):
+            self.read_units += max(1, math.ceil(self._size(response.get("Item", {})) / 4096))
+        elif operation == "Query":
+            self.read_units += max(1, math.ceil(sum(self._size(i) for i in response.get("Items", [])) / 4096))
+        elif operation == "BatchGetItem":
+            for items in response.get("Responses", {}).values():
+                self.read_units += sum(max(1, math.ceil(self._size(i) / 4096)) for i in items)
+        elif operation in ("PutItem",):
+            self.write_units += max(1, math.ceil(self._size(params["Item"]) / 1024))
+        elif operation in ("UpdateItem", "DeleteItem"):
+            self.write_units += 1
+        elif operation == "BatchWriteItem":
+            self.write_units += sum(len(v) for v in params["RequestItems"].values())
+        elif operation == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                kind, body = next(iter(entry.items()))
+                size = self._size(body.get("Item", {})) if kind == "Put" else 1024
+                units = 2 * max(1, math.ceil(size / 1024))
+                if kind == "ConditionCheck":
+                    self.read_units += 2
+                else:
+                    self.write_units += units
+        elif operation == "TransactGetItems":
+            self.read_units += 2 * len(params["TransactItems"])
+
+    def reset(self) -> None:
+        self.requests, self.read_units, self.write_units = [], 0.0, 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": len(self.requests),
+            "operations": list(self.requests),
+            "read_units": self.read_units,
+            "write_units": self.write_units,
+        }
+
+
+def in_process_api() -> Any:
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib.storage.files import ensure_bucket
+    from chalicelib.storage.models import create_tables
+
+    create_tables()
+    ensure_bucket()
+    return Client(app)
+
+
+def call(api: Any, method: str, path: str, body: dict | None = None) -> dict:
+    response = api.http.request(method, path, headers=AUTH, body=json.dumps(body or {}).encode())
+    if response.status_code != 200:
+        raise RuntimeError(f"{method} {path}: {response.status_code} {response.body[:200]!r}")
+    return json.loads(response.body) if response.headers.get("Content-Type", "").startswith("application/json") else {}
+
+
+def section_dynamodb() -> dict[str, Any]:
+    """DynamoDB requests and capacity units per API operation, in-process on moto (chalice.test)."""
+    from moto import mock_aws
+
+    from chalicelib.runs.engine import advance_run
+    from chalicelib.storage.runs import RunRef
+
+    meter = DynamoDBMeter()
+    meter.install()
+    figures: dict[str, Any] = {}
+    with mock_aws():
+        api = in_process_api()
+        tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+        assistant = call(api, "POST", "/v1/assistants", {"model": "offline", "tools": [tool]})
+        thread = call(api, "POST", "/v1/threads", {"messages": [{"role": "user", "content": "hello"}] * 20})
+        tid = thread["id"]
+
+        def measure(name: str, action: Callable[[], Any]) -> Any:
+            meter.reset()
+            result = action()
+            figures[name] = meter.snapshot()
+            return result
+
+        measure("retrieve thread", lambda: call(api, "GET", f"/v1/threads/{tid}"))
+        measure(
+            "create message",
+            lambda: call(api, "POST", f"/v1/threads/{tid}/messages", {"role": "user", "content": "hi"}),
+        )
+        measure("list 20 messages", lambda: call(api, "GET", f"/v1/threads/{tid}/messages?limit=20"))
+        run = measure(
+            "create run",
+            lambda: call(
+                api, "POST", f"/v1/threads/{tid}/runs", {"assistant_id": assistant["id"], "tool_choice": "required"}
+            ),
+        )
+        ref = RunRef.parse(f"proj_{__import__('hashlib').sha256(b'sk-bench').hexdigest()[:32]}#{tid}#{run['id']}")
+
+        def complete_run() -> None:
+            advance_run(ref)  # -> requires_action
+            current = call(api, "GET", f"/v1/threads/{tid}/runs/{run['id']}")
+            call_id = current["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"]
+            call(
+                api,
+                "POST",
+                f"/v1/threads/{tid}/runs/{run['id']}/submit_tool_outputs",
+                {"tool_outputs": [{"tool_call_id": call_id, "output": "ok"}]},
+            )
+            advance_run(ref)  # -> completed
+
+        measure("complete a run with one tool call (after create)", complete_run)
+    return figures
+
+
+# --- framework overhead against the bare DynamoDB calls ----------------------------------------------
+
+
+def section_floor(repetitions: int = 300) -> dict[str, Any]:
+    """Handler latency in-process (chalice.test.Client) divided by the bare DynamoDB call(s) it needs
+    on the same moto: the framework's overhead as a ratio."""
+    from moto import mock_aws
+
+    from chalicelib.domain.auth import project_for
+    from chalicelib.storage import threads as store
+    from chalicelib.storage.records import ListQuery
+
+    figures: dict[str, Any] = {}
+    with mock_aws():
+        api = in_process_api()
+        thread = call(api, "POST", "/v1/threads", {"messages": [{"role": "user", "content": "hello"}] * 20})
+        tid = thread["id"]
+        project = project_for(AUTH["Authorization"])
+        cases = {
+            "retrieve thread": (
+                lambda: call(api, "GET", f"/v1/threads/{tid}"),
+                lambda: store.get_thread(project, tid),
+            ),
+            "create message": (
+                lambda: call(api, "POST", f"/v1/threads/{tid}/messages", {"role": "user", "content": "hi"}),
+                lambda: store.add_message(
+                    __import__("chalicelib.domain.threads", fromlist=["x"]).new_message(
+                        project, tid, {"role": "user", "content": "hi"}, "", int(time.time())
+                    )
+                ),
+            ),
+            "list 20 messages": (
+                lambda: call(api, "GET", f"/v1/threads/{tid}/messages?limit=20"),
+                lambda: (store.get_thread(project, tid), store.list_messages(project, tid, ListQuery(limit=20))),
+            ),
+        }
+        for name, (handler, bare) in cases.items():
+            # Interleaved, so that both see the same data (moto slows as a partition grows).
+            handler_samples, bare_samples = [], []
+            for _ in range(repetitions):
+                handler_samples += timed(handler, 1)
+                bare_samples += timed(bare, 1)
+            figures[name] = {
+                "handler_ms": summary(handler_samples),
+                "bare_dynamodb_ms": summary(bare_samples),
+                "ratio_median": round(statistics.median(handler_samples) / statistics.median(bare_samples), 2),
+            }
+    return figures
+
+
+# --- over HTTP with the SDK ---------------------------------------------------------------------------
+
+
+def section_http(repetitions: int = 200) -> dict[str, Any]:
+    """The same operations over HTTP against the `make dev` server, with the official SDK."""
+    from tests.servers import start_local_server
+
+    figures: dict[str, Any] = {}
+    with start_local_server(auth="open") as server:
+        client = server.client("sk-bench-http")
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}] * 20)
+        figures["retrieve thread"] = summary(timed(lambda: client.beta.threads.retrieve(thread.id), repetitions))
+        figures["create message"] = summary(
+            timed(lambda: client.beta.threads.messages.create(thread.id, role="user", content="hi"), repetitions)
+        )
+        figures["list 20 messages"] = summary(
+            timed(lambda: client.beta.threads.messages.list(thread.id, limit=20), repetitions)
+        )
+    return figures
+
+
+# --- list cost against thread size ------------------------------------------------------------------
+
+
+def section_list(repetitions: int = 200) -> dict[str, Any]:
+    """List 20 messages (first page and a deep `after` cursor) in a thread of 10 messages and in one of
+    100,000, in-process on moto; the ratio should stay near 1."""
+    from moto import mock_aws
+
+    from chalicelib.domain.auth import project_for
+    from chalicelib.domain.ids import new_id
+    from chalicelib.storage.models import MessageRecord, thread_key
+
+    figures: dict[str, Any] = {}
+    with mock_aws():
+        api = in_process_api()
+        project = project_for(AUTH["Authorization"])
+        threads = {}
+        for size in (10, 100_000):
+            thread = call(api, "POST", "/v1/threads")
+            ids = [new_id("message") for _ in range(size)]
+            with MessageRecord.batch_write() as batch:
+                for message_id in ids:
+                    batch.save(
+                        MessageRecord(
+                            thread_key(project, thread["id"]),
+                            message_id,
+                            thread_id=thread["id"],
+                            created_at=int(time.time()),
+                            role="user",
+                            content=[{"type": "text", "text": {"value": "m", "annotations": []}}],
+                            attachments=[],
+                            metadata={},
+                            status="completed",
+                        )
+                    )
+            threads[size] = (thread["id"], ids[len(ids) // 2])
+        for size, (tid, middle) in threads.items():
+            figures[f"{size} messages, first page"] = summary(
+                timed(lambda tid=tid: call(api, "GET", f"/v1/threads/{tid}/messages?limit=20"), repetitions)
+            )
+            figures[f"{size} messages, deep cursor"] = summary(
+                timed(
+                    lambda tid=tid, middle=middle: call(
+                        api, "GET", f"/v1/threads/{tid}/messages?limit=20&after={middle}"
+                    ),
+                    repetitions,
+                )
+            )
+        for page in ("first page", "deep cursor"):
+            figures[f"ratio 100000/10, {page}"] = round(
+                figures[f"100000 messages, {page}"]["median"] / figures[f"10 messages, {page}"]["median"], 2
+            )
+    return figures
+
+
+# --- cold start ---------------------------------------------------------------------------------------
+
+
+def _importtime(statement: str) -> list[tuple[int, float, str]]:
+    """(depth, cumulative ms, module) for each import `python -X importtime` reports."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        _, cumulative, name = line.removeprefix("import time:").split("|")
+        if not cumulative.strip().isdigit():
+            continue  # the header line
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        rows.append((depth, int(cumulative) / 1000, name.strip()))
+    return rows
+
+
+def _import_ms(statement: str) -> float:
+    return sum(ms for depth, ms, _ in _importtime(statement) if depth == 0)
+
+
+def section_cold_start(repetitions: int = 15) -> dict[str, Any]:
+    """`python -X importtime` of app.py against the bare chalice + pynamodb + boto3 imports; and which
+    top-level modules dominate app.py's import."""
+    app_ms = [_import_ms("import app") for _ in range(repetitions)]
+    bare_ms = [_import_ms("import chalice, pynamodb.models, boto3") for _ in range(repetitions)]
+    # summary() takes seconds
+    heaviest = sorted(((ms, name) for depth, ms, name in _importtime("import app") if depth == 1), reverse=True)
+    return {
+        "app_import_ms": summary([ms / 1000 for ms in app_ms]),
+        "bare_import_ms": summary([ms / 1000 for ms in bare_ms]),
+        "ratio_median": round(statistics.median(app_ms) / statistics.median(bare_ms), 2),
+        "dominant_modules_ms": heaviest[:8],
+    }
+
+
+# --- a run end to end -----------------------------------------------------------------------------------
+
+
+def section_run(repetitions: int = 50) -> dict[str, Any]:
+    """Time from runs.create to completed (create_and_poll) with a zero-latency stand-in model, locally,
+    and what Spindle adds on top of the model call (the stand-in answers at once)."""
+    from tests.servers import start_local_server
+    from tests.standin_model import StandInModel, text
+
+    with (
+        StandInModel() as standin,
+        start_local_server(auth="open", SPINDLE_LLM_BASE_URL=standin.base_url, SPINDLE_LLM_API_KEY="bench") as server,
+    ):
+        client = server.client("sk-bench-run")
+        model = standin.script([text("done")])
+        assistant = client.beta.assistants.create(model=model)
+        samples = []
+        for _ in range(repetitions):
+            thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+            start = time.perf_counter()
+            run = client.beta.threads.runs.create_and_poll(
+                thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=10
+            )
+            samples.append(time.perf_counter() - start)
+            assert run.status == "completed"
+    return {
+        "create_to_completed_ms": summary(samples),
+        "note": "the stand-in answers with no latency, so this is Spindle's overhead around the model call",
+    }
+
+
+# --- load -----------------------------------------------------------------------------------------------
+
+
+def section_load(clients: int = 8, requests_each: int = 100) -> dict[str, Any]:
+    """N concurrent SDK clients × M requests of a mixed workload (create message 40 %, list 30 %, get
+    thread 20 %, create thread 10 %) against the dev server; then every created message must list."""
+    from tests.servers import start_local_server
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    created: dict[str, list[str]] = {}
+    lock = threading.Lock()
+    with start_local_server(auth="open") as server:
+
+        def worker(number: int) -> None:
+            client = server.client(f"sk-load-{number}-{uuid.uuid4().hex}")
+            thread = client.beta.threads.create()
+            mine: list[str] = []
+            for step in range(requests_each):
+                kind = step % 10
+                start = time.perf_counter()
+                try:
+                    if kind < 4:
+                        mine.append(client.beta.threads.messages.create(thread.id, role="user", content=str(step)).id)
+                    elif kind < 7:
+                        client.beta.threads.messages.list(thread.id, limit=20)
+                    elif kind < 9:
+                        client.beta.threads.retrieve(thread.id)
+                    else:
+                        client.beta.threads.create()
+                except Exception as error:  # counted, never hidden
+                    with lock:
+                        errors.append(repr(error))
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+            listed = [m.id for m in client.beta.threads.messages.list(thread.id, order="asc", limit=100)]
+            with lock:
+                created[thread.id] = [m for m in mine if m not in listed]
+
+        started = time.perf_counter()
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        elapsed = time.perf_counter() - started
+    lost = sum(len(missing) for missing in created.values())
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "latency_ms": summary(latencies),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "lost_messages": lost,
+    }
+
+
+SECTIONS = {
+    "dynamodb": section_dynamodb,
+    "floor": section_floor,
+    "http": section_http,
+    "list": section_list,
+    "cold_start": section_cold_start,
+    "run": section_run,
+    "load": section_load,
+}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Spindle benchmarks", "", f"Machine: {os.cpu_count()} cores; `make bench` to reproduce.", ""]
+    for section, figures in results.items():
+        lines += [
+            f"## {section}",
+            "",
+            f"{SECTIONS[section].__doc__.strip()}",
+            "",
+            "```json",
+            json.dumps(figures, indent=1),
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(SECTIONS)
+    out = ROOT / "bench" / "results.json"
+    results = json.loads(out.read_text()) if out.exists() and argv else {}
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        results[name] = SECTIONS[name]()
+        print(json.dumps(results[name], indent=1), flush=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    (ROOT / "bench" / "RESULTS.md").write_text(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
