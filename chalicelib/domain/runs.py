@@ -28,7 +28,7 @@ from chalicelib.storage import assistants as assistant_store
 from chalicelib.storage import runs as store
 from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import Thread
-from chalicelib.storage.runs import RunChange, RunRef, StoredRun
+from chalicelib.storage.runs import NewRun, RunChange, RunRef, StoredRun
 
 RUN_LIFETIME_SECONDS = 600
 ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
@@ -164,7 +164,7 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
     metadata = body.get("metadata") or {}
     created = StoredRun(ref, "queued", metadata, run, event_seq=1)
     opening = _opening_events(created)
-    if not store.create_run(ref, "queued", metadata, run, messages, enqueue=_local_driver(), events=opening):
+    if not store.create_run(NewRun(ref, metadata, run, messages, opening, enqueue=_local_driver())):
         raise _thread_is_busy(project_id, thread_id)
     return _dispatched(created)
 
@@ -205,7 +205,7 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
     metadata = body.get("metadata") or {}
     created = StoredRun(ref, "queued", metadata, run, event_seq=1)
     opening = [events.event("thread.created", render_thread(thread)), *_opening_events(created)]
-    store.create_thread_and_run(thread, ref, "queued", metadata, run, messages, enqueue=_local_driver(), events=opening)
+    store.create_thread_and_run(thread, NewRun(ref, metadata, run, messages, opening, enqueue=_local_driver()))
     return _dispatched(created)
 
 

@@ -131,47 +131,45 @@ def events_after(ref: RunRef, seq: int) -> list[dict[str, Any]]:
     return [item for record in records for item in record.events]
 
 
-def _save_new_run(
-    transaction: TransactWrite,
-    ref: RunRef,
-    status: str,
-    metadata: dict[str, str],
-    run: dict[str, Any],
-    messages: list[Message],
-    enqueue: bool,
-    events: list[dict[str, Any]],
-) -> None:
-    records = _event_records(ref, 0, events)
+@dataclass
+class NewRun:
+    """A run to store as its thread's active run, with what it brings: the messages it adds, its
+    opening events, and (local driver) a queue entry."""
+
+    ref: RunRef
+    metadata: dict[str, str]
+    run: dict[str, Any]
+    messages: list[Message]
+    events: list[dict[str, Any]]
+    enqueue: bool
+    status: str = "queued"
+
+
+def _save_new_run(transaction: TransactWrite, new: NewRun) -> None:
+    ref = new.ref
+    records = _event_records(ref, 0, new.events)
     transaction.save(
         RunRecord(
             thread_key(ref.project_id, ref.thread_id),
             ref.run_id,
-            status=status,
-            metadata=metadata,
-            run=run,
+            status=new.status,
+            metadata=new.metadata,
+            run=new.run,
             event_seq=len(records),
         ),
         condition=RunRecord.run_id.does_not_exist(),
     )
-    for message in messages:
+    for message in new.messages:
         transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
     for record in records:
         transaction.save(record)
-    if enqueue:
+    if new.enqueue:
         transaction.save(queue_entry(ref, time.time()))
 
 
-def create_run(
-    ref: RunRef,
-    status: str,
-    metadata: dict[str, str],
-    run: dict[str, Any],
-    messages: list[Message],
-    enqueue: bool,
-    events: list[dict[str, Any]],
-) -> bool:
-    """Store a new run as the thread's active run, with the messages it adds. False if the thread is
-    missing or already holds an active run."""
+def create_run(new: NewRun) -> bool:
+    """Store a new run as the thread's active run. False if the thread is missing or already holds one."""
+    ref = new.ref
 
     def build(transaction: TransactWrite) -> None:
         transaction.update(
@@ -179,7 +177,7 @@ def create_run(
             actions=[ThreadRecord.active_run_id.set(ref.run_id)],
             condition=ThreadRecord.thread_id.exists() & ThreadRecord.active_run_id.does_not_exist(),
         )
-        _save_new_run(transaction, ref, status, metadata, run, messages, enqueue, events)
+        _save_new_run(transaction, new)
 
     try:
         transact(build)
@@ -190,21 +188,12 @@ def create_run(
     return True
 
 
-def create_thread_and_run(
-    thread: Thread,
-    ref: RunRef,
-    status: str,
-    metadata: dict[str, str],
-    run: dict[str, Any],
-    messages: list[Message],
-    enqueue: bool,
-    events: list[dict[str, Any]],
-) -> None:
+def create_thread_and_run(thread: Thread, new: NewRun) -> None:
     """A new thread, its messages and its first run, together or not at all."""
 
     def build(transaction: TransactWrite) -> None:
         transaction.save(thread_record(thread), condition=ThreadRecord.thread_id.does_not_exist())
-        _save_new_run(transaction, ref, status, metadata, run, messages, enqueue, events)
+        _save_new_run(transaction, new)
 
     transact(build)
 
