@@ -274,26 +274,36 @@ def apply(change: RunChange) -> bool:
         for record in records:
             transaction.save(record, condition=RunEventRecord.seq.does_not_exist())
 
-    # Updates are sent last, the run's before the thread's.
-    run_index = -2 if change.release_thread else -1
+    # Updates are sent last, the run's before the thread's. Any other failed condition (an event-log
+    # segment another worker wrote first) means the run moved on too.
     try:
         transact(lambda transaction: build(transaction, with_thread=True))
     except TransactWriteError as error:
-        if cancel_reason(error, run_index) == "ConditionalCheckFailed":
-            return False
-        if change.release_thread and cancel_reason(error, -1) == "ConditionalCheckFailed":
+        failed = _failed_conditions(error)
+        if not failed:
+            raise
+        thread_index = len(error.cancellation_reasons) - 1
+        if change.release_thread and failed == [thread_index]:
             # The thread was deleted (or no longer names this run): finish the run, write nothing into
             # a thread that is gone.
             change.messages = []
             try:
                 transact(lambda transaction: build(transaction, with_thread=False))
             except TransactWriteError as retry_error:
-                if cancel_reason(retry_error, -1) == "ConditionalCheckFailed":
+                if _failed_conditions(retry_error):
                     return False
                 raise
-            return True
-        raise
+        else:
+            return False
     return True
+
+
+def _failed_conditions(error: TransactWriteError) -> list[int]:
+    return [
+        index
+        for index in range(len(error.cancellation_reasons))
+        if cancel_reason(error, index) == "ConditionalCheckFailed"
+    ]
 
 
 # --- run steps ----------------------------------------------------------------------------------

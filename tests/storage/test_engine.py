@@ -79,3 +79,30 @@ def test_an_unclaimed_run_expires(aws):
     assert [item["event"] for item in logged] == ["thread.run.created", "thread.run.queued", "thread.run.expired"]
     assert logged[-1]["data"]["status"] == "expired"
     assert threads.create_message(PROJECT, stored.ref.thread_id, {"role": "user", "content": "free again"})
+
+
+def test_a_claim_that_loses_the_race_for_the_event_log_is_a_lost_race_not_an_error(aws):
+    stored = queued_run(aws)
+    winner = RunChange(
+        stored.ref,
+        ("queued",),
+        "in_progress",
+        stored.run,
+        claim_before=time.time(),
+        new_lease=("winner", time.time() + 60),
+        event_seq=stored.event_seq,
+        events=[{"event": "thread.run.in_progress", "data": {}}],
+    )
+    loser = RunChange(
+        stored.ref,
+        ("queued",),
+        "in_progress",
+        stored.run,
+        claim_before=time.time(),
+        new_lease=("loser", time.time() + 60),
+        event_seq=stored.event_seq,
+        events=[{"event": "thread.run.in_progress", "data": {}}],
+    )
+    assert store.apply(winner) is True
+    assert store.apply(loser) is False
+    assert store.get_run(stored.ref).lease_token == "winner"
