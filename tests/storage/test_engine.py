@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from chalicelib.domain import assistants, runs, threads
+from chalicelib.runs import engine
 from chalicelib.runs.engine import advance_run
+from chalicelib.runs.providers import ChatResult
 from chalicelib.storage import runs as store
 from chalicelib.storage.records import ListQuery
 from chalicelib.storage.runs import RunChange
@@ -49,16 +50,32 @@ def test_a_crashed_workers_lease_expires_and_the_run_is_resumed(aws):
     assert len(assistant_messages(stored)) == 1
 
 
-def test_a_duplicated_step_never_applies_twice(aws):
+def test_a_duplicated_step_never_applies_twice(aws, monkeypatch):
+    """Two workers on one run, interleaved deterministically (moto in-process is not atomic under
+    threads, DynamoDB is): the second finds the first's lease and waits; replaying the first's
+    completion changes nothing; exactly one reply is written."""
     stored = queued_run(aws)
-    outcomes = []
-    workers = [threading.Thread(target=lambda: outcomes.append(advance_run(stored.ref))) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    while not advance_run(stored.ref).done:  # the losers were told to wait for the winner's lease
-        time.sleep(0.05)
+    replayed: list[RunChange] = []
+    real_apply = store.apply
+
+    def recording_apply(change: RunChange) -> bool:
+        applied = real_apply(change)
+        if applied and change.to_status == "completed":
+            replayed.append(change)
+        return applied
+
+    monkeypatch.setattr(store, "apply", recording_apply)
+    second_outcome: list = []
+
+    class SecondWorkerDuringTheModelCall:
+        def complete(self, request):
+            second_outcome.append(advance_run(stored.ref))  # a duplicate arrives while the first is busy
+            return ChatResult(text_deltas=["once"])
+
+    monkeypatch.setattr(engine, "provider", lambda: SecondWorkerDuringTheModelCall())
+    assert advance_run(stored.ref).done is True
+    assert second_outcome[0].done is False and second_outcome[0].wait_seconds > 0
+    assert real_apply(replayed[0]) is False  # the same step, replayed
     assert store.get_run(stored.ref).status == "completed"
     assert len(assistant_messages(stored)) == 1
     assert len(store.all_steps(stored.ref)) == 1
