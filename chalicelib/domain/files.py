@@ -157,6 +157,15 @@ def message_file_references(request: dict[str, Any], param: str) -> list[tuple[s
     return references
 
 
+def messages_file_references(requests: list[dict[str, Any]], param: str) -> list[tuple[str, str]]:
+    """The files a list of CreateMessageRequests names, each param under `param[index].`."""
+    return [
+        reference
+        for index, request in enumerate(requests)
+        for reference in message_file_references(request, f"{param}[{index}].")
+    ]
+
+
 def tool_resource_references(resources: dict[str, Any] | None, param: str) -> list[tuple[str, str]]:
     file_ids = ((resources or {}).get("code_interpreter") or {}).get("file_ids") or []
     return [(file_id, f"{param}.code_interpreter.file_ids[{index}]") for index, file_id in enumerate(file_ids)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib.config import settings
 from chalicelib.domain.errors import InvalidRequest, not_found
-from chalicelib.domain.files import check_references, message_file_references, tool_resource_references
+from chalicelib.domain.files import check_references, messages_file_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.threads import (
@@ -153,14 +153,7 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
         new_message(project_id, thread_id, request, f"additional_messages[{index}].", now)
         for index, request in enumerate(body.get("additional_messages") or [])
     ]
-    check_references(
-        project_id,
-        [
-            ref
-            for index, request in enumerate(body.get("additional_messages") or [])
-            for ref in message_file_references(request, f"additional_messages[{index}].")
-        ],
-    )
+    check_references(project_id, messages_file_references(body.get("additional_messages") or [], "additional_messages"))
     metadata = body.get("metadata") or {}
     created = StoredRun(ref, "queued", metadata, run, event_seq=1)
     opening = _opening_events(created)
@@ -195,11 +188,7 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
         project_id,
         [
             *tool_resource_references(thread.tool_resources, "thread.tool_resources"),
-            *(
-                ref
-                for index, request in enumerate(requested_messages)
-                for ref in message_file_references(request, f"thread.messages[{index}].")
-            ),
+            *messages_file_references(requested_messages, "thread.messages"),
         ],
     )
     metadata = body.get("metadata") or {}

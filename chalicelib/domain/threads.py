@@ -7,7 +7,12 @@ import time
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest, not_found
-from chalicelib.domain.files import check_references, message_file_references, tool_resource_references
+from chalicelib.domain.files import (
+    check_references,
+    message_file_references,
+    messages_file_references,
+    tool_resource_references,
+)
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
@@ -172,11 +177,7 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         project_id,
         [
             *tool_resource_references(thread.tool_resources, "tool_resources"),
-            *(
-                ref
-                for index, request in enumerate(requested_messages)
-                for ref in message_file_references(request, f"messages[{index}].")
-            ),
+            *messages_file_references(requested_messages, "messages"),
         ],
     )
     store.create_thread(thread, messages)

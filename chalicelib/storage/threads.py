@@ -242,17 +242,14 @@ def add_message(message: Message) -> bool:
     return True
 
 
-def batch_get(keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """One consistent BatchGetItem of one item per table: {table: raw item or None}.
-
-    (TransactGetItems would do too, but it costs twice the reads and is cancelled while a write
-    transaction holds one of the items.)"""
-    request: dict[str, Any] = {table: {"Keys": [key], "ConsistentRead": True} for table, key in keys.items()}
-    found: dict[str, dict[str, Any] | None] = dict.fromkeys(keys)
+def _batch_get_items(request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """One consistent BatchGetItem (at most 100 keys), retrying what DynamoDB leaves unprocessed:
+    {table: raw items found}."""
+    found: dict[str, list[dict[str, Any]]] = {table: [] for table in request}
     for attempt in range(CONFLICT_RETRIES):
         response = _connection().client.batch_get_item(RequestItems=request)
         for table, items in response.get("Responses", {}).items():
-            found[table] = items[0] if items else None
+            found[table].extend(items)
         request = response.get("UnprocessedKeys") or {}
         if not request:
             return found
@@ -260,20 +257,20 @@ def batch_get(keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | Non
     raise RuntimeError("DynamoDB left keys unprocessed after retries (throttled)")
 
 
+def batch_get(keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """One consistent BatchGetItem of one item per table: {table: raw item or None}.
+
+    (TransactGetItems would do too, but it costs twice the reads and is cancelled while a write
+    transaction holds one of the items.)"""
+    found = _batch_get_items({table: {"Keys": [key], "ConsistentRead": True} for table, key in keys.items()})
+    return {table: (items[0] if items else None) for table, items in found.items()}
+
+
 def batch_get_many(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Consistent BatchGetItem of many keys of one table (100 a request): the raw items found."""
     found: list[dict[str, Any]] = []
     for start in range(0, len(keys), 100):
-        request: dict[str, Any] = {table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
-        for attempt in range(CONFLICT_RETRIES):
-            response = _connection().client.batch_get_item(RequestItems=request)
-            found.extend(response.get("Responses", {}).get(table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))
-        else:
-            raise RuntimeError("DynamoDB left keys unprocessed after retries (throttled)")
+        found += _batch_get_items({table: {"Keys": keys[start : start + 100], "ConsistentRead": True}})[table]
     return found
 
 
