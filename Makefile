@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: dev test lint openapi package bench clean
+.PHONY: dev test lint openapi package bench clean clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 ## The deployable SAM template and zip in build/package (chalice package + infra/, merged).
 package: $(STAMP)
 	$(BIN)/python scripts/package.py build/package
+
+## Forget everything `make dev` stored (its embedded store's journal in .spindle/).
+clean-data:
+	rm -rf .spindle
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,7 +2,7 @@
 
 Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
 this machine; each section's docstring says how it is measured. Run one section with
-`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, load).
+`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, load, store, purge).
 """
 
 from __future__ import annotations
@@ -138,6 +138,23 @@ def call(api: Any, method: str, path: str, body: dict | None = None) -> dict:
     if response.status_code != 200:
         raise RuntimeError(f"{method} {path}: {response.status_code} {response.body[:200]!r}")
     return json.loads(response.body) if response.headers.get("Content-Type", "").startswith("application/json") else {}
+
+
+def _message_record(key: str, thread_id: str, message_id: str, text: str = "m") -> Any:
+    """A stored user message as the API writes it, for seeding large threads quickly."""
+    from chalicelib.storage.models import MessageRecord
+
+    return MessageRecord(
+        key,
+        message_id,
+        thread_id=thread_id,
+        created_at=int(time.time()),
+        role="user",
+        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        attachments=[],
+        metadata={},
+        status="completed",
+    )
 
 
 def section_dynamodb() -> dict[str, Any]:
@@ -289,19 +306,7 @@ def section_list(repetitions: int = 50) -> dict[str, Any]:
             ids = [new_id("message") for _ in range(size)]
             with MessageRecord.batch_write() as batch:
                 for message_id in ids:
-                    batch.save(
-                        MessageRecord(
-                            thread_key(project, thread["id"]),
-                            message_id,
-                            thread_id=thread["id"],
-                            created_at=int(time.time()),
-                            role="user",
-                            content=[{"type": "text", "text": {"value": "m", "annotations": []}}],
-                            attachments=[],
-                            metadata={},
-                            status="completed",
-                        )
-                    )
+                    batch.save(_message_record(thread_key(project, thread["id"]), thread["id"], message_id))
             threads[size] = (thread["id"], ids[len(ids) // 2])
         scanned: list[int] = []
 
@@ -414,45 +419,92 @@ def section_load(clients: int = 8, requests_each: int = 100) -> dict[str, Any]:
     thread 20 %, create thread 10 %) against the dev server; then every created message must list."""
     from tests.servers import start_local_server
 
+    with start_local_server(auth="open") as server:
+        return _mixed_load(server, clients, requests_each)
+
+
+# --- the embedded store against its data size -------------------------------------------------------
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (the `make dev` supervisor holds the store)."""
+    total = 0.0
+    for candidate in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (candidate / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(candidate.name) != pid and int(stat[1]) != pid:
+                continue
+            for line in (candidate / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    return round(total, 1)
+
+
+def _seed_messages_over_http(endpoint: str, project: str, thread_id: str, count: int) -> float:
+    """Write `count` messages of one thread straight into the embedded DynamoDB (BatchWriteItem, 25 a
+    request, over its HTTP endpoint): the API would take an hour to type them. Returns seconds."""
+    import boto3
+
+    from chalicelib.domain.ids import new_id
+    from chalicelib.storage.models import MessageRecord, thread_key
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    table = MessageRecord.Meta.table_name
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    for n in range(count):
+        record = _message_record(thread_key(project, thread_id), thread_id, new_id("message"), f"seeded message {n}")
+        batch.append({"PutRequest": {"Item": record.serialize()}})
+        if len(batch) == 25 or n == count - 1:
+            pending = {table: batch}
+            while pending:
+                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            batch = []
+    return time.perf_counter() - started
+
+
+def _mixed_load(server: Any, clients: int, requests_each: int) -> dict[str, Any]:
+    """N SDK clients × M requests (create message 40 %, list 20 30 %, get thread 20 %, create thread
+    10 %) at once; every created message must list afterwards."""
     latencies: list[float] = []
     errors: list[str] = []
-    created: dict[str, list[str]] = {}
+    lost: list[str] = []
     lock = threading.Lock()
-    with start_local_server(auth="open") as server:
 
-        def worker(number: int) -> None:
-            client = server.client(f"sk-load-{number}-{uuid.uuid4().hex}")
-            thread = client.beta.threads.create()
-            mine: list[str] = []
-            for step in range(requests_each):
-                kind = step % 10
-                start = time.perf_counter()
-                try:
-                    if kind < 4:
-                        mine.append(client.beta.threads.messages.create(thread.id, role="user", content=str(step)).id)
-                    elif kind < 7:
-                        client.beta.threads.messages.list(thread.id, limit=20)
-                    elif kind < 9:
-                        client.beta.threads.retrieve(thread.id)
-                    else:
-                        client.beta.threads.create()
-                except Exception as error:  # counted, never hidden
-                    with lock:
-                        errors.append(repr(error))
+    def worker(number: int) -> None:
+        client = server.client(f"sk-load-{number}-{uuid.uuid4().hex}")
+        thread = client.beta.threads.create()
+        mine: list[str] = []
+        for step in range(requests_each):
+            kind = step % 10
+            start = time.perf_counter()
+            try:
+                if kind < 4:
+                    mine.append(client.beta.threads.messages.create(thread.id, role="user", content=str(step)).id)
+                elif kind < 7:
+                    client.beta.threads.messages.list(thread.id, limit=20)
+                elif kind < 9:
+                    client.beta.threads.retrieve(thread.id)
+                else:
+                    client.beta.threads.create()
+            except Exception as error:  # counted, never hidden
                 with lock:
-                    latencies.append(time.perf_counter() - start)
-            listed = [m.id for m in client.beta.threads.messages.list(thread.id, order="asc", limit=100)]
+                    errors.append(repr(error))
             with lock:
-                created[thread.id] = [m for m in mine if m not in listed]
+                latencies.append(time.perf_counter() - start)
+        listed = {m.id for m in client.beta.threads.messages.list(thread.id, order="asc", limit=100)}
+        with lock:
+            lost.extend(m for m in mine if m not in listed)
 
-        started = time.perf_counter()
-        workers = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        elapsed = time.perf_counter() - started
-    lost = sum(len(missing) for missing in created.values())
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
     return {
         "clients": clients,
         "requests": len(latencies),
@@ -460,7 +512,100 @@ def section_load(clients: int = 8, requests_each: int = 100) -> dict[str, Any]:
         "latency_ms": summary(latencies),
         "errors": len(errors),
         "error_samples": errors[:5],
-        "lost_messages": lost,
+        "lost_messages": len(lost),
+    }
+
+
+def section_store(stored: int = 100_000, repetitions: int = 300) -> dict[str, Any]:
+    """The `make dev` server (embedded store with its journal on disk) empty, then holding 100,000
+    messages in one thread: a message create and a list of 20 in each (SDK over HTTP, medians), the
+    ratio full/empty (target at most 1.5), the dev server's RSS (supervisor and API child) after
+    storing them and again after 10 s at rest, 8-client throughput on the empty and the full store,
+    and how long a restart takes to load the journal back."""
+    import tempfile
+
+    from chalicelib.domain.auth import project_for
+    from tests.servers import start_local_server
+
+    figures: dict[str, Any] = {}
+    token = "sk-bench-store"
+    with tempfile.TemporaryDirectory(prefix="spindle-bench-") as data_dir:
+        with start_local_server(auth="open", data_dir=Path(data_dir)) as server:
+            client = server.client(token)
+            small = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}] * 20)
+            big = client.beta.threads.create()
+
+            def measure(label: str, thread_id: str) -> None:
+                figures[f"create message, {label}"] = summary(
+                    timed(
+                        lambda: client.beta.threads.messages.create(thread_id, role="user", content="hi"), repetitions
+                    )
+                )
+                figures[f"list 20, {label}"] = summary(
+                    timed(lambda: client.beta.threads.messages.list(thread_id, limit=20), repetitions)
+                )
+
+            measure("empty store", small.id)
+            figures["rss_mib, empty store"] = _rss_mib(server.process.pid)
+            figures["load, empty store"] = _mixed_load(server, clients=8, requests_each=100)
+            seconds = _seed_messages_over_http(server.dynamodb_endpoint, project_for(f"Bearer {token}"), big.id, stored)
+            figures["seeding"] = {"messages": stored, "seconds": round(seconds, 1)}
+            figures[f"rss_mib, {stored} messages stored"] = _rss_mib(server.process.pid)
+            time.sleep(10)
+            figures[f"rss_mib, {stored} messages stored, 10 s later at rest"] = _rss_mib(server.process.pid)
+            measure(f"{stored}-message thread", big.id)
+            measure(f"20-message thread beside {stored}", small.id)
+            figures["load, full store"] = _mixed_load(server, clients=8, requests_each=100)
+            figures["rss_mib, after the load on the full store"] = _rss_mib(server.process.pid)
+        started = time.perf_counter()
+        with start_local_server(auth="open", data_dir=Path(data_dir)) as server:
+            figures["restart: journal loaded and serving, seconds"] = round(time.perf_counter() - started, 1)
+            assert len(server.client(token).beta.threads.messages.list(big.id, limit=20).data) == 20
+    for operation in ("create message", "list 20"):
+        empty = figures[f"{operation}, empty store"]["median"]
+        figures[f"ratio {operation}, {stored}-message thread / empty"] = round(
+            figures[f"{operation}, {stored}-message thread"]["median"] / empty, 2
+        )
+        figures[f"ratio {operation}, small thread beside {stored} / empty"] = round(
+            figures[f"{operation}, 20-message thread beside {stored}"]["median"] / empty, 2
+        )
+    figures["ratio throughput full / empty"] = round(
+        figures["load, full store"]["throughput_rps"] / figures["load, empty store"]["throughput_rps"], 2
+    )
+    return figures
+
+
+def section_purge(size: int = 100_000) -> dict[str, Any]:
+    """Deleting a thread of 100,000 messages, in-process on moto: the DELETE (one write) and the
+    background purge that removes the messages in resumable batches."""
+    from moto import mock_aws
+
+    from chalicelib.domain.auth import project_for
+    from chalicelib.domain.ids import new_id
+    from chalicelib.domain.purge import purge_deleted_threads
+    from chalicelib.local import atomic_moto
+    from chalicelib.storage.models import MessageRecord, thread_key
+
+    atomic_moto.install()
+    with mock_aws():
+        api = in_process_api()
+        thread = call(api, "POST", "/v1/threads")
+        key = thread_key(project_for(AUTH["Authorization"]), thread["id"])
+        with MessageRecord.batch_write() as batch:
+            for _ in range(size):
+                batch.save(_message_record(key, thread["id"], new_id("message")))
+        start = time.perf_counter()
+        call(api, "DELETE", f"/v1/threads/{thread['id']}")
+        delete_ms = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        finished = purge_deleted_threads(seconds=3600)
+        purge_seconds = time.perf_counter() - start
+        assert finished == 1 and MessageRecord.count(key) == 0
+    return {
+        "messages": size,
+        "delete_request_ms": round(delete_ms, 1),
+        "purge_seconds": round(purge_seconds, 1),
+        "messages_purged_per_second": round(size / purge_seconds),
     }
 
 
@@ -472,6 +617,8 @@ SECTIONS = {
     "cold_start": section_cold_start,
     "run": section_run,
     "load": section_load,
+    "store": section_store,
+    "purge": section_purge,
 }
 
 

@@ -73,14 +73,23 @@ def wait_until_ready(base_url: str, process: subprocess.Popen, timeout: float = 
 
 
 @contextlib.contextmanager
-def start_local_server(auth: str, reload: bool = False, **extra_env: str) -> Iterator[LocalServer]:
+def start_local_server(
+    auth: str, reload: bool = False, data_dir: Path | None = None, **extra_env: str
+) -> Iterator[LocalServer]:
+    """`python -m chalicelib.local` on free ports, with a fresh, isolated store (its journal in a new
+    temporary folder) unless `data_dir` names one to reuse."""
     port, moto_port = free_port(), free_port()
+    scratch = None
+    if data_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="spindle-data-")
+        data_dir = Path(scratch.name)
     env = {
         **os.environ,
         "PORT": str(port),
         "SPINDLE_MOTO_PORT": str(moto_port),
         "SPINDLE_AUTH": auth,
         "SPINDLE_RELOAD": "1" if reload else "0",
+        "SPINDLE_DATA_DIR": str(data_dir),
         **extra_env,
     }
     env.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
@@ -104,6 +113,8 @@ def start_local_server(auth: str, reload: bool = False, **extra_env: str) -> Ite
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
         log.close()
+        if scratch is not None:
+            scratch.cleanup()
 
 
 def cli(server: LocalServer, *args: str) -> subprocess.CompletedProcess:

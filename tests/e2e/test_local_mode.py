@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import threading
 import time
@@ -129,3 +130,73 @@ def test_concurrent_requests_never_see_each_others_bodies(server):
     for w in workers:
         w.join()
     assert failures == []
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _store_something(client) -> tuple[str, str, str]:
+    """A thread with messages and a completed run, and a file: one of each kind of stored thing."""
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    client.beta.threads.messages.create(thread.id, role="user", content="second")
+    assistant = client.beta.assistants.create(model="offline", name="keeper")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    assert run.status == "completed"
+    file = client.files.create(file=("notes.txt", b"bytes that must survive"), purpose="assistants")
+    return thread.id, assistant.id, file.id
+
+
+def _assert_still_stored(client, thread_id: str, assistant_id: str, file_id: str) -> None:
+    listed = [m.content[0].text.value for m in client.beta.threads.messages.list(thread_id, order="asc")]
+    assert listed == ["first", "second", "You said: second"]
+    assert [run.status for run in client.beta.threads.runs.list(thread_id)] == ["completed"]
+    assert client.beta.assistants.retrieve(assistant_id).name == "keeper"
+    assert client.files.content(file_id).read() == b"bytes that must survive"
+    # ...and the store takes new writes beside them, in order.
+    client.beta.threads.messages.create(thread_id, role="user", content="third")
+    assert client.beta.threads.messages.list(thread_id).data[0].content[0].text.value == "third"
+
+
+def test_a_crashed_api_is_restarted_and_nothing_is_lost():
+    with start_local_server(auth="open") as server:
+        client = server.client("sk-crash")
+        stored = _store_something(client)
+        (api,) = _children_of(server.process.pid)
+        os.kill(api, 9)
+        wait_for(lambda: "restarting it (data is kept)" in Path(server.log_path).read_text())
+        wait_until_ready(server.base_url, server.process)
+        assert server.process.poll() is None
+        _assert_still_stored(client, *stored)
+
+
+def test_data_survives_a_hard_kill_of_the_whole_dev_server(tmp_path):
+    """kill -9 of `make dev` and everything under it: every acknowledged write is in the journal."""
+    with start_local_server(auth="open", data_dir=tmp_path) as server:
+        client = server.client("sk-hard-kill")
+        stored = _store_something(client)
+        os.killpg(server.process.pid, 9)
+        server.process.wait(timeout=10)
+    with start_local_server(auth="open", data_dir=tmp_path) as server:
+        _assert_still_stored(server.client("sk-hard-kill"), *stored)
+        assert "Loaded" in Path(server.log_path).read_text()
+
+
+def test_a_clean_stop_keeps_the_data_and_a_fresh_folder_starts_empty(tmp_path):
+    with start_local_server(auth="open", data_dir=tmp_path / "kept") as server:
+        stored = _store_something(server.client("sk-stop"))
+        server.process.send_signal(signal.SIGTERM)  # what Ctrl-C or a service manager sends
+        assert server.process.wait(timeout=30) == 0  # it stopped by itself, cleanly
+    with start_local_server(auth="open", data_dir=tmp_path / "kept") as server:
+        _assert_still_stored(server.client("sk-stop"), *stored)
+    with start_local_server(auth="open", data_dir=tmp_path / "fresh") as server:
+        with pytest.raises(openai.NotFoundError):
+            server.client("sk-stop").beta.threads.retrieve(stored[0])

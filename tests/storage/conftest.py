@@ -10,6 +10,11 @@ import botocore.client
 import pytest
 from moto import mock_aws
 
+from chalicelib.local import atomic_moto
+
+# The embedded store's guarantees hold in-process too: every call atomic, Query by key range.
+atomic_moto.install()
+
 
 @dataclass
 class CallLog:
