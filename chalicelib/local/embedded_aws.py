@@ -13,12 +13,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chalicelib.local import atomic_moto
 from chalicelib.local.journal import Journal, attach
 
 log = logging.getLogger("spindle.embedded")
 SERVER_THREADS = 8
+LOOP_SLICE_SECONDS = 0.2  # an idle loop checks this often whether it should stop
 
 
 def _keep_alive_channel() -> type:
@@ -41,15 +43,27 @@ def _keep_alive_channel() -> type:
 class EmbeddedAws:
     endpoint: str
     journal: Journal | None
-    _server: object
+    _stopping: threading.Event
     _thread: threading.Thread
 
     def stop(self) -> None:
         """Stop serving, then write what is pending and checkpoint the journal."""
-        self._server.close()  # type: ignore[attr-defined]
-        self._thread.join(timeout=5)
+        self._stopping.set()
+        self._thread.join(timeout=10)
         if self.journal is not None:
             self.journal.close()
+
+
+def _serve(server: Any, stopping: threading.Event) -> None:
+    """waitress's loop, in slices, so that the sockets are closed by the thread that polls them."""
+    from waitress import wasyncore
+
+    while not stopping.is_set():
+        wasyncore.loop(timeout=LOOP_SLICE_SECONDS, map=server._map, use_poll=True, count=1)
+    for dispatcher in list(server._map.values()):
+        if dispatcher is not server.trigger:  # the server's close() closes its trigger
+            dispatcher.close()
+    server.task_dispatcher.shutdown()
 
 
 def start(port: int = 0, data_dir: Path | None = None) -> EmbeddedAws:
@@ -80,7 +94,8 @@ def start(port: int = 0, data_dir: Path | None = None) -> EmbeddedAws:
         connection_limit=1000,
     )
     server.channel_class = _keep_alive_channel()  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, name="embedded-aws", daemon=True)
+    stopping = threading.Event()
+    thread = threading.Thread(target=_serve, args=(server, stopping), name="embedded-aws", daemon=True)
     thread.start()
     endpoint = f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
-    return EmbeddedAws(endpoint=endpoint, journal=journal, _server=server, _thread=thread)
+    return EmbeddedAws(endpoint=endpoint, journal=journal, _stopping=stopping, _thread=thread)

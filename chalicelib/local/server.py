@@ -4,6 +4,8 @@
 - Unknown routes answer 404 in the official error shape (chalice local says 403, which the SDK
   reports as PermissionDenied); unknown methods such as TRACE answer 405, not an HTML 501.
 - An oversized body is refused with 413 before it is read.
+- The listen backlog is 128, not socketserver's 5, so a burst of new connections is queued rather
+  than reset.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chalice.local import (
     LocalDevServer,
     LocalGatewayException,
     RouteMatcher,
+    ThreadedHTTPServer,
 )
 
 from chalicelib.config import settings
@@ -33,6 +36,12 @@ log = logging.getLogger("spindle.local")
 PURGE_INTERVAL_SECONDS = 1.0
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+LISTEN_BACKLOG = 128
+
+
+class SpindleHTTPServer(ThreadedHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
 
 
 class SpindleRequestHandler(ChaliceRequestHandler):
@@ -156,8 +165,7 @@ def serve(host: str, port: int) -> None:
     # each other's bodies and paths (Lambda serves one request per container, so only here).
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
-    server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler)
-    server.server.daemon_threads = True
+    server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler, server_cls=SpindleHTTPServer)
     print(f"Spindle serving on http://{host}:{port}/v1", flush=True)
     try:
         server.serve_forever()

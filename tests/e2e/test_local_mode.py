@@ -200,3 +200,20 @@ def test_a_clean_stop_keeps_the_data_and_a_fresh_folder_starts_empty(tmp_path):
     with start_local_server(auth="open", data_dir=tmp_path / "fresh") as server:
         with pytest.raises(openai.NotFoundError):
             server.client("sk-stop").beta.threads.retrieve(stored[0])
+
+
+def test_a_burst_of_connections_is_queued_not_reset():
+    """socketserver listens with a backlog of 5: under a burst, connections beyond it were reset
+    (seen as APIConnectionError with 16 clients on a busy machine). The dev server queues 128."""
+    from chalicelib.local.server import SpindleHTTPServer
+
+    server = SpindleHTTPServer(("127.0.0.1", 0), SpindleRequestHandler)  # listening, not yet accepting
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(64):
+            opened.append(socket.create_connection(server.server_address, timeout=2))
+        assert len(opened) == 64
+    finally:
+        for sock in opened:
+            sock.close()
+        server.server_close()

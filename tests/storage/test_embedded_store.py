@@ -306,3 +306,52 @@ def test_the_embedded_server_stores_an_empty_object():
         assert s3.get_object(Bucket="empty-objects", Key="nothing")["Body"].read() == b""
     finally:
         store.stop()
+
+
+def test_attribute_values_are_written_as_moto_itself_would(table, monkeypatch):
+    """The response shortcut for attribute values gives byte-for-byte what moto's shape walker gives,
+    for every attribute type, and boto3 reads back exactly what was stored."""
+    item = {
+        "pk": {"S": "types"},
+        "sk": {"S": "all"},
+        "s": {"S": "text é"},
+        "empty": {"S": ""},
+        "n": {"N": "-12.5"},
+        "b": {"B": b"\x00\x01binary"},
+        "bool": {"BOOL": False},
+        "null": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "bs": {"BS": [b"x", b"y"]},
+        "l": {"L": [{"S": "x"}, {"N": "1"}, {"B": b"z"}, {"M": {"deep": {"L": [{"NULL": True}]}}}]},
+        "m": {"M": {"k": {"S": "v"}, "b": {"B": b"q"}}},
+    }
+    table.put_item(TableName=TABLE, Item=item)
+    key = {"pk": {"S": "types"}, "sk": {"S": "all"}}
+    bodies = {}
+    for fast in (True, False):
+        monkeypatch.setattr(atomic_moto, "fast_attribute_values", fast)
+        captured: list[bytes] = []
+
+        def capture(http_response, captured=captured, **kwargs):
+            captured.append(http_response.content)
+
+        table.meta.events.register("after-call.dynamodb.*", capture)
+        got = table.get_item(TableName=TABLE, Key=key)["Item"]
+        queried = table.query(
+            TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "types"}}
+        )
+        table.meta.events.unregister("after-call.dynamodb.*", capture)
+        normalize = {
+            name: ({k: sorted(v) for k, v in value.items()} if name in ("ss", "ns", "bs") else value)
+            for name, value in got.items()
+        }
+        expected = {
+            name: ({k: sorted(v) for k, v in value.items()} if name in ("ss", "ns", "bs") else value)
+            for name, value in item.items()
+        }
+        assert normalize == expected
+        assert queried["Items"][0] == got
+        assert len(captured) == 2 and all(body.startswith(b"{") for body in captured)
+        bodies[fast] = captured
+    assert bodies[True] == bodies[False]
