@@ -286,10 +286,9 @@ def section_http(repetitions: int = 200) -> dict[str, Any]:
 
 def section_list(repetitions: int = 50) -> dict[str, Any]:
     """List 20 messages (first page and a deep `after` cursor) in a thread of 10 messages and in one of
-    100,000, in-process on moto; the ratio should stay near 1. `items_read` is what DynamoDB read for
-    the page (the Query's ScannedCount, from a botocore hook): the figure that carries over to AWS.
-    (moto's own Query cost grows with the whole table, so its latency grows with the table, not with
-    what Spindle asks for.)"""
+    100,000, in-process on moto as the embedded store runs it; the ratio should stay near 1.
+    `items_read` is what DynamoDB read for the page (the Query's ScannedCount, from a botocore hook):
+    the figure that carries over to AWS."""
     from moto import mock_aws
 
     from chalicelib.domain.auth import project_for
@@ -583,10 +582,8 @@ def section_purge(size: int = 100_000) -> dict[str, Any]:
     from chalicelib.domain.auth import project_for
     from chalicelib.domain.ids import new_id
     from chalicelib.domain.purge import purge_deleted_threads
-    from chalicelib.local import atomic_moto
     from chalicelib.storage.models import MessageRecord, thread_key
 
-    atomic_moto.install()
     with mock_aws():
         api = in_process_api()
         thread = call(api, "POST", "/v1/threads")
@@ -639,6 +636,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from chalicelib.local import atomic_moto
+
+    # In-process sections measure moto as the embedded store and the storage tests run it.
+    atomic_moto.install()
     chosen = argv or list(SECTIONS)
     out = ROOT / "bench" / "results.json"
     results = json.loads(out.read_text()) if out.exists() and argv else {}

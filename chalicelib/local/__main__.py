@@ -80,10 +80,11 @@ def supervise(env: dict[str, str]) -> int:
     reload = env.get("SPINDLE_RELOAD", "1") == "1"
     command = [sys.executable, "-m", "chalicelib.local.server"]
     crashes: list[float] = []
+    child: subprocess.Popen[bytes] | None = None
     while True:
         fingerprint = _code_fingerprint()
-        child = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
+            child = subprocess.Popen(command, cwd=ROOT, env=env)
             while child.poll() is None:
                 time.sleep(WATCH_INTERVAL_SECONDS)
                 if reload and _code_fingerprint() != fingerprint:
@@ -99,7 +100,8 @@ def supervise(env: dict[str, str]) -> int:
                 print(f"The API exited with {child.returncode}: restarting it (data is kept).", flush=True)
                 time.sleep(0.2 * len(crashes))
         except Stop:
-            _stop_child(child)
+            if child is not None:
+                _stop_child(child)
             return 0
 
 

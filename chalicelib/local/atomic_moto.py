@@ -107,26 +107,51 @@ class _Partitions:
 class _IndexSpec:
     """Where an item sits in one index: its partition and its order within it, or None if absent."""
 
-    def __init__(self, name: str | None, hash_attr: str, range_attr: str | None, with_table_key: bool) -> None:
+    def __init__(
+        self, name: str | None, hash_attr: str, range_attr: str | None, with_table_key: bool, types: dict[str, str]
+    ) -> None:
         self.name = name
         self.hash_attr = hash_attr
         self.range_attr = range_attr
         self.with_table_key = with_table_key  # a GSI's order ends with the table key (ties, uniqueness)
+        self.hash_type = types.get(hash_attr)
+        self.range_type = types.get(range_attr) if range_attr else None
         self.partitions = _Partitions()
 
     def place(self, item: Any) -> tuple[Any, tuple[Any, ...]] | None:
         hash_value = item.attrs.get(self.hash_attr)
-        if hash_value is None:
-            return None
+        if hash_value is None or hash_value.type != self.hash_type:
+            return None  # sparse; DynamoDB refuses a mistyped index key (see _check_index_keys)
         order: tuple[Any, ...] = ()
         if self.range_attr is not None:
             range_value = item.attrs.get(self.range_attr)
-            if range_value is None:
+            if range_value is None or range_value.type != self.range_type:
                 return None  # sparse: DynamoDB indexes only items with every key attribute
             order = (range_value.cast_value,)
         if self.with_table_key:
             order += _table_order(item)
         return hash_value.cast_value, order
+
+
+def _declared_types(table: Any) -> dict[str, str]:
+    return {attribute["AttributeName"]: attribute["AttributeType"] for attribute in table.attr}
+
+
+def _check_index_keys(table: Any, attrs: dict[str, Any]) -> None:
+    """DynamoDB refuses a write whose index key attribute has another type than the table declares."""
+    from moto.dynamodb.exceptions import MockValidationException
+
+    types = _declared_types(table)
+    for gsi in table.global_indexes:
+        for key in gsi.schema:
+            name = key["AttributeName"]
+            value = attrs.get(name)
+            if value is not None and isinstance(value, dict) and next(iter(value), None) != types.get(name):
+                actual = next(iter(value), None)
+                raise MockValidationException(
+                    "One or more parameter values were invalid: Type mismatch for Index Key "
+                    f"{name} Expected: {types.get(name)} Actual: {actual} IndexName: {gsi.name}"
+                )
 
 
 def _table_order(item: Any) -> tuple[Any, ...]:
@@ -139,13 +164,14 @@ class _TableIndex:
     """A table's items in key order per partition: the table itself and each simple GSI."""
 
     def __init__(self, table: Any) -> None:
-        self.base = _IndexSpec(None, table.hash_key_attr, table.range_key_attr, with_table_key=False)
+        types = _declared_types(table)
+        self.base = _IndexSpec(None, table.hash_key_attr, table.range_key_attr, False, types)
         self.gsis: dict[str, _IndexSpec] = {}
         for gsi in table.global_indexes:
             hashes = [k["AttributeName"] for k in gsi.schema if k["KeyType"] == "HASH"]
             ranges = [k["AttributeName"] for k in gsi.schema if k["KeyType"] == "RANGE"]
             if len(hashes) == 1 and len(ranges) <= 1:
-                self.gsis[gsi.name] = _IndexSpec(gsi.name, hashes[0], ranges[0] if ranges else None, True)
+                self.gsis[gsi.name] = _IndexSpec(gsi.name, hashes[0], ranges[0] if ranges else None, True, types)
         # (hash, range) of the table -> where the item sits in each index, to move it on change
         self.placed: dict[tuple[Any, Any], list[tuple[_IndexSpec, Any, tuple[Any, ...]]]] = {}
         for item in table.all_items():
@@ -159,10 +185,10 @@ class _TableIndex:
         for spec in self._specs():
             place = spec.place(item)
             if place is not None:
-                partition, order = place
-                spec.partitions.add(partition, (order, item.hash_key, item.range_key))
-                places.append((spec, partition, order))
+                places.append((spec, *place))
         self.placed[(item.hash_key, item.range_key)] = places
+        for spec, partition, order in places:
+            spec.partitions.add(partition, (order, item.hash_key, item.range_key))
 
     def refresh(self, table: Any, hash_key: Any, range_key: Any) -> None:
         """Re-place one item after any change to it (put, update, delete, rollback)."""
@@ -232,13 +258,11 @@ def _bounds(group: list[Entry], comparison: str | None, values: list[Any]) -> tu
         return left(values[0]), high
     if comparison == "BETWEEN":
         return left(values[0]), right(values[1])
-    # BEGINS_WITH: from the prefix up to the first value that no longer starts with it
+    # BEGINS_WITH: the values that, cut to the prefix's length, equal it (a contiguous run)
     prefix = values[0]
     low = left(prefix)
-    if not prefix:
-        return low, high
-    successor = prefix[:-1] + (chr(ord(prefix[-1]) + 1) if isinstance(prefix, str) else bytes([prefix[-1] + 1]))
-    return low, left(successor)
+    high = bisect_right(group, prefix, lo=low, key=lambda entry: entry[0][0][: len(prefix)])
+    return low, high
 
 
 _SUPPORTED_COMPARISONS = {"=", "EQ", "<", "LT", "<=", "LE", ">", "GT", ">=", "GE", "BETWEEN", "BEGINS_WITH"}
@@ -288,6 +312,8 @@ def _query(original: Callable[..., Any]) -> Callable[..., Any]:
             and len(range_key_conditions or []) <= 1
             and (comparison is None or comparison in _SUPPORTED_COMPARISONS)
             and (comparison is None or spec.range_attr is not None)
+            and hash_key.type == spec.hash_type
+            and all(value.type == spec.range_type for value in range_objs)
         )
         if not simple:
             return original(
@@ -346,8 +372,9 @@ def _query(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _tracking_put(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
-        item = original(self, *args, **kwargs)
+    def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        _check_index_keys(self, item_attrs)
+        item = original(self, item_attrs, *args, **kwargs)
         _refresh(self, item.hash_key, item.range_key)
         return item
 
@@ -373,22 +400,59 @@ def _key_values(table: Any, key: dict[str, Any]) -> tuple[Any, Any]:
     return hash_key, range_key
 
 
+def _put_back(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
+    """Make an item what it was (None: absent), and re-place it in the indexes."""
+    if table.range_key_attr is None:
+        if item is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = item
+    elif item is None:
+        partition = table.items.get(hash_key)
+        if partition is not None:
+            partition.pop(range_key, None)
+            if not partition:
+                del table.items[hash_key]
+    else:
+        table.items[hash_key][range_key] = item
+    _refresh(table, hash_key, range_key)
+
+
 def _tracking_update(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        table = self.tables.get(table_name)
         try:
-            return original(self, table_name, key, *args, **kwargs)
-        finally:  # moto updates in place; even a failed update is re-read
-            table = self.tables.get(table_name)
-            if table is not None:
-                try:
-                    hash_key, range_key = _key_values(table, key)
-                except KeyError:
-                    pass  # a malformed key: moto rejected it and changed nothing
-                else:
-                    _refresh(table, hash_key, range_key)
+            hash_key, range_key = _key_values(table, key)
+        except (KeyError, TypeError, AttributeError):
+            return original(self, table_name, key, *args, **kwargs)  # moto reports the bad key
+        before = copy.deepcopy(stored_item(table, hash_key, range_key))
+        try:
+            updated = original(self, table_name, key, *args, **kwargs)
+        except BaseException:
+            # moto updates in place and can fail halfway; DynamoDB applies all of an update or none
+            _put_back(table, hash_key, range_key, before)
+            raise
+        after = stored_item(table, hash_key, range_key)
+        try:
+            _check_index_keys(table, after.to_json()["Attributes"] if after is not None else {})
+        except Exception:
+            _put_back(table, hash_key, range_key, before)
+            raise
+        _refresh(table, hash_key, range_key)
+        return updated
 
     return update_item
+
+
+def _forgetting_indexes(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def update_table(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        table = original(self, name, *args, **kwargs)
+        forget_index(table)  # its GSIs may have changed
+        return table
+
+    return update_table
 
 
 # --- transactions that undo only themselves --------------------------------------------------------
@@ -424,21 +488,7 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
 
     def roll_back() -> None:
         for (table_name, hash_key, range_key), item in backups.items():
-            table = self.tables[table_name]
-            if table.range_key_attr is None:
-                if item is None:
-                    table.items.pop(hash_key, None)
-                else:
-                    table.items[hash_key] = item
-            elif item is None:
-                partition = table.items.get(hash_key)
-                if partition is not None:
-                    partition.pop(range_key, None)
-                    if not partition:
-                        del table.items[hash_key]
-            else:
-                table.items[hash_key][range_key] = item
-            _refresh(table, hash_key, range_key)
+            _put_back(self.tables[table_name], hash_key, range_key, item)
 
     target_items: set[tuple[str, str]] = set()
 
@@ -505,14 +555,14 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
 # --- responses ---------------------------------------------------------------------------------
 
 
-def _wire(value: Any) -> Any:
+def wire(value: Any) -> Any:
     """An attribute value (or a map of them) as DynamoDB's JSON protocol writes it."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
-        return {key: _wire(member) for key, member in value.items()}
+        return {key: wire(member) for key, member in value.items()}
     if isinstance(value, list | set | tuple):
-        return [_wire(member) for member in value]
+        return [wire(member) for member in value]
     return value
 
 
@@ -528,8 +578,13 @@ fast_attribute_values = True  # a test turns this off to compare with moto's own
 def _serialize(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def serialize(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
-        if fast_attribute_values and _is_attribute_values(shape) and value is not None:
-            serialized[self.get_serialized_name(shape, key)] = _wire(value)
+        if (
+            fast_attribute_values
+            and value is not None
+            and _is_attribute_values(shape)
+            and self.operation_model.service_model.service_name == "dynamodb"
+        ):
+            serialized[self.get_serialized_name(shape, key)] = wire(value)
             return
         original(self, serialized, value, shape, key)
 
@@ -587,6 +642,7 @@ def install() -> None:
         setattr(S3Response, name, _locked(getattr(S3Response, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoDBBackend.update_item = _tracking_update(DynamoDBBackend.update_item)  # type: ignore[method-assign]
+    DynamoDBBackend.update_table = _forgetting_indexes(DynamoDBBackend.update_table)  # type: ignore[method-assign]
     Table.put_item = _tracking_put(Table.put_item)  # type: ignore[method-assign]
     Table.delete_item = _tracking_delete(Table.delete_item)  # type: ignore[method-assign]
     Table.query = _query(Table.query)  # type: ignore[method-assign]

@@ -13,12 +13,14 @@ WAL checkpoint (SQLite checkpoints every 1,000 pages, and on a clean stop).
 
 from __future__ import annotations
 
+import base64
 import functools
 import inspect
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,26 @@ DATABASE_NAME = "store.sqlite3"
 
 
 def _key_text(value: Any) -> str:
-    return "" if value is None else json.dumps(value.to_json(), sort_keys=True, separators=(",", ":"))
+    """A row's identity for a key value: one text per DynamoDB value ("1", "1.0" and "1e0" are one
+    number key), whatever spelling the request used."""
+    if value is None:
+        return ""
+    if value.type == "N":
+        return "N:" + str(value.cast_value.normalize())
+    return value.type + ":" + json.dumps(atomic_moto.wire(value.value))
+
+
+def _as_parsed(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Wire-format attributes as moto's request parser hands them to the backend: binary values at
+    the top level decoded to bytes, binary values nested in lists and maps left in base64."""
+    parsed = {}
+    for name, value in attrs.items():
+        if "B" in value:
+            value = {"B": base64.b64decode(value["B"])}
+        elif "BS" in value:
+            value = {"BS": [base64.b64decode(member) for member in value["BS"]]}
+        parsed[name] = value
+    return parsed
 
 
 class Journal:
@@ -64,6 +85,18 @@ class Journal:
         self._changed_items: dict[tuple[str, str, str, str, str], tuple[Any, Any, Any]] = {}
         self._changed_objects: dict[tuple[str, str, str, str], Any] = {}
         self._loading = False
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All of one call's changes or none of them: a transaction's items are restored together.
+        (The connection is in autocommit mode, so the transaction is begun explicitly.)"""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # --- recording (hooks installed by `attach`) ---
 
@@ -89,7 +122,7 @@ class Journal:
         if not self._loading:
             key = (table.account_id, table.region_name, table.name)
             self._changed_items = {k: v for k, v in self._changed_items.items() if k[:3] != key}
-            with self._db:
+            with self._transaction():
                 self._db.execute("DELETE FROM tables WHERE account=? AND region=? AND name=?", key)
                 self._db.execute("DELETE FROM items WHERE account=? AND region=? AND table_name=?", key)
 
@@ -104,9 +137,8 @@ class Journal:
         """Write what the call changed, in one SQLite transaction."""
         if not self._changed_items and not self._changed_objects:
             return
-        items, self._changed_items = self._changed_items, {}
-        objects, self._changed_objects = self._changed_objects, {}
-        with self._db:
+        items, objects = self._changed_items, self._changed_objects
+        with self._transaction():
             for key, (table, hash_key, range_key) in items.items():
                 item = atomic_moto.stored_item(table, hash_key, range_key)
                 if item is None:
@@ -114,7 +146,7 @@ class Journal:
                         "DELETE FROM items WHERE account=? AND region=? AND table_name=? AND hash=? AND range=?", key
                     )
                 else:
-                    attrs = json.dumps(item.to_json()["Attributes"], separators=(",", ":"))
+                    attrs = json.dumps(atomic_moto.wire(item.to_json()["Attributes"]), separators=(",", ":"))
                     self._db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)", (*key, attrs))
             for (account, region, bucket_name, key_name), backend in objects.items():
                 bucket = backend.buckets.get(bucket_name)
@@ -128,6 +160,8 @@ class Journal:
                         "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
                         (account, region, bucket_name, key_name, stored.value),
                     )
+        # Only once they are on disk: a failed write keeps them for the next call's flush.
+        self._changed_items, self._changed_objects = {}, {}
 
     # --- loading ---
 
@@ -147,14 +181,16 @@ class Journal:
                     table.ttl = json.loads(ttl)
                 tables[(account, region, name)] = table
             item_count = 0
-            for account, region, table_name, hash_text, range_text, attrs in self._db.execute("SELECT * FROM items"):
+            rows = self._db.execute("SELECT account, region, table_name, attrs FROM items")
+            for account, region, table_name, attrs in rows:
                 table = tables.get((account, region, table_name))
                 if table is None:
                     continue
-                hash_key = DynamoType(json.loads(hash_text))
-                range_key = DynamoType(json.loads(range_text)) if range_text else None
+                parsed = _as_parsed(json.loads(attrs))
+                hash_key = DynamoType(parsed[table.hash_key_attr])
+                range_key = DynamoType(parsed[table.range_key_attr]) if table.range_key_attr else None
                 # Straight into moto's dict: put_item's validation already ran when it was written.
-                item = Item(hash_key, range_key, json.loads(attrs))
+                item = Item(hash_key, range_key, parsed)
                 if range_key is None:
                     table.items[hash_key] = item
                 else:

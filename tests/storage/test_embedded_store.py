@@ -355,3 +355,89 @@ def test_attribute_values_are_written_as_moto_itself_would(table, monkeypatch):
         assert len(captured) == 2 and all(body.startswith(b"{") for body in captured)
         bodies[fast] = captured
     assert bodies[True] == bodies[False]
+
+
+def test_a_mistyped_index_key_is_refused_and_stores_nothing(table):
+    """DynamoDB refuses an index key of another type than declared (moto stored it and the index broke)."""
+    put(table, "p", "a", gk="g", gn=1)
+    bad = {"pk": {"S": "p"}, "sk": {"S": "b"}, "gk": {"S": "g"}, "gn": {"S": "not a number"}}
+    with pytest.raises(ClientError, match="Type mismatch for Index Key"):
+        table.put_item(TableName=TABLE, Item=bad)
+    with pytest.raises(ClientError, match="Type mismatch for Index Key"):  # a ValidationException, as DynamoDB
+        table.transact_write_items(TransactItems=[{"Put": {"TableName": TABLE, "Item": bad}}])
+    with pytest.raises(ClientError, match="Type mismatch for"):
+        table.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "p"}, "sk": {"S": "a"}},
+            UpdateExpression="SET gn = :bad",
+            ExpressionAttributeValues={":bad": {"S": "x"}},
+        )
+    found, _ = query_all(table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}})
+    assert found == [("p", "a")]
+    assert table.get_item(TableName=TABLE, Key={"pk": {"S": "p"}, "sk": {"S": "a"}})["Item"]["gn"] == {"N": "1"}
+    by_g, _ = query_all(
+        table, IndexName="by-g", KeyConditionExpression="gk = :g", ExpressionAttributeValues={":g": {"S": "g"}}
+    )
+    assert by_g == [("p", "a")]
+
+
+def test_a_failed_update_changes_nothing(table):
+    """moto applies an update's actions in place and can fail halfway; DynamoDB applies all or none."""
+    put(table, "p", "a", gk="g", gn=1)
+    with pytest.raises(ClientError):
+        table.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "p"}, "sk": {"S": "a"}},
+            UpdateExpression="SET gn = :n ADD gk :one",
+            ExpressionAttributeValues={":n": {"N": "9"}, ":one": {"N": "1"}},
+        )
+    assert table.get_item(TableName=TABLE, Key={"pk": {"S": "p"}, "sk": {"S": "a"}})["Item"]["gn"] == {"N": "1"}
+    with pytest.raises(ClientError):
+        table.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "p"}, "sk": {"S": "missing"}},
+            UpdateExpression="SET gn = :n ADD gk :one",
+            ExpressionAttributeValues={":n": {"N": "9"}, ":one": {"N": "1"}},
+        )
+    assert "Item" not in table.get_item(TableName=TABLE, Key={"pk": {"S": "p"}, "sk": {"S": "missing"}})
+
+
+def test_begins_with_any_prefix_and_values_of_another_type(table):
+    put(table, "p", "a\U0010ffff")
+    put(table, "p", "a\U0010ffffz")
+    put(table, "p", "b")
+    found, _ = query_all(
+        table,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": "p"}, ":s": {"S": "a\U0010ffff"}},
+    )
+    assert found == [("p", "a\U0010ffff"), ("p", "a\U0010ffffz")]
+    # A number compared with a string key: moto's own Query answers (an empty page), never a 500.
+    page = table.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :p AND sk = :s",
+        ExpressionAttributeValues={":p": {"S": "p"}, ":s": {"N": "1"}},
+    )
+    assert page["Items"] == []
+
+
+def test_a_replaced_index_is_queried_as_it_now_is(table):
+    put(table, "p", "a", gk="g", gn=1, h="x")
+    table.update_table(TableName=TABLE, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "by-g"}}])
+    table.update_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "h", "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "by-g",
+                    "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            }
+        ],
+    )
+    found, _ = query_all(
+        table, IndexName="by-g", KeyConditionExpression="h = :h", ExpressionAttributeValues={":h": {"S": "x"}}
+    )
+    assert found == [("p", "a")]
