@@ -217,3 +217,32 @@ def test_a_burst_of_connections_is_queued_not_reset():
         for sock in opened:
             sock.close()
         server.server_close()
+
+
+def _store_connections(port: int) -> dict[str, int]:
+    """TCP sockets on this machine with the embedded store's port at either end, by state."""
+    names = {"01": "established", "06": "time_wait"}
+    counts: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            ports = {int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)}
+            if port in ports:
+                state = names.get(fields[3], "other")
+                counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def test_the_api_reuses_its_connections_to_the_embedded_store(server):
+    """moto's own server closed the connection after every call: each DynamoDB call paid a new one
+    (and left a socket in TIME_WAIT)."""
+    client = server.client("sk-connections")
+    thread = client.beta.threads.create()
+    client.beta.threads.messages.create(thread.id, role="user", content="warm the pools")
+    before = _store_connections(server.moto_port)
+    for n in range(100):
+        client.beta.threads.messages.create(thread.id, role="user", content=str(n))
+    after = _store_connections(server.moto_port)
+    # Both ends of each connection are on this machine. 100 calls, fewer than 5 new connections:
+    assert after.get("time_wait", 0) - before.get("time_wait", 0) < 10, (before, after)
+    assert after.get("established", 0) - before.get("established", 0) < 10, (before, after)

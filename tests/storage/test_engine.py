@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.domain import assistants, runs, threads
 from chalicelib.runs import engine
@@ -51,9 +53,8 @@ def test_a_crashed_workers_lease_expires_and_the_run_is_resumed(aws):
 
 
 def test_a_duplicated_step_never_applies_twice(aws, monkeypatch):
-    """Two workers on one run, interleaved deterministically (moto in-process is not atomic under
-    threads, DynamoDB is): the second finds the first's lease and waits; replaying the first's
-    completion changes nothing; exactly one reply is written."""
+    """Two workers on one run, interleaved deterministically: the second finds the first's lease and
+    waits; replaying the first's completion changes nothing; exactly one reply is written."""
     stored = queued_run(aws)
     replayed: list[RunChange] = []
     real_apply = store.apply
@@ -83,6 +84,33 @@ def test_a_duplicated_step_never_applies_twice(aws, monkeypatch):
     assert logged.count("thread.run.in_progress") == 1 and logged.count("thread.run.completed") == 1
     assert advance_run(stored.ref).done is True  # advancing a finished run changes nothing
     assert len(assistant_messages(stored)) == 1
+
+
+def test_workers_racing_on_threads_write_one_reply(aws, monkeypatch):
+    """Eight real threads advance one run at once (the embedded store is atomic, as DynamoDB is):
+    one claims it, the others find the lease; one reply, one step, one completion."""
+    stored = queued_run(aws)
+    barrier = threading.Barrier(8)
+
+    class SlowModel:
+        def complete(self, request):
+            time.sleep(0.05)  # every other worker arrives while this one holds the lease
+            return ChatResult(text_deltas=["once"])
+
+    monkeypatch.setattr(engine, "provider", lambda: SlowModel())
+
+    def worker() -> bool:
+        barrier.wait()
+        return advance_run(stored.ref).done
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = [future.result() for future in [pool.submit(worker) for _ in range(8)]]
+    assert outcomes.count(True) >= 1
+    assert store.get_run(stored.ref).status == "completed"
+    assert [m["content"][0]["text"]["value"] for m in assistant_messages(stored)] == ["once"]
+    assert len(store.all_steps(stored.ref)) == 1
+    logged = [item["event"] for item in store.events_after(stored.ref, 0)]
+    assert logged.count("thread.run.in_progress") == 1 and logged.count("thread.run.completed") == 1
 
 
 def test_an_unclaimed_run_expires(aws):
