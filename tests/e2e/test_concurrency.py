@@ -95,9 +95,10 @@ def _exists(client: openai.OpenAI, thread_id: str) -> bool:
 def test_sixteen_writers_into_one_thread_lose_nothing_and_agree_on_the_order(busy_server):
     client = tenant(busy_server)
     thread = client.beta.threads.create()
-    results = all_at_once(
-        WORKERS * 25, lambda n: client.beta.threads.messages.create(thread.id, role="user", content=str(n))
-    )
+    with others_writing(busy_server):
+        results = all_at_once(
+            WORKERS * 25, lambda n: client.beta.threads.messages.create(thread.id, role="user", content=str(n))
+        )
 
     errors = [r for r in results if isinstance(r, Exception)]
     assert errors == []
@@ -112,47 +113,59 @@ def test_sixteen_writers_into_one_thread_lose_nothing_and_agree_on_the_order(bus
 def test_concurrent_run_creates_on_one_thread_accept_exactly_one(busy_server):
     client = tenant(busy_server)
     assistant = client.beta.assistants.create(model="offline", tools=[ECHO])
-    for _ in range(8):
-        thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
-        results = all_at_once(
-            8,
-            lambda _, thread=thread: client.beta.threads.runs.create(
-                thread_id=thread.id, assistant_id=assistant.id, tool_choice=CALL_ECHO
-            ),
-        )
-        accepted = [r for r in results if not isinstance(r, Exception)]
-        refused = [r for r in results if isinstance(r, Exception)]
-        assert len(accepted) == 1, results
-        assert all(isinstance(r, openai.BadRequestError) for r in refused), refused
-        assert [run.id for run in client.beta.threads.runs.list(thread.id)] == [accepted[0].id]
+    with others_writing(busy_server):
+        for _ in range(8):
+            _one_run_of_many(client, assistant.id)
+
+
+def _one_run_of_many(client: openai.OpenAI, assistant_id: str) -> None:
+    """Eight `runs.create` at once on a new thread: one is accepted, the others refused."""
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+    results = all_at_once(
+        8,
+        lambda _: client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=assistant_id, tool_choice=CALL_ECHO
+        ),
+    )
+    accepted = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(accepted) == 1, results
+    assert all(isinstance(r, openai.BadRequestError) for r in refused), refused
+    assert [run.id for run in client.beta.threads.runs.list(thread.id)] == [accepted[0].id]
 
 
 def test_cancel_racing_tool_outputs_ends_in_one_consistent_outcome(busy_server):
     client = tenant(busy_server)
-    for _ in range(6):
-        thread_id, run = waiting_for_tool_outputs(client)
-        call_id = run.required_action.submit_tool_outputs.tool_calls[0].id
+    with others_writing(busy_server):
+        for _ in range(6):
+            _cancel_against_outputs(client)
 
-        def act(index: int, run: Any = run, thread_id: str = thread_id, call_id: str = call_id) -> Any:
-            if index == 0:
-                return client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
-            return client.beta.threads.runs.submit_tool_outputs(
-                run.id, thread_id=thread_id, tool_outputs=[{"tool_call_id": call_id, "output": "42"}]
-            )
 
-        cancel, submit = all_at_once(2, act)
-        final = client.beta.threads.runs.poll(run.id, thread_id=thread_id, poll_interval_ms=20)
-        messages = client.beta.threads.messages.list(thread_id).data
-        if final.status == "cancelled":  # the cancel came first, or while the outputs were queued
-            assert not isinstance(cancel, Exception)
-            assert not isinstance(submit, Exception) or isinstance(submit, openai.BadRequestError)
-            assert [m.role for m in messages] == ["user"]
-        else:
-            assert final.status == "completed", final
-            assert not isinstance(submit, Exception) and isinstance(cancel, openai.BadRequestError)
-            assert [m.role for m in messages] == ["assistant", "user"]
-        # Either way the thread is free again.
-        client.beta.threads.messages.create(thread_id, role="user", content="next")
+def _cancel_against_outputs(client: openai.OpenAI) -> None:
+    """A cancel and the tool outputs sent at once: the run ends cancelled with no reply, or completed
+    with it, and the thread is free again."""
+    thread_id, run = waiting_for_tool_outputs(client)
+    call_id = run.required_action.submit_tool_outputs.tool_calls[0].id
+
+    def act(index: int) -> Any:
+        if index == 0:
+            return client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+        return client.beta.threads.runs.submit_tool_outputs(
+            run.id, thread_id=thread_id, tool_outputs=[{"tool_call_id": call_id, "output": "42"}]
+        )
+
+    cancel, submit = all_at_once(2, act)
+    final = client.beta.threads.runs.poll(run.id, thread_id=thread_id, poll_interval_ms=20)
+    messages = client.beta.threads.messages.list(thread_id).data
+    if final.status == "cancelled":  # the cancel came first, or while the outputs were queued
+        assert not isinstance(cancel, Exception)
+        assert not isinstance(submit, Exception) or isinstance(submit, openai.BadRequestError)
+        assert [m.role for m in messages] == ["user"]
+    else:
+        assert final.status == "completed", final
+        assert not isinstance(submit, Exception) and isinstance(cancel, openai.BadRequestError)
+        assert [m.role for m in messages] == ["assistant", "user"]
+    client.beta.threads.messages.create(thread_id, role="user", content="next")
 
 
 def test_a_thread_that_answered_200_to_delete_stays_deleted(busy_server):
@@ -193,14 +206,20 @@ def test_forty_streamed_runs_in_a_row_each_end_with_their_message_and_done(busy_
 
 @contextlib.contextmanager
 def others_writing(server: LocalServer, writers: int = 3) -> Iterator[None]:
-    """Another tenant appending messages without pause, for as long as the block runs."""
+    """Another tenant writing without pause for as long as the block runs: messages appended to one
+    thread, and messages refused on another that a run holds (each refusal is a failed transaction,
+    which unpatched moto rolled back by putting back stale copies of whole tables)."""
     writer = tenant(server)
-    busy_thread = writer.beta.threads.create()
+    free_thread = writer.beta.threads.create()
+    locked_thread, _ = waiting_for_tool_outputs(writer)
     stop = threading.Event()
 
     def keep_writing() -> None:
         while not stop.is_set():
-            writer.beta.threads.messages.create(busy_thread.id, role="user", content="noise")
+            writer.beta.threads.messages.create(free_thread.id, role="user", content="noise")
+            with pytest.raises(openai.BadRequestError) as refused:
+                writer.beta.threads.messages.create(locked_thread, role="user", content="refused")
+            assert refused.value.code == "thread_locked"
 
     with ThreadPoolExecutor(writers) as pool:
         noise = [pool.submit(keep_writing) for _ in range(writers)]
