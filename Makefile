@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	PORT=$(PORT) $(BIN)/python -m chalicelib.local
 
-## Lint, then run every test (unit, storage, end to end, tenancy, contract).
+## Lint and type-check, then run every test (unit, storage, end to end, tenancy, contract).
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy chalicelib/local
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -18,7 +18,6 @@ from typing import Any
 from chalicelib.local import atomic_moto
 from chalicelib.local.journal import Journal, attach
 
-log = logging.getLogger("spindle.embedded")
 SERVER_THREADS = 8
 LOOP_SLICE_SECONDS = 0.2  # an idle loop checks this often whether it should stop
 

@@ -17,7 +17,6 @@ import base64
 import functools
 import inspect
 import json
-import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.local import atomic_moto
-
-log = logging.getLogger("spindle.journal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tables (
@@ -167,47 +164,61 @@ class Journal:
 
     def load(self) -> tuple[int, int]:
         """Put everything the file holds back into moto. Returns (items, objects) loaded."""
-        from moto.dynamodb.models import dynamodb_backends
-        from moto.dynamodb.models.dynamo_type import DynamoType, Item
-        from moto.s3.models import s3_backends
-
         self._loading = True
         try:
-            tables: dict[tuple[str, str, str], Any] = {}
-            for account, region, name, definition, ttl in self._db.execute("SELECT * FROM tables"):
-                backend = dynamodb_backends[account][region]
-                table = backend.tables.get(name) or backend.create_table(name, **json.loads(definition))
-                if ttl:
-                    table.ttl = json.loads(ttl)
-                tables[(account, region, name)] = table
-            item_count = 0
-            rows = self._db.execute("SELECT account, region, table_name, attrs FROM items")
-            for account, region, table_name, attrs in rows:
-                table = tables.get((account, region, table_name))
-                if table is None:
-                    continue
-                parsed = _as_parsed(json.loads(attrs))
-                hash_key = DynamoType(parsed[table.hash_key_attr])
-                range_key = DynamoType(parsed[table.range_key_attr]) if table.range_key_attr else None
-                # Straight into moto's dict: put_item's validation already ran when it was written.
-                item = Item(hash_key, range_key, parsed)
-                if range_key is None:
-                    table.items[hash_key] = item
-                else:
-                    table.items[hash_key][range_key] = item
-                item_count += 1
+            tables = self._load_tables()
+            items = self._load_items(tables)
             for table in tables.values():
                 atomic_moto.forget_index(table)  # rebuilt from the loaded items on first use
-            object_count = 0
-            for account, region, bucket_name, key_name, body in self._db.execute("SELECT * FROM objects"):
-                backend = s3_backends[account]["aws"]
-                if bucket_name not in backend.buckets:
-                    backend.create_bucket(bucket_name, region)
-                backend.put_object(bucket_name, key_name, body)
-                object_count += 1
-            return item_count, object_count
+            return items, self._load_objects()
         finally:
             self._loading = False
+
+    def _load_tables(self) -> dict[tuple[str, str, str], Any]:
+        from moto.dynamodb.models import dynamodb_backends
+
+        tables: dict[tuple[str, str, str], Any] = {}
+        for account, region, name, definition, ttl in self._db.execute("SELECT * FROM tables"):
+            backend = dynamodb_backends[account][region]
+            table = backend.tables.get(name) or backend.create_table(name, **json.loads(definition))
+            if ttl:
+                table.ttl = json.loads(ttl)
+            tables[(account, region, name)] = table
+        return tables
+
+    def _load_items(self, tables: dict[tuple[str, str, str], Any]) -> int:
+        from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+        count = 0
+        for account, region, table_name, attrs in self._db.execute(
+            "SELECT account, region, table_name, attrs FROM items"
+        ):
+            table = tables.get((account, region, table_name))
+            if table is None:
+                continue
+            parsed = _as_parsed(json.loads(attrs))
+            hash_key = DynamoType(parsed[table.hash_key_attr])
+            range_key = DynamoType(parsed[table.range_key_attr]) if table.range_key_attr else None
+            # Straight into moto's dict: put_item's validation already ran when it was written.
+            item = Item(hash_key, range_key, parsed)
+            if range_key is None:
+                table.items[hash_key] = item
+            else:
+                table.items[hash_key][range_key] = item
+            count += 1
+        return count
+
+    def _load_objects(self) -> int:
+        from moto.s3.models import s3_backends
+
+        count = 0
+        for account, region, bucket_name, key_name, body in self._db.execute("SELECT * FROM objects"):
+            backend = s3_backends[account]["aws"]
+            if bucket_name not in backend.buckets:
+                backend.create_bucket(bucket_name, region)
+            backend.put_object(bucket_name, key_name, body)
+            count += 1
+        return count
 
     def close(self) -> None:
         with atomic_moto.store_call():
