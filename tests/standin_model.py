@@ -265,6 +265,11 @@ def _chunks(model: str, step: Step, include_usage: bool) -> list[dict[str, Any]]
     return chunks
 
 
+def raw_stream(*chunks: dict[str, Any]) -> Step:
+    """Exactly these chunk objects, streamed as they are (for malformed provider output)."""
+    return Step("raw_stream", body=json.dumps(list(chunks)).encode())
+
+
 def broken_stream(content: str) -> Step:
     """A streamed reply whose connection drops after its first delta."""
     return Step("broken_stream", {"role": "assistant", "content": content})
@@ -309,16 +314,20 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                 self._stream(model, step)
             elif step.kind == "broken_stream":
                 self._stream(model, step, break_after=2)
+            elif step.kind == "raw_stream":
+                self._stream(model, step, chunks=json.loads(step.body))
             elif step.kind == "reply":
                 self._send(200, json.dumps(_completion(model, step)).encode())
             else:  # status, malformed
                 self._send(step.status, step.body, step.headers)
 
-        def _stream(self, model: str, step: Step, break_after: int | None = None) -> None:
+        def _stream(
+            self, model: str, step: Step, break_after: int | None = None, chunks: list[dict[str, Any]] | None = None
+        ) -> None:
             """The reply as chat.completion.chunk events, as OpenAI streams it (`stream: true`)."""
-            chunks = _chunks(
-                model, step, include_usage=bool((self._body.get("stream_options") or {}).get("include_usage"))
-            )
+            if chunks is None:
+                include_usage = bool((self._body.get("stream_options") or {}).get("include_usage"))
+                chunks = _chunks(model, step, include_usage=include_usage)
             try:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

@@ -87,17 +87,28 @@ def _work(stored: StoredRun, now: float) -> Outcome:
         now + settings.run_lease_seconds,
         stored.event_seq + (1 if claim.events else 0),
     )
+    try:
+        change = _next_change(working)
+    except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
+        log.exception("run %s: advancing it failed", working.ref.key)
+        broken = ProviderError("server_error", f"Spindle could not advance the run ({type(error).__name__}: {error}).")
+        change = _failed(working, broken)
+    return _settle(working, change)
+
+
+def _next_change(working: StoredRun) -> RunChange:
+    """The transition this claimed run makes next: the model's reply, its tool calls, or the end."""
     request, fits = chat_request(working)
     if not fits:
-        return _settle(working, _incomplete(working, "max_prompt_tokens"))
+        return _incomplete(working, "max_prompt_tokens")
     if not request["messages"]:
         empty = ProviderError("invalid_prompt", "The thread has no messages and the run has no instructions.")
-        return _settle(working, _failed(working, empty))
+        return _failed(working, empty)
     try:
         result = provider().complete(request)
     except ProviderError as error:
-        return _settle(working, _failed(working, error))
-    return _settle(working, _after_model(working, result))
+        return _failed(working, error)
+    return _after_model(working, result)
 
 
 def _settle(working: StoredRun, change: RunChange) -> Outcome:

@@ -77,21 +77,22 @@ class OpenAICompatibleProvider:
                     stream.close()
                     raise ProviderError("server_error", "The model provider did not finish its reply in time.")
                 if chunk.usage is not None:
-                    result.prompt_tokens = chunk.usage.prompt_tokens
-                    result.completion_tokens = chunk.usage.completion_tokens
+                    result.prompt_tokens = _count(chunk.usage.prompt_tokens, "usage.prompt_tokens")
+                    result.completion_tokens = _count(chunk.usage.completion_tokens, "usage.completion_tokens")
                 for choice in chunk.choices or []:
                     delta = choice.delta
                     if delta is not None and delta.content:
-                        result.text_deltas.append(delta.content)
+                        result.text_deltas.append(_text(delta.content, "delta.content"))
                     for call_delta in (delta.tool_calls if delta is not None else None) or []:
-                        call = calls.setdefault(call_delta.index, ToolCall(None, "", ""))
+                        call = calls.setdefault(_count(call_delta.index, "tool_calls[].index"), ToolCall(None, "", ""))
                         function = call_delta.function
-                        call.id = call.id or call_delta.id
+                        call.id = call.id or _optional_text(call_delta.id, "tool_calls[].id")
                         if function is not None:
-                            call.name = call.name or function.name or ""
+                            call.name = call.name or _optional_text(function.name, "tool_calls[].function.name") or ""
                             if function.arguments:
-                                call.arguments += function.arguments
-                                call.argument_deltas.append(function.arguments)
+                                arguments = _text(function.arguments, "tool_calls[].function.arguments")
+                                call.arguments += arguments
+                                call.argument_deltas.append(arguments)
                     if choice.finish_reason:
                         result.finish_reason = choice.finish_reason
                         finished = True
@@ -103,6 +104,8 @@ class OpenAICompatibleProvider:
             raise ProviderError("server_error", "The model provider did not answer in time.") from error
         except openai.APIError as error:
             raise ProviderError("server_error", f"The model provider failed: {error.message}") from error
+        except ProviderError:
+            raise
         except (AttributeError, IndexError, TypeError, ValueError) as error:
             raise ProviderError("server_error", "The model provider sent a malformed response.") from error
         except Exception as error:  # the connection broke mid-stream (httpx errors are not APIErrors here)
@@ -111,6 +114,29 @@ class OpenAICompatibleProvider:
             raise ProviderError("server_error", "The model provider's stream ended before the reply did.")
         result.tool_calls = [calls[index] for index in sorted(calls)]
         return result
+
+
+def _malformed(field: str, value: Any) -> ProviderError:
+    return ProviderError(
+        "server_error", f"The model provider sent a malformed response: `{field}` is {type(value).__name__}."
+    )
+
+
+def _text(value: Any, field: str) -> str:
+    """The SDK builds stream chunks without validating them; the engine needs real strings."""
+    if not isinstance(value, str):
+        raise _malformed(field, value)
+    return value
+
+
+def _optional_text(value: Any, field: str) -> str | None:
+    return None if value is None else _text(value, field)
+
+
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _malformed(field, value)
+    return value
 
 
 class OfflineProvider:

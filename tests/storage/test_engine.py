@@ -113,6 +113,24 @@ def test_workers_racing_on_threads_write_one_reply(aws, monkeypatch):
     assert logged.count("thread.run.in_progress") == 1 and logged.count("thread.run.completed") == 1
 
 
+def test_an_unexpected_error_while_advancing_fails_the_run_at_once(aws, monkeypatch):
+    """One guard around the whole step: a bug not yet found fails the run with last_error and frees
+    the thread, instead of leaving it in progress lease after lease."""
+    stored = queued_run(aws)
+
+    class BuggyModel:
+        def complete(self, request):
+            raise KeyError("a bug not yet found")
+
+    monkeypatch.setattr(engine, "provider", lambda: BuggyModel())
+    assert advance_run(stored.ref).done is True
+    failed = store.get_run(stored.ref)
+    assert failed.status == "failed"
+    assert failed.run["last_error"]["code"] == "server_error"
+    assert "KeyError" in failed.run["last_error"]["message"]
+    assert threads.create_message(PROJECT, stored.ref.thread_id, {"role": "user", "content": "free again"})
+
+
 def test_an_unclaimed_run_expires(aws):
     stored = queued_run(aws)
     record_run = dict(stored.run, expires_at=int(time.time()) - 1)

@@ -1,0 +1,102 @@
+"""Every run ends: malformed provider output and values the engine cannot use fail the run at once,
+with `last_error`, and free the thread. (Each of these used to leave the run `in_progress`, the
+model called again after every lease, until the run expired about 630 s later with no error.)"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.standin_model import raw_stream, text
+
+# Well under one lease of the test server (5 s model timeout × 3 attempts + 30 s = 45 s): a run that
+# waits out a lease fails this bound.
+ENDS_WITHIN_SECONDS = 30
+TERMINAL = {"completed", "incomplete", "failed", "cancelled", "expired"}
+
+
+def chunk(delta: dict, finish_reason: str | None = None, **extra) -> dict:
+    return {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "fault",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        **extra,
+    }
+
+
+def usage_chunk(prompt_tokens, completion_tokens) -> dict:
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 3}
+    return {**chunk({}), "choices": [], "usage": usage}
+
+
+def call_delta(**fields) -> dict:
+    return {"tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{}"}, **fields}]}
+
+
+MALFORMED = {
+    "content that is not a string": [chunk({"role": "assistant", "content": 42}), chunk({}, "stop")],
+    "a usage count that is a string": [chunk({"content": "hi"}), chunk({}, "stop"), usage_chunk("three", 2)],
+    "a tool-call delta without index": [chunk(call_delta(id="call_1")), chunk({}, "tool_calls")],
+    "a tool-call id that is not a string": [chunk(call_delta(index=0, id=7)), chunk({}, "tool_calls")],
+    "a tool-call name that is not a string": [
+        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": ["x"]}}]}),
+        chunk({}, "tool_calls"),
+    ],
+}
+LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+
+
+@pytest.fixture
+def client(model_server):
+    return model_server.client(f"sk-faults-{uuid.uuid4().hex}")
+
+
+def run_until_it_ends(client, thread_id: str, run_id: str):
+    deadline = time.monotonic() + ENDS_WITHIN_SECONDS
+    while time.monotonic() < deadline:
+        run = client.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
+        if run.status in TERMINAL | {"requires_action"}:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} is still {run.status} after {ENDS_WITHIN_SECONDS} s")
+
+
+@pytest.mark.parametrize("fault", sorted(MALFORMED))
+def test_malformed_provider_output_fails_the_run_at_once_and_frees_the_thread(client, standin, fault):
+    model = standin.script([raw_stream(*MALFORMED[fault]), text("recovered")])
+    assistant = client.beta.assistants.create(model=model, tools=[LOOKUP])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+
+    ended = run_until_it_ends(client, thread.id, run.id)
+
+    assert ended.status == "failed", ended
+    assert ended.last_error is not None and ended.last_error.code == "server_error"
+    assert "malformed" in ended.last_error.message
+    assert len(standin.requests(model)) == 1  # failed once, not retried lease after lease
+    assert [m.role for m in client.beta.threads.messages.list(thread.id)] == ["user"]  # nothing partial
+    # The thread is free: the next run gets the model's next answer.
+    again = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert again.status == "completed"
+
+
+def test_a_run_with_an_integral_float_truncation_ends(client, standin):
+    """`last_messages: 2.0` is schema-valid (JSON Schema counts 2.0 as an integer)."""
+    model = standin.script([text("fine")])
+    assistant = client.beta.assistants.create(model=model)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": str(n)} for n in range(4)])
+    run = client.beta.threads.runs.create(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        truncation_strategy={"type": "last_messages", "last_messages": 2.0},  # type: ignore[typeddict-item]
+    )
+
+    ended = run_until_it_ends(client, thread.id, run.id)
+
+    assert ended.status in TERMINAL
+    assert ended.status != "failed" or ended.last_error is not None
+    client.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
