@@ -18,6 +18,9 @@ from chalicelib.domain.errors import InvalidRequest
 
 _SCHEMAS_FILE = Path(__file__).with_name("request_schemas.json")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$")
+# Objects and arrays nest at most this deep in a request body. Real bodies (function parameter
+# schemas included) stay far below it; far deeper ones could be stored but not used by a run.
+MAX_JSON_DEPTH = 64
 
 
 @cache
@@ -33,12 +36,17 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse a request body. An empty body is an empty object, as the official API treats it."""
     if not raw.strip():
         return {}
+    too_deep = InvalidRequest(
+        f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep; nest it less.", code="json_too_deep"
+    )
     try:
         text = raw.decode("utf-8")
         body = json.loads(text, parse_constant=_reject_constant)
         # Lone surrogates ("\ud800") parse but can never be stored or echoed as UTF-8.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeError, RecursionError) as error:
+    except RecursionError as error:
+        raise too_deep from error
+    except (ValueError, UnicodeError) as error:
         raise InvalidRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
             "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
@@ -49,7 +57,24 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             f"Invalid type for request body: expected an object, but got {_type_phrase(body)} instead.",
             code="invalid_type",
         )
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
     return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest (iteratively: a deep body must not exhaust the stack)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            members = current.values() if isinstance(current, dict) else current
+            pending.extend((member, depth + 1) for member in members)
+    return deepest
 
 
 def validate(schema_name: str, body: dict[str, Any]) -> None:
@@ -222,6 +247,7 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> N
             )
         if key in properties:
             _check(properties[key], item, _join(path, key))
+            value[key] = _as_declared(properties[key], item)
         elif extra is False:
             raise InvalidRequest(
                 f"Unrecognized request argument supplied: {_join(path, key)}",
@@ -230,6 +256,7 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> N
             )
         elif isinstance(extra, dict):
             _check(extra, item, _join(path, key))
+            value[key] = _as_declared(extra, item)
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         raise InvalidRequest(
             f"Invalid '{_label(path)}': too many properties. Expected an object with at most "
@@ -258,6 +285,21 @@ def _check_array(schema: dict[str, Any], value: list[Any], path: str) -> None:
     if isinstance(items, dict):
         for index, item in enumerate(value):
             _check(items, item, f"{path}[{index}]")
+            value[index] = _as_declared(items, item)
+
+
+def _as_declared(schema: dict[str, Any], value: Any) -> Any:
+    """An integral float (2.0) where the schema declares an integer is stored as the integer: JSON
+    Schema accepts it, and everything downstream (slicing, token budgets) needs an int."""
+    if not isinstance(value, float) or not value.is_integer():
+        return value
+    alternatives = schema.get("anyOf") or schema.get("oneOf") or [schema]
+    for alternative in alternatives:
+        declared = alternative.get("type")
+        declared_types = declared if isinstance(declared, list) else [declared]
+        if "integer" in declared_types and "number" not in declared_types:
+            return int(value)
+    return value
 
 
 def _check_string(schema: dict[str, Any], value: str, path: str) -> None:

@@ -4,7 +4,10 @@ model called again after every lease, until the run expired about 630 s later wi
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -84,8 +87,9 @@ def test_malformed_provider_output_fails_the_run_at_once_and_frees_the_thread(cl
     assert again.status == "completed"
 
 
-def test_a_run_with_an_integral_float_truncation_ends(client, standin):
-    """`last_messages: 2.0` is schema-valid (JSON Schema counts 2.0 as an integer)."""
+def test_a_run_with_an_integral_float_truncation_completes(client, standin):
+    """`last_messages: 2.0` is schema-valid (JSON Schema counts 2.0 as an integer): it is stored as 2,
+    and the model sees the last two messages."""
     model = standin.script([text("fine")])
     assistant = client.beta.assistants.create(model=model)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": str(n)} for n in range(4)])
@@ -97,6 +101,27 @@ def test_a_run_with_an_integral_float_truncation_ends(client, standin):
 
     ended = run_until_it_ends(client, thread.id, run.id)
 
-    assert ended.status in TERMINAL
-    assert ended.status != "failed" or ended.last_error is not None
-    client.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
+    assert ended.status == "completed", ended.last_error
+    assert ended.truncation_strategy.last_messages == 2
+    sent = standin.requests(model)[0]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["2", "3"]
+
+
+def test_a_body_nested_too_deep_is_refused_and_nothing_is_stored(client):
+    """Function parameters nested 950 deep were accepted, and every run that used them answered 500.
+    (Sent as raw bytes: the SDK's own JSON encoder gives up at that depth.)"""
+    depth = 950
+    parameters = '{"type": "object", "properties": {"inner": ' * depth + '{"type": "object"}' + "}}" * depth
+    body = '{"model": "offline", "tools": [{"type": "function", "function": {"name": "deep", "parameters": '
+    body += parameters + "}}]}"
+    request = urllib.request.Request(
+        f"{client.base_url}assistants",
+        data=body.encode(),
+        headers={"Authorization": f"Bearer {client.api_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["error"]["code"] == "json_too_deep"
+    assert client.beta.assistants.list().data == []

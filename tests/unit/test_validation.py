@@ -89,3 +89,31 @@ def test_an_integral_float_is_an_integer_as_json_schema_says():
     with pytest.raises(InvalidRequest) as fractional:
         validation._check(tokens, {"max_tokens": 800.5}, "")
     assert fractional.value.code == "invalid_type"
+
+
+def test_integral_floats_are_stored_as_the_integers_the_schema_declares():
+    body = {
+        "assistant_id": "asst_x",
+        "max_prompt_tokens": 1000.0,
+        "max_completion_tokens": 300.0,
+        "truncation_strategy": {"type": "last_messages", "last_messages": 2.0},
+        "temperature": 1.0,
+    }
+    validate("CreateRunRequest", body)
+    assert body["max_prompt_tokens"] == 1000 and type(body["max_prompt_tokens"]) is int
+    assert type(body["max_completion_tokens"]) is int
+    last_messages = body["truncation_strategy"]["last_messages"]
+    assert last_messages == 2 and type(last_messages) is int
+    assert type(body["temperature"]) is float  # a number stays a number
+
+
+def test_a_body_nested_too_deep_is_refused_before_anything_uses_it():
+    def nested(depth: int) -> bytes:
+        return b'{"a": ' * depth + b"1" + b"}" * depth
+
+    assert parse_json_object(nested(validation.MAX_JSON_DEPTH))
+    with pytest.raises(InvalidRequest) as caught:
+        parse_json_object(nested(validation.MAX_JSON_DEPTH + 1))
+    assert caught.value.code == "json_too_deep"
+    with pytest.raises(InvalidRequest):
+        parse_json_object(nested(950))
