@@ -36,16 +36,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse a request body. An empty body is an empty object, as the official API treats it."""
     if not raw.strip():
         return {}
-    too_deep = InvalidRequest(
-        f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep; nest it less.", code="json_too_deep"
-    )
     try:
         text = raw.decode("utf-8")
         body = json.loads(text, parse_constant=_reject_constant)
         # Lone surrogates ("\ud800") parse but can never be stored or echoed as UTF-8.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except RecursionError as error:
-        raise too_deep from error
+        raise _too_deep() from error
     except (ValueError, UnicodeError) as error:
         raise InvalidRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
@@ -58,8 +55,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             code="invalid_type",
         )
     if _depth(body) > MAX_JSON_DEPTH:
-        raise too_deep
+        raise _too_deep()
     return body
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(
+        f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep; nest it less.", code="json_too_deep"
+    )
 
 
 def _depth(value: Any) -> int:

@@ -3,7 +3,7 @@
 moto 5.2.5 serves each request on its own thread with no lock. Its TransactWriteItems deep-copies
 every table it touches and, when a condition fails, puts those copies back, undoing what other
 requests committed meanwhile. Every Query walks and sorts the whole table, and every item it ever
-made (copies included) stays in a class-level list. `install()` changes four things:
+made (copies included) stays in a class-level list. `install()` changes these things:
 
 1. **One lock around every DynamoDB and S3 call**, so each call is atomic with respect to every
    other, as DynamoDB's single-item writes and transactions are. moto works in memory, so the lock
@@ -107,10 +107,7 @@ class _Partitions:
 class _IndexSpec:
     """Where an item sits in one index: its partition and its order within it, or None if absent."""
 
-    def __init__(
-        self, name: str | None, hash_attr: str, range_attr: str | None, with_table_key: bool, types: dict[str, str]
-    ) -> None:
-        self.name = name
+    def __init__(self, hash_attr: str, range_attr: str | None, with_table_key: bool, types: dict[str, str]) -> None:
         self.hash_attr = hash_attr
         self.range_attr = range_attr
         self.with_table_key = with_table_key  # a GSI's order ends with the table key (ties, uniqueness)
@@ -137,20 +134,20 @@ def _declared_types(table: Any) -> dict[str, str]:
     return {attribute["AttributeName"]: attribute["AttributeType"] for attribute in table.attr}
 
 
-def _check_index_keys(table: Any, attrs: dict[str, Any]) -> None:
-    """DynamoDB refuses a write whose index key attribute has another type than the table declares."""
+def _check_index_keys(table: Any, attribute_types: dict[str, str]) -> None:
+    """DynamoDB refuses a write whose index key attribute has another type than the table declares.
+    `attribute_types` maps the written item's attribute names to their types ("S", "N", ...)."""
     from moto.dynamodb.exceptions import MockValidationException
 
-    types = _declared_types(table)
+    declared = _declared_types(table)
     for gsi in table.global_indexes:
         for key in gsi.schema:
             name = key["AttributeName"]
-            value = attrs.get(name)
-            if value is not None and isinstance(value, dict) and next(iter(value), None) != types.get(name):
-                actual = next(iter(value), None)
+            actual = attribute_types.get(name)
+            if actual is not None and actual != declared.get(name):
                 raise MockValidationException(
                     "One or more parameter values were invalid: Type mismatch for Index Key "
-                    f"{name} Expected: {types.get(name)} Actual: {actual} IndexName: {gsi.name}"
+                    f"{name} Expected: {declared.get(name)} Actual: {actual} IndexName: {gsi.name}"
                 )
 
 
@@ -165,13 +162,13 @@ class _TableIndex:
 
     def __init__(self, table: Any) -> None:
         types = _declared_types(table)
-        self.base = _IndexSpec(None, table.hash_key_attr, table.range_key_attr, False, types)
+        self.base = _IndexSpec(table.hash_key_attr, table.range_key_attr, False, types)
         self.gsis: dict[str, _IndexSpec] = {}
         for gsi in table.global_indexes:
             hashes = [k["AttributeName"] for k in gsi.schema if k["KeyType"] == "HASH"]
             ranges = [k["AttributeName"] for k in gsi.schema if k["KeyType"] == "RANGE"]
             if len(hashes) == 1 and len(ranges) <= 1:
-                self.gsis[gsi.name] = _IndexSpec(gsi.name, hashes[0], ranges[0] if ranges else None, True, types)
+                self.gsis[gsi.name] = _IndexSpec(hashes[0], ranges[0] if ranges else None, True, types)
         # (hash, range) of the table -> where the item sits in each index, to move it on change
         self.placed: dict[tuple[Any, Any], list[tuple[_IndexSpec, Any, tuple[Any, ...]]]] = {}
         for item in table.all_items():
@@ -373,7 +370,9 @@ def _query(original: Callable[..., Any]) -> Callable[..., Any]:
 def _tracking_put(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        _check_index_keys(self, item_attrs)
+        _check_index_keys(
+            self, {name: next(iter(value), "") for name, value in item_attrs.items() if isinstance(value, dict)}
+        )
         item = original(self, item_attrs, *args, **kwargs)
         _refresh(self, item.hash_key, item.range_key)
         return item
@@ -434,8 +433,9 @@ def _tracking_update(original: Callable[..., Any]) -> Callable[..., Any]:
             _put_back(table, hash_key, range_key, before)
             raise
         after = stored_item(table, hash_key, range_key)
+        written = {name: value.type for name, value in after.attrs.items()} if after is not None else {}
         try:
-            _check_index_keys(table, after.to_json()["Attributes"] if after is not None else {})
+            _check_index_keys(table, written)
         except Exception:
             _put_back(table, hash_key, range_key, before)
             raise
