@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.domain.errors import not_found
+from chalicelib.domain.errors import Conflict, not_found
 from chalicelib.domain.files import check_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
-from chalicelib.domain.threads import check_stored_size, tool_resources_object
+from chalicelib.domain.threads import check_stored_size, refuse_vector_store_helper, tool_resources_object
 from chalicelib.domain.validation import validate
 from chalicelib.storage import assistants as store
 
@@ -28,7 +28,7 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _apply(project_id: str, assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+def _apply(assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """Fields the request sets replace the assistant's; null resets a field to its default."""
     for name, value in body.items():
         if name == "tool_resources":
@@ -38,9 +38,13 @@ def _apply(project_id: str, assistant: dict[str, Any], body: dict[str, Any]) -> 
         else:
             assistant[name] = _DEFAULTS.get(name) if value is None else value
     check_stored_size(assistant, MAX_ASSISTANT_BYTES, "instructions", "assistant")
-    if "tool_resources" in body:
-        check_references(project_id, tool_resource_references(assistant["tool_resources"], "tool_resources"))
     return assistant
+
+
+def _check_references(project_id: str, body: dict[str, Any]) -> None:
+    if body.get("tool_resources"):
+        resources = tool_resources_object(body["tool_resources"], kind="assistant")
+        check_references(project_id, tool_resource_references(resources, "tool_resources"))
 
 
 def _checked_id(assistant_id: str) -> str:
@@ -50,6 +54,7 @@ def _checked_id(assistant_id: str) -> str:
 
 
 def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    refuse_vector_store_helper(body.get("tool_resources"))
     validate("CreateAssistantRequest", body)
     assistant = {
         "id": new_id("assistant"),
@@ -59,7 +64,8 @@ def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         "model": body["model"],
         "tool_resources": {},
     }
-    assistant = _apply(project_id, assistant, body)
+    assistant = _apply(assistant, body)
+    _check_references(project_id, body)
     store.create(project_id, assistant)
     return assistant
 
@@ -74,8 +80,12 @@ def get_assistant(project_id: str, assistant_id: str) -> dict[str, Any]:
 def modify_assistant(project_id: str, assistant_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyAssistantRequest", body)
     changes = {k: v for k, v in body.items() if k != "model" or v}
-    assistant = _apply(project_id, get_assistant(project_id, assistant_id), changes)
-    if not store.replace(project_id, assistant):
+    _check_references(project_id, changes)
+    try:
+        assistant = store.modify(project_id, _checked_id(assistant_id), lambda stored: _apply(stored, changes))
+    except store.ModifyConflict:
+        raise Conflict("The assistant is being modified by other requests; try again.", code="conflict") from None
+    if assistant is None:
         raise not_found("assistant", assistant_id)
     return assistant
 

@@ -35,6 +35,10 @@ class MethodNotAllowed(ApiError):
     status = 405
 
 
+class Conflict(ApiError):
+    status = 409
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 

@@ -19,6 +19,7 @@ from chalicelib.domain.threads import (
     check_stored_size,
     checked_thread_id,
     new_message,
+    refuse_vector_store_helper,
     render_thread,
     tool_resources_object,
 )
@@ -163,6 +164,10 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
 
 
 def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
+    thread_body = body.get("thread")
+    refuse_vector_store_helper(
+        thread_body.get("tool_resources") if isinstance(thread_body, dict) else None, "thread.tool_resources"
+    )
     validate("CreateThreadAndRunRequest", body)
     assistant = _assistant_of(project_id, body["assistant_id"])
     thread_body = body.get("thread") or {}

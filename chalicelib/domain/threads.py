@@ -94,26 +94,29 @@ def check_stored_size(value: object, limit: int, param: str, kind: str) -> None:
 def tool_resources_object(
     requested: dict[str, Any] | None, param: str = "tool_resources", kind: str = "thread"
 ) -> dict[str, Any]:
-    """The ThreadObject shape of requested tool resources: only the official fields, defaults filled.
-
-    The `vector_stores` helper creates vector stores, which Spindle does not serve: refused, not dropped.
-    """
+    """The ThreadObject shape of requested tool resources: only the official fields, defaults filled."""
     resources: dict[str, Any] = {}
     requested = requested or {}
+    refuse_vector_store_helper(requested, param)
     if "code_interpreter" in requested:
         resources["code_interpreter"] = {"file_ids": requested["code_interpreter"].get("file_ids") or []}
     if "file_search" in requested:
-        file_search = requested["file_search"]
-        if "vector_stores" in file_search:
-            raise InvalidRequest(
-                f"Invalid '{param}.file_search.vector_stores': Spindle does not serve vector stores, so it cannot "
-                "create one; pass `vector_store_ids` instead.",
-                param=f"{param}.file_search.vector_stores",
-                code="unsupported_parameter",
-            )
-        resources["file_search"] = {"vector_store_ids": file_search.get("vector_store_ids") or []}
+        resources["file_search"] = {"vector_store_ids": requested["file_search"].get("vector_store_ids") or []}
     check_stored_size(resources, MAX_THREAD_BYTES, param, kind)
     return resources
+
+
+def refuse_vector_store_helper(requested: Any, param: str = "tool_resources") -> None:
+    """The `vector_stores` helper creates vector stores, which Spindle does not serve yet. Checked before
+    the schema, which would otherwise report the missing `vector_store_ids` rather than the reason."""
+    file_search = requested.get("file_search") if isinstance(requested, dict) else None
+    if isinstance(file_search, dict) and "vector_stores" in file_search:
+        raise InvalidRequest(
+            f"Invalid '{param}.file_search.vector_stores': Spindle does not serve vector stores, so it cannot "
+            "create one; pass `vector_store_ids` instead.",
+            param=f"{param}.file_search.vector_stores",
+            code="unsupported_parameter",
+        )
 
 
 def new_message(project_id: str, thread_id: str, request: dict[str, Any], param: str, now: int) -> Message:
@@ -152,6 +155,7 @@ def _message_ids(thread_id: str, message_id: str) -> tuple[str, str]:
 
 
 def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    refuse_vector_store_helper(body.get("tool_resources"))
     validate("CreateThreadRequest", body)
     requested_messages = body.get("messages") or []
     if len(requested_messages) > MAX_INITIAL_MESSAGES:

@@ -1,7 +1,11 @@
-"""Assistants in DynamoDB: one item each, the AssistantObject as served."""
+"""Assistants in DynamoDB: one item each, the AssistantObject as served, with a version for
+optimistic locking."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
@@ -9,6 +13,14 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from chalicelib.storage.models import AssistantRecord
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Page
+
+# Each lost race means another writer's change landed, so N concurrent writers lose at most N - 1
+# times each; past this many attempts the object is being rewritten faster than anyone can keep up.
+MODIFY_ATTEMPTS = 32
+
+
+class ModifyConflict(Exception):
+    """The object changed under every attempt to modify it."""
 
 
 def _condition_failed(error: PutError | DeleteError) -> bool:
@@ -21,29 +33,46 @@ def create(project_id: str, assistant: dict[str, Any]) -> None:
     )
 
 
-def get(project_id: str, assistant_id: str) -> dict[str, Any] | None:
+def _read(project_id: str, assistant_id: str) -> AssistantRecord | None:
     try:
-        return AssistantRecord.get(project_id, assistant_id, consistent_read=True).assistant
+        return AssistantRecord.get(project_id, assistant_id, consistent_read=True)
     except DoesNotExist:
         return None
 
 
-def replace(project_id: str, assistant: dict[str, Any]) -> bool:
-    """Store the new version if the assistant still exists."""
-    try:
-        AssistantRecord(project_id, assistant["id"], assistant=assistant).save(
-            condition=AssistantRecord.assistant_id.exists()
-        )
-    except PutError as error:
-        if _condition_failed(error):
-            return False
-        raise
-    return True
+def get(project_id: str, assistant_id: str) -> dict[str, Any] | None:
+    record = _read(project_id, assistant_id)
+    return None if record is None else record.assistant
+
+
+def modify(
+    project_id: str, assistant_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Apply `change` to the stored assistant and store the result, but only over the version that
+    was read: if someone else wrote in between, read again and re-apply, so no acknowledged change
+    is overwritten. The assistant as stored, or None if there is none. Two round trips a modify,
+    two more per lost race."""
+    for attempt in range(MODIFY_ATTEMPTS):
+        record = _read(project_id, assistant_id)
+        if record is None:
+            return None
+        record.assistant = change(record.assistant)
+        try:
+            record.save(condition=AssistantRecord.assistant_id.exists())
+        except PutError as error:
+            if not _condition_failed(error):
+                raise
+            time.sleep(random.uniform(0, 0.002 * min(2**attempt, 32)))
+            continue
+        return record.assistant
+    raise ModifyConflict(f"assistant {assistant_id} changed under {MODIFY_ATTEMPTS} attempts to modify it")
 
 
 def delete(project_id: str, assistant_id: str) -> bool:
     try:
-        AssistantRecord(project_id, assistant_id).delete(condition=AssistantRecord.assistant_id.exists())
+        AssistantRecord(project_id, assistant_id).delete(
+            condition=AssistantRecord.assistant_id.exists(), add_version_condition=False
+        )
     except DeleteError as error:
         if _condition_failed(error):
             return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynamodb.attributes import Attribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import Attribute, NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.constants import STRING
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -120,6 +120,9 @@ class AssistantRecord(Model):
     project_id = UnicodeAttribute(hash_key=True)
     assistant_id = UnicodeAttribute(range_key=True)
     assistant = CompactJSONAttribute()  # the AssistantObject as served
+    # Optimistic locking: a modify writes only over the version it read, so concurrent modifies of
+    # different fields both land. Items written before versioning have none; the first save adds it.
+    version = VersionAttribute()
 
 
 class RunRecord(Model):

@@ -244,3 +244,65 @@ def test_create_and_poll_always_finds_its_run_while_others_write(busy_server):
             assert run.status == "completed"
             reply = client.beta.threads.messages.list(thread.id, run_id=run.id).data
             assert [m.content[0].text.value for m in reply] == [f"You said: q{n}"]
+
+
+# --- no lost updates: concurrent modifies of one object each change a different field ------------
+
+ASSISTANT_CHANGES: list[dict[str, Any]] = [
+    {"name": "renamed"},
+    {"description": "described"},
+    {"instructions": "be brief"},
+    {"temperature": 0.5},
+    {"top_p": 0.5},
+    {"metadata": {"team": "search"}},
+    {"tools": [ECHO]},
+    {"response_format": {"type": "json_object"}},
+]
+
+
+def test_eight_concurrent_field_changes_to_an_assistant_all_land(busy_server):
+    """Each modify changes one field; every acknowledged change must be in the stored assistant (a
+    read-merge-write with no condition lost most of them)."""
+    client = tenant(busy_server)
+    for _ in range(5):
+        assistant = client.beta.assistants.create(model="offline")
+        results = all_at_once(
+            len(ASSISTANT_CHANGES), lambda n: client.beta.assistants.update(assistant.id, **ASSISTANT_CHANGES[n])
+        )
+        assert [r for r in results if isinstance(r, Exception)] == []
+        stored = client.beta.assistants.retrieve(assistant.id).model_dump(mode="json")
+        for change in ASSISTANT_CHANGES:
+            for field, value in change.items():
+                assert stored[field] == (
+                    [{"type": "function", "function": {**ECHO["function"], "description": None, "strict": None}}]
+                    if field == "tools"
+                    else value
+                ), field
+
+
+def test_concurrent_changes_to_a_thread_and_a_run_keep_every_field(busy_server):
+    """Thread metadata and tool resources changed at once, and a run's metadata changed while it is
+    cancelled: each field ends with one of the values acknowledged for it, and the cancel stays."""
+    client = tenant(busy_server)
+    file = client.files.create(file=("notes.txt", b"notes"), purpose="assistants")
+    thread_id, run = waiting_for_tool_outputs(client)
+
+    def act(n: int) -> Any:
+        if n == 0:
+            return client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+        if n % 3 == 0:
+            return client.beta.threads.update(thread_id, metadata={"writer": str(n)})
+        if n % 3 == 1:
+            return client.beta.threads.update(
+                thread_id, tool_resources={"code_interpreter": {"file_ids": [file.id]}}
+            )
+        return client.beta.threads.runs.update(run.id, thread_id=thread_id, metadata={"writer": str(n)})
+
+    results = all_at_once(8, act)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    thread = client.beta.threads.retrieve(thread_id)
+    assert thread.metadata in [{"writer": str(n)} for n in (3, 6)]
+    assert thread.tool_resources.code_interpreter.file_ids == [file.id]
+    final = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+    assert final.status in ("cancelling", "cancelled")
+    assert final.metadata in [{"writer": str(n)} for n in (2, 5)]

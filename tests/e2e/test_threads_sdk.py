@@ -226,3 +226,18 @@ def test_responses_carry_a_request_id(client):
     response = client.beta.threads.with_raw_response.create()
     assert response.headers["x-request-id"].startswith("req_")
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_file_search_resources_without_vector_store_ids_are_refused(client):
+    """The official schema requires `vector_store_ids` (or the `vector_stores` helper) in
+    `tool_resources.file_search` of a new thread or assistant: `{}` is a 400 naming the parameter."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.create(tool_resources={"file_search": {}})
+    assert refused.value.param == "tool_resources.file_search.vector_store_ids"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.assistants.create(model="offline", tool_resources={"file_search": {}})
+    assert refused.value.param == "tool_resources.file_search.vector_store_ids"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.create_and_run(assistant_id="asst_x", thread={"tool_resources": {"file_search": {}}})
+    assert refused.value.param == "thread.tool_resources.file_search.vector_store_ids"
+    assert client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": []}}).tool_resources
