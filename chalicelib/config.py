@@ -28,13 +28,6 @@ class Settings:
     max_file_bytes: int
 
 
-def _default_lease() -> float:
-    """A worker owns a run step for longer than its model call can take, retries and backoff included."""
-    timeout = float(os.environ.get("SPINDLE_LLM_TIMEOUT_SECONDS", "60"))
-    attempts = int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")) + 1
-    return timeout * attempts + 30
-
-
 def _read() -> Settings:
     auth_mode = os.environ.get("SPINDLE_AUTH", "keys")
     if auth_mode not in ("keys", "open"):
@@ -54,7 +47,9 @@ def _read() -> Settings:
         llm_api_key=os.environ.get("SPINDLE_LLM_API_KEY") or None,
         llm_timeout_seconds=float(os.environ.get("SPINDLE_LLM_TIMEOUT_SECONDS", "60")),
         llm_max_retries=int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")),
-        run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS") or _default_lease()),
+        # Short, because the worker renews it every third of it while a step is in progress: a worker
+        # that dies is replaced within one lease, however long model calls take.
+        run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS") or "20"),
         poll_after_ms=int(os.environ.get("SPINDLE_POLL_AFTER_MS", "100")),
         stream_max_seconds=float(os.environ.get("SPINDLE_STREAM_MAX_SECONDS", "25")),
         files_bucket=os.environ.get("SPINDLE_FILES_BUCKET", "spindle-files"),

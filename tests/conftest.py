@@ -52,12 +52,14 @@ def standin():
 
 @pytest.fixture(scope="session")
 def model_server(standin) -> Iterator[LocalServer]:
-    """The local server with the stand-in as its model provider (quick retries, a 5 s model timeout)."""
+    """The local server with the stand-in as its model provider (quick retries, a 5 s model timeout,
+    and a 60 s lease, so that a run that waits out a lease is told apart from one that ends at once)."""
     with start_local_server(
         auth="open",
         SPINDLE_LLM_BASE_URL=standin.base_url,
         SPINDLE_LLM_API_KEY="test",
         SPINDLE_LLM_MAX_RETRIES="2",
         SPINDLE_LLM_TIMEOUT_SECONDS="5",
+        SPINDLE_RUN_LEASE_SECONDS="60",
     ) as running:
         yield running

@@ -54,6 +54,19 @@ class LocalServer:
         return AsyncOpenAI(base_url=self.base_url, api_key=api_key, max_retries=0)
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the supervisor's API child, for crash tests)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def wait_until_ready(base_url: str, process: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

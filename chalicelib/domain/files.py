@@ -13,6 +13,7 @@ from chalicelib.domain.errors import InvalidRequest, NotFound, PayloadTooLarge, 
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.storage import files as store
+from chalicelib.storage.records import Page
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 FORM_FIELDS = ("file", "purpose", "expires_after", "expires_after[anchor]", "expires_after[seconds]")
@@ -99,9 +100,18 @@ def create_file(project_id: str, form: dict[str, str], filename: str | None, con
 
 
 def _live(file: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The file unless it has expired: from `expires_at` on, a file is gone as if deleted (retrieve,
+    list, download, references and runs alike), as the official API deletes it then."""
     if file is not None and file.get("expires_at") is not None and file["expires_at"] <= time.time():
         return None
     return file
+
+
+def readable_file(project_id: str, file_id: str) -> tuple[dict[str, Any], bytes] | None:
+    """A live file and its bytes, for a run that shows it to the model; None if deleted or expired."""
+    file = _live(store.get(project_id, file_id))
+    content = store.content(project_id, file_id) if file else None
+    return None if file is None or content is None else (file, content)
 
 
 def get_file(project_id: str, file_id: str) -> dict[str, Any]:
@@ -126,7 +136,11 @@ def delete_file(project_id: str, file_id: str) -> dict[str, Any]:
 
 
 def list_files(project_id: str, query: ListQuery, purpose: str | None) -> dict[str, Any]:
-    return render_list(store.list_page(project_id, query, purpose), lambda file: file)
+    page = store.list_page(project_id, query, purpose)
+    # Expired files are filtered from the one Query's page (until deleted, they are skipped by
+    # cursors too), so a page can hold fewer than `limit` files while `has_more` is true.
+    live = Page(items=[file for file in page.items if _live(file)], has_more=page.has_more)
+    return render_list(live, lambda file: file)
 
 
 def check_references(project_id: str, references: Iterable[tuple[str, str]]) -> None:
@@ -134,7 +148,8 @@ def check_references(project_id: str, references: Iterable[tuple[str, str]]) -> 
     wanted = list(references)
     if not wanted:
         return
-    found = store.existing(project_id, {file_id for file_id, _ in wanted if is_valid_id("file", file_id)})
+    stored = store.get_many(project_id, {file_id for file_id, _ in wanted if is_valid_id("file", file_id)})
+    found = {file_id for file_id, file in stored.items() if _live(file)}
     for file_id, param in wanted:
         if file_id not in found:
             raise NotFound(f"No file found with id '{file_id}'.", param=param)

@@ -285,6 +285,8 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
         raise InvalidRequest(
             f'Runs in status "{stored.status}" do not accept tool outputs.', code="run_not_requiring_action"
         )
+    if time.time() >= stored.run["expires_at"]:  # the driver marks it expired when it next looks
+        raise InvalidRequest('Runs in status "expired" do not accept tool outputs.', code="run_not_requiring_action")
     pending = [call["id"] for call in action["submit_tool_outputs"]["tool_calls"]]
     outputs = _outputs_by_call(body["tool_outputs"], pending)
     check_stored_size(list(outputs.values()), MAX_TOOL_OUTPUT_BYTES, "tool_outputs", "step")

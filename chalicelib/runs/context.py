@@ -8,7 +8,7 @@ import base64
 import mimetypes
 from typing import Any
 
-from chalicelib.storage import files as file_store
+from chalicelib.domain.files import readable_file
 from chalicelib.storage import runs as run_store
 from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import ListQuery, Message
@@ -44,10 +44,10 @@ def _image_media_type(content: bytes, filename: str) -> str:
 
 def _image_file_part(project_id: str, image_file: dict[str, Any]) -> dict[str, Any] | None:
     """An uploaded image as a data URL every OpenAI-compatible provider can read, keeping `detail`."""
-    file = file_store.get(project_id, image_file["file_id"])
-    content = file_store.content(project_id, image_file["file_id"]) if file else None
-    if file is None or content is None:
-        return None  # deleted since the message was written: the model cannot see it
+    readable = readable_file(project_id, image_file["file_id"])
+    if readable is None:
+        return None  # deleted or expired since the message was written: the model cannot see it
+    file, content = readable
     data = base64.b64encode(content).decode("ascii")
     url = f"data:{_image_media_type(content, file['filename'])};base64,{data}"
     return {"type": "image_url", "image_url": {"url": url, "detail": image_file.get("detail", "auto")}}

@@ -6,8 +6,11 @@ made under a lease, and a worker that dies leaves a lease that expires, after wh
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,12 +91,39 @@ def _work(stored: StoredRun, now: float) -> Outcome:
         stored.event_seq + (1 if claim.events else 0),
     )
     try:
-        change = _next_change(working)
+        with _lease_kept(working):
+            change = _next_change(working)
     except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
         log.exception("run %s: advancing it failed", working.ref.key)
         broken = ProviderError("server_error", f"Spindle could not advance the run ({type(error).__name__}: {error}).")
         change = _failed(working, broken)
     return _settle(working, change)
+
+
+@contextmanager
+def _lease_kept(working: StoredRun) -> Iterator[None]:
+    """Renew the worker's lease every third of its length while the step is worked out (the model call
+    can take minutes), so the lease can stay short: a worker that dies is replaced within one lease."""
+    assert working.lease_token is not None
+    token = working.lease_token
+    done = threading.Event()
+
+    def renew() -> None:
+        interval = settings.run_lease_seconds / 3
+        while not done.wait(interval):
+            try:
+                if not store.renew_lease(working.ref, token, time.time() + settings.run_lease_seconds):
+                    return  # the run moved on without this worker; its final write will be refused
+            except Exception:  # a storage hiccup: the next renewal may succeed before the lease ends
+                log.warning("run %s: renewing its lease failed", working.ref.key, exc_info=True)
+
+    renewer = threading.Thread(target=renew, name=f"lease-{working.ref.run_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
 
 
 def _next_change(working: StoredRun) -> RunChange:

@@ -85,11 +85,11 @@ def list_page(project_id: str, query: ListQuery, purpose: str | None) -> Page:
     return Page(items=[record.file for record in page.items], has_more=page.has_more)
 
 
-def existing(project_id: str, file_ids: set[str]) -> set[str]:
-    """Which of these files the project has: one BatchGetItem per 100 ids."""
+def get_many(project_id: str, file_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Those of these files the project has, by id: one BatchGetItem per 100 ids."""
     keys = [{"project_id": {"S": project_id}, "file_id": {"S": file_id}} for file_id in sorted(file_ids)]
     found = batch_get_many(FileRecord.Meta.table_name, keys)
-    return {item["file_id"]["S"] for item in found}
+    return {item["file_id"]["S"]: FileRecord.from_raw_data(item).file for item in found}
 
 
 def ensure_bucket() -> None:

@@ -236,6 +236,19 @@ def update_metadata(ref: RunRef, metadata: dict[str, str]) -> StoredRun | None:
     return _stored(record)
 
 
+def renew_lease(ref: RunRef, token: str, expires: float) -> bool:
+    """Push the lease's end out while its holder still works (one conditional update). False once the
+    lease is no longer the holder's: the run ended, or another worker took it over."""
+    record = RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id)
+    try:
+        record.update(actions=[RunRecord.lease_expires.set(expires)], condition=RunRecord.lease_token == token)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def apply(change: RunChange) -> bool:
     """Commit the transition if the run is still in an allowed state (and the lease matches)."""
     ref = change.ref

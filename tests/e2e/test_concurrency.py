@@ -266,9 +266,12 @@ def test_eight_concurrent_field_changes_to_an_assistant_all_land(busy_server):
     client = tenant(busy_server)
     for _ in range(5):
         assistant = client.beta.assistants.create(model="offline")
-        results = all_at_once(
-            len(ASSISTANT_CHANGES), lambda n: client.beta.assistants.update(assistant.id, **ASSISTANT_CHANGES[n])
-        )
+        assistant_id = assistant.id
+
+        def change(n: int, assistant_id: str = assistant_id) -> Any:
+            return client.beta.assistants.update(assistant_id, **ASSISTANT_CHANGES[n])
+
+        results = all_at_once(len(ASSISTANT_CHANGES), change)
         assert [r for r in results if isinstance(r, Exception)] == []
         stored = client.beta.assistants.retrieve(assistant.id).model_dump(mode="json")
         for change in ASSISTANT_CHANGES:

@@ -20,7 +20,7 @@ from chalice.local import LocalDevServer
 from chalicelib.domain.auth import project_for
 from chalicelib.local.server import SpindleRequestHandler
 from chalicelib.storage.models import thread_key
-from tests.servers import ROOT, start_local_server, wait_until_ready
+from tests.servers import ROOT, children_of, start_local_server, wait_until_ready
 
 
 def wait_for(condition, timeout: float = 30, interval: float = 0.2):
@@ -132,18 +132,6 @@ def test_concurrent_requests_never_see_each_others_bodies(server):
     assert failures == []
 
 
-def _children_of(pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
-
-
 def _store_something(client) -> tuple[str, str, str]:
     """A thread with messages and a completed run, and a file: one of each kind of stored thing."""
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
@@ -170,7 +158,7 @@ def test_a_crashed_api_is_restarted_and_nothing_is_lost():
     with start_local_server(auth="open") as server:
         client = server.client("sk-crash")
         stored = _store_something(client)
-        (api,) = _children_of(server.process.pid)
+        (api,) = children_of(server.process.pid)
         os.kill(api, 9)
         wait_for(lambda: "restarting it (data is kept)" in Path(server.log_path).read_text())
         wait_until_ready(server.base_url, server.process)

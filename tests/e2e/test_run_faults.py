@@ -5,6 +5,8 @@ model called again after every lease, until the run expired about 630 s later wi
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -12,11 +14,12 @@ import uuid
 
 import pytest
 
-from tests.standin_model import raw_stream, text
+from tests.servers import children_of, start_local_server, wait_until_ready
+from tests.standin_model import raw_stream, slow, text
 
-# Well under one lease of the test server (5 s model timeout × 3 attempts + 30 s = 45 s): a run that
-# waits out a lease fails this bound.
+# Well under one lease of the test server (60 s): a run that waits out a lease fails this bound.
 ENDS_WITHIN_SECONDS = 30
+RESUMED_WITHIN_SECONDS = 80
 TERMINAL = {"completed", "incomplete", "failed", "cancelled", "expired"}
 
 
@@ -125,3 +128,31 @@ def test_a_body_nested_too_deep_is_refused_and_nothing_is_stored(client):
     assert refused.value.code == 400
     assert json.loads(refused.value.read())["error"]["code"] == "json_too_deep"
     assert client.beta.assistants.list().data == []
+
+
+def test_a_worker_that_dies_during_a_model_call_is_replaced_within_one_lease(standin):
+    """The dev server's API process (its run worker) is killed while the model is answering. With the
+    default settings the run is resumed once the short lease runs out, and completes with exactly
+    one reply. (The lease used to cover the longest possible model call: 210 s by default.)"""
+    model = standin.script([slow(45, text("never delivered")), text("resumed")])
+    with start_local_server(auth="open", SPINDLE_LLM_BASE_URL=standin.base_url, SPINDLE_LLM_API_KEY="test") as server:
+        client = server.client(f"sk-resume-{uuid.uuid4().hex}", timeout=30)
+        assistant = client.beta.assistants.create(model=model)
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+        run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        standin.wait_for_requests(model, 1)
+        (api,) = children_of(server.process.pid)
+        os.kill(api, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        wait_until_ready(server.base_url, server.process)
+        while client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status not in TERMINAL:
+            # The default lease is 20 s; a minute leaves room for the restart on a busy machine.
+            assert time.monotonic() - killed_at < RESUMED_WITHIN_SECONDS, "the run was not resumed in time"
+            time.sleep(0.2)
+
+        finished = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+        assert finished.status == "completed"
+        replies = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+        assert [m.content[0].text.value for m in replies] == ["resumed"]
+        assert len(standin.requests(model)) == 2
