@@ -70,6 +70,9 @@ def test_every_operation_costs_what_it_should(api, dynamodb_calls):
     run("GET", "/v1/threads?user=u", operations=["Query"])
     run("DELETE", f"/v1/threads/{tid}/messages/{mid}", operations=["TransactWriteItems"])
     run("DELETE", f"/v1/threads/{with_messages['id']}", operations=["TransactWriteItems"])
+    assistant = run("POST", "/v1/assistants", {"model": "m"}, ["PutItem"])
+    run("POST", f"/v1/assistants/{assistant['id']}", {"name": "n"}, ["GetItem", "PutItem"])  # over its version
+    run("GET", f"/v1/assistants/{assistant['id']}", operations=["GetItem"])
 
 
 def test_a_list_page_is_one_query_of_limit_plus_one_in_a_large_thread(api, dynamodb_calls):
