@@ -2,7 +2,8 @@
 
 Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
 this machine; each section's docstring says how it is measured. Run one section with
-`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, load, store, purge).
+`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, load, store, purge,
+modify, faults).
 """
 
 from __future__ import annotations
@@ -606,6 +607,83 @@ def section_purge(size: int = 100_000) -> dict[str, Any]:
     }
 
 
+# --- concurrent modifies of one object ------------------------------------------------------------
+
+
+def section_modify(rounds: int = 25) -> dict[str, Any]:
+    """Optimistic locking under contention, over HTTP with the SDK: modify-assistant latency with one
+    writer (200 calls); eight writers released together on eight assistants (the same load without
+    contention); and eight on one assistant, each changing its own field (`rounds` rounds each). The
+    ratio of the last two is the cost of lost races; after each round every acknowledged change must
+    be stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.servers import start_local_server
+
+    fields = ["name", "description", "instructions", "metadata", "temperature", "top_p", "tools", "response_format"]
+    values: dict[str, Any] = {
+        "name": "n",
+        "description": "d",
+        "instructions": "i",
+        "metadata": {"k": "v"},
+        "temperature": 0.5,
+        "top_p": 0.5,
+        "tools": [{"type": "code_interpreter"}],
+        "response_format": {"type": "json_object"},
+    }
+    with start_local_server(auth="open") as server:
+        client = server.client("sk-bench-modify", timeout=60)
+        alone = client.beta.assistants.create(model="m")
+        one_writer = timed(lambda: client.beta.assistants.update(alone.id, name=uuid.uuid4().hex), 200)
+        contended: list[float] = []
+        apart: list[float] = []
+        lost = 0
+        with ThreadPoolExecutor(len(fields)) as pool:
+            for _ in range(rounds):
+                assistant = client.beta.assistants.create(model="m")
+                others = {field: client.beta.assistants.create(model="m").id for field in fields}
+                barrier = threading.Barrier(len(fields))
+
+                def change(
+                    field: str, assistant_id: str | None = None, barrier: Any = barrier, others: Any = others
+                ) -> float:
+                    barrier.wait()
+                    start = time.perf_counter()
+                    client.beta.assistants.update(assistant_id or others[field], **{field: values[field]})
+                    return time.perf_counter() - start
+
+                apart += list(pool.map(change, fields))  # the same load, no two writers on one object
+                contended += list(pool.map(lambda field, target=assistant.id: change(field, target), fields))
+                stored = client.beta.assistants.retrieve(assistant.id).model_dump(mode="json")
+                lost += sum(1 for field in fields if field != "tools" and stored[field] != values[field])
+                lost += 0 if stored["tools"] == values["tools"] else 1
+    alone_figures, apart_figures, contended_figures = summary(one_writer), summary(apart), summary(contended)
+    return {
+        "one writer": alone_figures,
+        "eight writers on eight assistants": apart_figures,
+        "eight writers on one assistant": contended_figures,
+        "median ratio, one assistant vs eight": round(contended_figures["median"] / apart_figures["median"], 2),
+        "acknowledged changes lost": lost,
+        "acknowledged changes": rounds * len(fields),
+    }
+
+
+# --- how each provider fault ends a run ------------------------------------------------------------------
+
+
+def section_faults() -> dict[str, Any]:
+    """The fault matrix: one run per provider failure mode (the scripted stand-in model, on one `make
+    dev` server with SPINDLE_LLM_MAX_RETRIES=2, SPINDLE_LLM_TIMEOUT_SECONDS=5 and the default lease),
+    driven with the official SDK: how it ends, its last_error code or incomplete reason, the seconds
+    from runs.create to a terminal status (retrieve every 50 ms; "stuck" after 120 s), and how many
+    requests the model received. The rule: a run ends only `completed`, `incomplete`, `failed` with a
+    `last_error`, `cancelled`, or `expired`, and the API never answers 5xx. Streamed rows end with the
+    run's terminal event and then `done`. (bench/faults.py)"""
+    from bench.faults import fault_matrix
+
+    return fault_matrix()
+
+
 SECTIONS = {
     "dynamodb": section_dynamodb,
     "floor": section_floor,
@@ -616,22 +694,21 @@ SECTIONS = {
     "load": section_load,
     "store": section_store,
     "purge": section_purge,
+    "modify": section_modify,
+    "faults": section_faults,
 }
 
 
 def markdown(results: dict[str, Any]) -> str:
     lines = ["# Spindle benchmarks", "", f"Machine: {os.cpu_count()} cores; `make bench` to reproduce.", ""]
     for section, figures in results.items():
-        lines += [
-            f"## {section}",
-            "",
-            f"{SECTIONS[section].__doc__.strip()}",
-            "",
-            "```json",
-            json.dumps(figures, indent=1),
-            "```",
-            "",
-        ]
+        lines += [f"## {section}", "", f"{(SECTIONS[section].__doc__ or '').strip()}", ""]
+        if section == "faults":
+            from bench.faults import markdown_table
+
+            lines += markdown_table(figures)  # a table: the rows are the point, not their JSON
+            continue
+        lines += ["```json", json.dumps(figures, indent=1), "```", ""]
     return "\n".join(lines)
 
 

@@ -270,6 +270,41 @@ def raw_stream(*chunks: dict[str, Any]) -> Step:
     return Step("raw_stream", body=json.dumps(list(chunks)).encode())
 
 
+def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    """One chat.completion.chunk with one choice, for raw_stream()."""
+    return {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "fault",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk(prompt_tokens: Any, completion_tokens: Any) -> dict[str, Any]:
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 3}
+    return {**chunk({}), "choices": [], "usage": usage}
+
+
+def _call_delta(**fields: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{}"}, **fields}]}
+
+
+def _call(function: dict[str, Any]) -> dict[str, Any]:
+    return {"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": function}]}
+
+
+# Provider output that is well-formed JSON but not what the chat completions contract promises.
+MALFORMED_CHUNKS: dict[str, list[dict[str, Any]]] = {
+    "content that is not a string": [chunk({"role": "assistant", "content": 42}), chunk({}, "stop")],
+    "a usage count that is a string": [chunk({"content": "hi"}), chunk({}, "stop"), usage_chunk("three", 2)],
+    "a tool-call delta without index": [chunk(_call_delta(id="call_1")), chunk({}, "tool_calls")],
+    "a tool-call id that is not a string": [chunk(_call_delta(index=0, id=7)), chunk({}, "tool_calls")],
+    "a tool-call name that is not a string": [chunk(_call({"name": ["x"]})), chunk({}, "tool_calls")],
+    "tool-call arguments that are not a string": [chunk(_call({"name": "f", "arguments": 5})), chunk({}, "tool_calls")],
+}
+
+
 def broken_stream(content: str) -> Step:
     """A streamed reply whose connection drops after its first delta."""
     return Step("broken_stream", {"role": "assistant", "content": content})

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from tests.servers import children_of, start_local_server, wait_until_ready
-from tests.standin_model import raw_stream, slow, text
+from tests.standin_model import MALFORMED_CHUNKS, raw_stream, slow, text
 
 # Well under one lease of the test server (60 s): a run that waits out a lease fails this bound.
 ENDS_WITHIN_SECONDS = 30
@@ -23,36 +23,6 @@ RESUMED_WITHIN_SECONDS = 80
 TERMINAL = {"completed", "incomplete", "failed", "cancelled", "expired"}
 
 
-def chunk(delta: dict, finish_reason: str | None = None, **extra) -> dict:
-    return {
-        "id": "chatcmpl-fault",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "fault",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-        **extra,
-    }
-
-
-def usage_chunk(prompt_tokens, completion_tokens) -> dict:
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": 3}
-    return {**chunk({}), "choices": [], "usage": usage}
-
-
-def call_delta(**fields) -> dict:
-    return {"tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{}"}, **fields}]}
-
-
-MALFORMED = {
-    "content that is not a string": [chunk({"role": "assistant", "content": 42}), chunk({}, "stop")],
-    "a usage count that is a string": [chunk({"content": "hi"}), chunk({}, "stop"), usage_chunk("three", 2)],
-    "a tool-call delta without index": [chunk(call_delta(id="call_1")), chunk({}, "tool_calls")],
-    "a tool-call id that is not a string": [chunk(call_delta(index=0, id=7)), chunk({}, "tool_calls")],
-    "a tool-call name that is not a string": [
-        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": ["x"]}}]}),
-        chunk({}, "tool_calls"),
-    ],
-}
 LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
 
 
@@ -71,9 +41,9 @@ def run_until_it_ends(client, thread_id: str, run_id: str):
     raise AssertionError(f"run {run_id} is still {run.status} after {ENDS_WITHIN_SECONDS} s")
 
 
-@pytest.mark.parametrize("fault", sorted(MALFORMED))
+@pytest.mark.parametrize("fault", sorted(MALFORMED_CHUNKS))
 def test_malformed_provider_output_fails_the_run_at_once_and_frees_the_thread(client, standin, fault):
-    model = standin.script([raw_stream(*MALFORMED[fault]), text("recovered")])
+    model = standin.script([raw_stream(*MALFORMED_CHUNKS[fault]), text("recovered")])
     assistant = client.beta.assistants.create(model=model, tools=[LOOKUP])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
