@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -26,6 +27,18 @@ class Settings:
     files_bucket: str
     s3_endpoint: str | None
     max_file_bytes: int
+    dev_read_timeout_seconds: float
+
+
+def _dev_read_timeout() -> float:
+    value = os.environ.get("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 86400:  # also refuses nan; a socket timeout cannot be infinite
+        raise RuntimeError(f"SPINDLE_DEV_READ_TIMEOUT_SECONDS must be seconds, at most a day, not {value!r}")
+    return seconds
 
 
 def _read() -> Settings:
@@ -56,6 +69,8 @@ def _read() -> Settings:
         s3_endpoint=os.environ.get("SPINDLE_S3_ENDPOINT") or None,
         # Lambda takes at most 6 MB per request and API Gateway base64-encodes binary bodies (4/3).
         max_file_bytes=int(os.environ.get("SPINDLE_MAX_FILE_BYTES", str(4 * 1024 * 1024))),
+        # `make dev` only: how long a client may take to send a request's head (or sit idle).
+        dev_read_timeout_seconds=_dev_read_timeout(),
     )
 
 

@@ -8,8 +8,9 @@ from chalice import Blueprint
 
 from chalicelib.config import settings
 from chalicelib.domain import files
-from chalicelib.domain.errors import InvalidRequest, PayloadTooLarge
+from chalicelib.domain.errors import PayloadTooLarge
 from chalicelib.domain.pagination import parse_list_query
+from chalicelib.http.multipart import parse_form
 from chalicelib.http.routing import Call, Reply, api_route
 
 blueprint = Blueprint(__name__)
@@ -20,37 +21,14 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 def _multipart(call: Call) -> tuple[dict[str, str], str | None, bytes | None]:
     """The text fields, and the `file` part's name and bytes, of a multipart/form-data body."""
-    from email.parser import BytesParser  # only uploads parse MIME
-    from email.policy import HTTP
-
-    raw = call.request.raw_body or b""
+    body = call.request.raw_body or b""
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")  # (chalice's type says it may be str)
     if len(raw) > settings.max_file_bytes + MULTIPART_OVERHEAD_BYTES:
         raise PayloadTooLarge(
             f"Request body too large: {len(raw)} bytes; files of at most {settings.max_file_bytes} bytes are accepted.",
             code="request_too_large",
         )
-    content_type = call.request.headers.get("content-type", "")
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + raw
-    )
-    if not message.is_multipart() or message.defects:
-        raise InvalidRequest("Send the file as multipart/form-data with a boundary.", code="invalid_multipart")
-    form: dict[str, str] = {}
-    filename: str | None = None
-    content: bytes | None = None
-    for part in message.iter_parts():
-        if part.is_multipart():
-            raise InvalidRequest("Nested multipart parts are not accepted.", code="invalid_multipart")
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if name == "file":
-            filename, content = part.get_filename(), payload
-        elif isinstance(name, str):
-            try:
-                form[name] = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidRequest(f"Invalid '{name}': expected UTF-8 text.", param=name) from None
-    return form, filename, content
+    return parse_form(raw, call.request.headers.get("content-type", ""))
 
 
 @api_route(blueprint, "/v1/files", "POST", content_types=["multipart/form-data"])

@@ -6,17 +6,26 @@
 - An oversized body is refused with 413 before it is read.
 - The listen backlog is 128, not socketserver's 5, so a burst of new connections is queued rather
   than reset.
+- Reads from a client have deadlines (SPINDLE_DEV_READ_TIMEOUT_SECONDS, 30 s by default): a client
+  that sends its request, or its body, too slowly, or that keeps an idle connection open, has the
+  connection closed instead of holding a server thread forever. Writing a response is not bound by
+  it; a client that reads nothing of a response for WRITE_TIMEOUT_SECONDS is dropped.
+- A Content-Length other than plain digits (-1, +5, 1e3, two different values) is refused with 400.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import threading
+import time
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.config import Config
 from chalice.local import (
@@ -32,11 +41,96 @@ from chalice.local import (
 from chalicelib.config import settings
 from chalicelib.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
 log = logging.getLogger("spindle.local")
 PURGE_INTERVAL_SECONDS = 1.0
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 LISTEN_BACKLOG = 128
+REQUEST_HEAD = "request line and headers"
+# A body is given the read timeout plus a second for each 64 KiB: a 4 MiB upload over a slow link
+# (512 kbit/s) still arrives, and a client trickling it in cannot hold its thread for long.
+MIN_BODY_BYTES_PER_SECOND = 64 * 1024
+# Writes are bound separately, and loosely: a client may read a large response slowly, but one that
+# reads nothing of it for two minutes is gone.
+WRITE_TIMEOUT_SECONDS = 120.0
+# Content-Length is 1*DIGIT (RFC 9110): int() would also take "-1", "+5", " 1_000" or "١".
+CONTENT_LENGTH = re.compile(r"[0-9]+")
+# More digits than this is more than any limit here, and int() refuses over 4300 digits.
+CONTENT_LENGTH_MAX_DIGITS = 18
+
+
+
+
+class ClientTooSlow(TimeoutError):
+    """A read from the client missed its deadline. A TimeoutError, so that http.server's
+    handle_one_request closes the connection, as it does on a socket timeout."""
+
+    def __init__(self, what: str, seconds: float, received: int) -> None:
+        super().__init__(f"the {what} did not arrive within {seconds:g} s ({received} bytes did)")
+        self.what = what
+        self.received = received
+
+
+class ClientReader(io.RawIOBase):
+    """The client's side of the connection, read against a deadline for the whole request head (or
+    body) rather than a socket timeout per read: that one restarts with every byte received, so a
+    client trickling a byte every few seconds would hold its thread forever."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        super().__init__()
+        self._connection = connection
+        self._deadline = 0.0  # nothing is read before the first expect()
+        self._what = "request"
+        self._seconds = 0.0
+        self.received = 0  # bytes received since the last expect()
+
+    def expect(self, what: str, seconds: float) -> None:
+        """What is read next (`what`: a request head, or a body) must arrive within `seconds` from now."""
+        self._deadline = time.monotonic() + seconds
+        self._what, self._seconds = what, seconds
+        self.received = 0
+
+    def _too_slow(self) -> ClientTooSlow:
+        return ClientTooSlow(self._what, self._seconds, self.received)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._too_slow()
+        self._connection.settimeout(remaining)  # the writer sets its own before each write
+        try:
+            count = self._connection.recv_into(buffer)
+        except TimeoutError:
+            raise self._too_slow() from None
+        self.received += count
+        return count
+
+
+class ClientWriter(io.BufferedIOBase):
+    """socketserver's unbuffered writer, with the write timeout set before each write (the reader
+    leaves whatever was left of its deadline on the socket)."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        super().__init__()
+        self._connection = connection
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        self._connection.settimeout(WRITE_TIMEOUT_SECONDS)
+        self._connection.sendall(data)
+        with memoryview(data) as view:
+            return view.nbytes
+
+    def fileno(self) -> int:
+        return self._connection.fileno()
 
 
 class SpindleHTTPServer(ThreadedHTTPServer):
@@ -47,6 +141,31 @@ class SpindleHTTPServer(ThreadedHTTPServer):
 class SpindleRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
     routes: dict[str, dict[str, Any]] = {}  # the app's route table, set by serve()
+    read_timeout_seconds = settings.dev_read_timeout_seconds
+
+    def setup(self) -> None:
+        # StreamRequestHandler.setup, with reads and writes that keep their own time limits (its
+        # `timeout` is one socket timeout for both, restarted by every byte).
+        self.connection = self.request
+        if self.disable_nagle_algorithm:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self.reader = ClientReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
+        self.wfile = ClientWriter(self.connection)
+
+    def handle_one_request(self) -> None:
+        # The next request line and headers, after however long the connection has been idle.
+        self.reader.expect(REQUEST_HEAD, self.read_timeout_seconds)
+        self.raw_requestline = b""  # not the previous request's line, should this one never come
+        super().handle_one_request()
+
+    def log_error(self, format: str, *args: Any) -> None:
+        if args and isinstance(args[0], ClientTooSlow):
+            if args[0].what == REQUEST_HEAD and args[0].received == 0:
+                return  # an idle keep-alive connection closed: routine, not worth a line
+            self.log_message("closed a connection that was too slow: %s", args[0])
+            return
+        super().log_error(format, *args)
 
     def _send_api_error(self, error: ApiError, allow: str | None = None) -> None:
         body = json.dumps(error.body()).encode("utf-8")
@@ -68,12 +187,15 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             error.status = HTTPStatus.LENGTH_REQUIRED
             self._send_api_error(error)
             return
-        try:
-            length = int(self.headers.get("content-length", "0"))
-        except ValueError:
-            self.close_connection = True
+        length = self._content_length()
+        if length is None:
+            self.close_connection = True  # where this body ends is unknown: nothing after it can be read
             self._send_api_error(InvalidRequest("Invalid Content-Length header.", code="invalid_request"))
             return
+        # min(): a body over DISCARD_LIMIT_BYTES is not read at all (and a socket timeout must fit a timeval).
+        self.reader.expect(
+            "request body", self.read_timeout_seconds + min(length, DISCARD_LIMIT_BYTES) / MIN_BODY_BYTES_PER_SECOND
+        )
         if length > max(settings.max_body_bytes, settings.max_file_bytes + MULTIPART_OVERHEAD_BYTES):
             self._discard_body(length)
             self._send_api_error(
@@ -84,6 +206,20 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             )
             return
         super()._generic_handle()
+
+    def _content_length(self) -> int | None:
+        """The Content-Length, 0 when there is none; None when it is not one plain number."""
+        values = {value.strip(" \t") for value in self.headers.get_all("content-length", [])}
+        if not values:
+            return 0
+        if len(values) > 1:
+            return None  # two lengths: which one the client meant cannot be known
+        (value,) = values
+        if not CONTENT_LENGTH.fullmatch(value):
+            return None
+        if len(value.lstrip("0")) > CONTENT_LENGTH_MAX_DIGITS:
+            return 10**CONTENT_LENGTH_MAX_DIGITS  # over every limit: refused as too large
+        return int(value.lstrip("0") or "0")  # int() counts leading zeros against its digit limit
 
     def _send_http_response_with_body(self, code: int, headers: dict[str, Any], body: str | bytes) -> None:
         if self.command == "HEAD":  # headers only: a body here would be read as the next response
