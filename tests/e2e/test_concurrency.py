@@ -309,3 +309,29 @@ def test_concurrent_changes_to_a_thread_and_a_run_keep_every_field(busy_server):
     final = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
     assert final.status in ("cancelling", "cancelled")
     assert final.metadata in [{"writer": str(n)} for n in (2, 5)]
+
+
+def test_a_walk_with_after_sees_everything_committed_before_it_began_once_and_in_order(busy_server):
+    """README's promise for paging while others write: every message committed before the walk began
+    is seen exactly once, in order (messages written during the walk may or may not be)."""
+    client = tenant(busy_server)
+    thread = client.beta.threads.create()
+    before = [client.beta.threads.messages.create(thread.id, role="user", content=f"b{n}").id for n in range(30)]
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        for _ in range(40):  # bounded, so the walk catches up and ends
+            if stop.is_set():
+                return
+            client.beta.threads.messages.create(thread.id, role="user", content="during")
+
+    with ThreadPoolExecutor(2) as pool:
+        writers = [pool.submit(keep_writing) for _ in range(2)]
+        try:
+            seen = [m.id for m in client.beta.threads.messages.list(thread.id, order="asc", limit=5)]  # auto-pages
+        finally:
+            stop.set()
+            for writer in writers:
+                writer.result()
+    assert seen == sorted(seen) and len(seen) == len(set(seen))
+    assert [message_id for message_id in seen if message_id in set(before)] == before
