@@ -29,6 +29,11 @@ class Settings:
     max_file_bytes: int
     dev_read_timeout_seconds: float
 
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest multipart upload body: the largest file and room for its form fields."""
+        return self.max_file_bytes + 64 * 1024
+
 
 def _dev_read_timeout() -> float:
     value = os.environ.get("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30")

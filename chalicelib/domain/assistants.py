@@ -28,23 +28,27 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _apply(assistant: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """Fields the request sets replace the assistant's; null resets a field to its default."""
+def _changes(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields a request sets, as stored: null resets a field to its default, tool resources take
+    their object shape. Worked out once, however often a modify re-applies them after a lost race."""
+    changes: dict[str, Any] = {}
     for name, value in body.items():
         if name == "tool_resources":
-            assistant[name] = tool_resources_object(value, kind="assistant")
-        elif name == "reasoning_effort":
-            continue  # accepted for compatibility; chat providers receive it only through `model` choice
-        else:
-            assistant[name] = _DEFAULTS.get(name) if value is None else value
+            changes[name] = tool_resources_object(value, kind="assistant")
+        elif name != "reasoning_effort":  # accepted for compatibility; chat providers get `model` only
+            changes[name] = _DEFAULTS.get(name) if value is None else value
+    return changes
+
+
+def _apply(assistant: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    assistant.update(changes)
     check_stored_size(assistant, MAX_ASSISTANT_BYTES, "instructions", "assistant")
     return assistant
 
 
-def _check_references(project_id: str, body: dict[str, Any]) -> None:
-    if body.get("tool_resources"):
-        resources = tool_resources_object(body["tool_resources"], kind="assistant")
-        check_references(project_id, tool_resource_references(resources, "tool_resources"))
+def _check_references(project_id: str, changes: dict[str, Any]) -> None:
+    if "tool_resources" in changes:
+        check_references(project_id, tool_resource_references(changes["tool_resources"], "tool_resources"))
 
 
 def _checked_id(assistant_id: str) -> str:
@@ -64,8 +68,9 @@ def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         "model": body["model"],
         "tool_resources": {},
     }
-    assistant = _apply(assistant, body)
-    _check_references(project_id, body)
+    changes = _changes(body)
+    assistant = _apply(assistant, changes)
+    _check_references(project_id, changes)
     store.create(project_id, assistant)
     return assistant
 
@@ -79,7 +84,7 @@ def get_assistant(project_id: str, assistant_id: str) -> dict[str, Any]:
 
 def modify_assistant(project_id: str, assistant_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("ModifyAssistantRequest", body)
-    changes = {k: v for k, v in body.items() if k != "model" or v}
+    changes = _changes({k: v for k, v in body.items() if k != "model" or v})
     _check_references(project_id, changes)
     try:
         assistant = store.modify(project_id, _checked_id(assistant_id), lambda stored: _apply(stored, changes))

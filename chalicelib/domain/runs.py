@@ -164,13 +164,12 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
 
 
 def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
-    thread_body = body.get("thread")
+    thread_body = body.get("thread") or {}
     refuse_vector_store_helper(
         thread_body.get("tool_resources") if isinstance(thread_body, dict) else None, "thread.tool_resources"
     )
     validate("CreateThreadAndRunRequest", body)
     assistant = _assistant_of(project_id, body["assistant_id"])
-    thread_body = body.get("thread") or {}
     requested_messages = thread_body.get("messages") or []
     _check_message_count(requested_messages, "thread.messages")
     now = int(time.time())

@@ -16,14 +16,13 @@ from chalicelib.http.routing import Call, Reply, api_route
 blueprint = Blueprint(__name__)
 
 FILE = "/v1/files/{file_id}"
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def _multipart(call: Call) -> tuple[dict[str, str], str | None, bytes | None]:
     """The text fields, and the `file` part's name and bytes, of a multipart/form-data body."""
     body = call.request.raw_body or b""
     raw = body if isinstance(body, bytes) else body.encode("utf-8")  # (chalice's type says it may be str)
-    if len(raw) > settings.max_file_bytes + MULTIPART_OVERHEAD_BYTES:
+    if len(raw) > settings.max_upload_bytes:
         raise PayloadTooLarge(
             f"Request body too large: {len(raw)} bytes; files of at most {settings.max_file_bytes} bytes are accepted.",
             code="request_too_large",

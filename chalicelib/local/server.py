@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("spindle.local")
 PURGE_INTERVAL_SECONDS = 1.0
 DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 LISTEN_BACKLOG = 128
 REQUEST_HEAD = "request line and headers"
 # A body is given the read timeout plus a second for each 64 KiB: a 4 MiB upload over a slow link
@@ -60,8 +59,6 @@ WRITE_TIMEOUT_SECONDS = 120.0
 CONTENT_LENGTH = re.compile(r"[0-9]+")
 # More digits than this is more than any limit here, and int() refuses over 4300 digits.
 CONTENT_LENGTH_MAX_DIGITS = 18
-
-
 
 
 class ClientTooSlow(TimeoutError):
@@ -196,7 +193,7 @@ class SpindleRequestHandler(ChaliceRequestHandler):
         self.reader.expect(
             "request body", self.read_timeout_seconds + min(length, DISCARD_LIMIT_BYTES) / MIN_BODY_BYTES_PER_SECOND
         )
-        if length > max(settings.max_body_bytes, settings.max_file_bytes + MULTIPART_OVERHEAD_BYTES):
+        if length > max(settings.max_body_bytes, settings.max_upload_bytes):
             self._discard_body(length)
             self._send_api_error(
                 PayloadTooLarge(

@@ -57,9 +57,12 @@ def get(project_id: str, file_id: str) -> dict[str, Any] | None:
 
 
 def content(project_id: str, file_id: str) -> bytes | None:
-    if get(project_id, file_id) is None:
+    """The bytes of a file whose record the caller has just read (one S3 request, no second read of
+    the record); None if they are gone, the file deleted meanwhile."""
+    try:
+        response = _s3().get_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
+    except _s3().exceptions.NoSuchKey:
         return None
-    response = _s3().get_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
     return response["Body"].read()
 
 
