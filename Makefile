@@ -20,7 +20,7 @@ dev: $(STAMP)
 ## Lint and type-check, then run every test (unit, storage, end to end, tenancy, contract).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy chalicelib/local
+	$(BIN)/mypy chalicelib app.py
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -8,11 +8,12 @@ from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent
 
 from chalicelib.http import assistants, files, messages, runs, threads
-from chalicelib.http.middleware import openai_error_shape
+from chalicelib.http.middleware import logged, openai_error_shape
 
 PURGE_MARGIN_SECONDS = 10
 
 app = Chalice(app_name="spindle")
+app.register_middleware(logged, "http")
 app.register_middleware(openai_error_shape, "http")
 app.register_blueprint(threads.blueprint)
 app.register_blueprint(messages.blueprint)
@@ -28,14 +29,18 @@ def purge_deleted_threads(event: CloudWatchEvent) -> None:
     """Remove the messages of deleted threads (they are already unreachable)."""
     from chalicelib.domain.purge import purge_deleted_threads as purge
 
-    purge(seconds=event.context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
+    context: Any = event.context  # the Lambda context object (chalice types it as a dict)
+    purge(seconds=context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
 
 
 @app.lambda_function(name="advance_run")
 def advance_run_task(event: dict[str, Any], context: object) -> dict[str, Any]:
     """The Step Functions task: advance one run by one step; the state machine waits and repeats."""
+    from chalicelib.observability import request_scope
     from chalicelib.runs.engine import advance_run
-    from chalicelib.storage.runs import RunRef
+    from chalicelib.storage.records import RunRef
 
-    outcome = advance_run(RunRef.parse(event["run"]))
+    invocation = str(getattr(context, "aws_request_id", "") or "").replace("-", "")
+    with request_scope("req_" + invocation if invocation else None):
+        outcome = advance_run(RunRef.parse(event["run"]))
     return {"run": event["run"], "done": outcome.done, "wait_seconds": max(1, int(outcome.wait_seconds + 0.999))}

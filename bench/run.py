@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -163,7 +164,7 @@ def section_dynamodb() -> dict[str, Any]:
     from moto import mock_aws
 
     from chalicelib.runs.engine import advance_run
-    from chalicelib.storage.runs import RunRef
+    from chalicelib.storage.records import RunRef
 
     meter = DynamoDBMeter()
     meter.install()
@@ -344,10 +345,10 @@ def section_list(repetitions: int = 50) -> dict[str, Any]:
 # --- cold start ---------------------------------------------------------------------------------------
 
 
-def _importtime(statement: str) -> list[tuple[int, float, str]]:
+def _importtime(statement: str, cwd: Path = ROOT) -> list[tuple[int, float, str]]:
     """(depth, cumulative ms, module) for each import `python -X importtime` reports."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", statement], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-X", "importtime", "-c", statement], cwd=cwd, capture_output=True, text=True, check=True
     )
     rows = []
     for line in result.stderr.splitlines():
@@ -361,23 +362,51 @@ def _importtime(statement: str) -> list[tuple[int, float, str]]:
     return rows
 
 
-def _import_ms(statement: str) -> float:
-    return sum(ms for depth, ms, _ in _importtime(statement) if depth == 0)
+def _import_ms(statement: str, cwd: Path = ROOT) -> float:
+    return sum(ms for depth, ms, _ in _importtime(statement, cwd) if depth == 0)
+
+
+# The tree `import app` is compared with: the commit before issue #12 reshaped the run engine.
+BASELINE = os.environ.get("SPINDLE_BENCH_BASELINE", "47a0d82")
+
+
+def _baseline_tree(scratch: Path) -> Path | None:
+    """The baseline commit's app.py and chalicelib/ (git archive), or None outside a git checkout."""
+    archive = subprocess.run(
+        ["git", "archive", BASELINE, "app.py", "chalicelib"], cwd=ROOT, capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive.stdout, check=True)
+    return scratch
 
 
 def section_cold_start(repetitions: int = 15) -> dict[str, Any]:
-    """`python -X importtime` of app.py against the bare chalice + pynamodb + boto3 imports; and which
-    top-level modules dominate app.py's import."""
-    app_ms = [_import_ms("import app") for _ in range(repetitions)]
-    bare_ms = [_import_ms("import chalice, pynamodb.models, boto3") for _ in range(repetitions)]
+    """`python -X importtime` of app.py against the bare chalice + pynamodb + boto3 imports and against
+    app.py at the baseline commit (SPINDLE_BENCH_BASELINE), interleaved; and which top-level modules
+    dominate app.py's import."""
+    with tempfile.TemporaryDirectory(prefix="spindle-baseline-") as scratch:
+        baseline = _baseline_tree(Path(scratch))
+        app_ms, bare_ms, baseline_ms = [], [], []
+        for _ in range(repetitions):
+            app_ms.append(_import_ms("import app"))
+            bare_ms.append(_import_ms("import chalice, pynamodb.models, boto3"))
+            if baseline is not None:
+                # the baseline's own chalicelib (first on the path), not the checkout's editable install
+                baseline_ms.append(_import_ms("import sys; sys.path.insert(0, '.'); import app", baseline))
     # summary() takes seconds
     heaviest = sorted(((ms, name) for depth, ms, name in _importtime("import app") if depth == 1), reverse=True)
-    return {
+    result: dict[str, Any] = {
         "app_import_ms": summary([ms / 1000 for ms in app_ms]),
         "bare_import_ms": summary([ms / 1000 for ms in bare_ms]),
         "ratio_median": round(statistics.median(app_ms) / statistics.median(bare_ms), 2),
         "dominant_modules_ms": heaviest[:8],
     }
+    if baseline_ms:
+        result["baseline"] = BASELINE
+        result["baseline_app_import_ms"] = summary([ms / 1000 for ms in baseline_ms])
+        result["ratio_to_baseline_median"] = round(statistics.median(app_ms) / statistics.median(baseline_ms), 2)
+    return result
 
 
 # --- a run end to end -----------------------------------------------------------------------------------

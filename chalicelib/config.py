@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+PROVIDERS = ("openai", "bedrock", "offline")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,9 @@ class Settings:
     llm_api_key: str | None
     llm_timeout_seconds: float
     llm_max_retries: int
+    model_providers: Mapping[str, str]
+    bedrock_region: str | None
+    bedrock_endpoint: str | None
     run_lease_seconds: float
     poll_after_ms: int
     stream_max_seconds: float
@@ -46,6 +52,19 @@ def _dev_read_timeout() -> float:
     return seconds
 
 
+def _model_providers(llm_base_url: str | None) -> dict[str, str]:
+    """SPINDLE_MODEL_PROVIDERS: `prefix=provider` pairs, comma-separated; `*` is the default."""
+    routes = {"*": "openai" if llm_base_url else "offline"}
+    for pair in filter(None, (item.strip() for item in os.environ.get("SPINDLE_MODEL_PROVIDERS", "").split(","))):
+        prefix, _, name = (part.strip() for part in pair.partition("="))
+        if not prefix or name not in PROVIDERS:
+            raise RuntimeError(
+                f"SPINDLE_MODEL_PROVIDERS: {pair!r} is not `model-prefix=provider` with a provider of {PROVIDERS}"
+            )
+        routes[prefix] = name
+    return routes
+
+
 def _read() -> Settings:
     auth_mode = os.environ.get("SPINDLE_AUTH", "keys")
     if auth_mode not in ("keys", "open"):
@@ -65,6 +84,9 @@ def _read() -> Settings:
         llm_api_key=os.environ.get("SPINDLE_LLM_API_KEY") or None,
         llm_timeout_seconds=float(os.environ.get("SPINDLE_LLM_TIMEOUT_SECONDS", "60")),
         llm_max_retries=int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")),
+        model_providers=_model_providers(os.environ.get("SPINDLE_LLM_BASE_URL") or None),
+        bedrock_region=os.environ.get("SPINDLE_BEDROCK_REGION") or None,
+        bedrock_endpoint=os.environ.get("SPINDLE_BEDROCK_ENDPOINT") or None,
         # Short, because the worker renews it every third of it while a step is in progress: a worker
         # that dies is replaced within one lease, however long model calls take.
         run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS") or "20"),

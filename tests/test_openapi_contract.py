@@ -4,10 +4,14 @@ official reference today, and official schemas are intact except where Spindle m
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,10 +19,30 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import cut_openapi  # noqa: E402
 
-REFERENCE = cut_openapi.merge_references(
-    yaml.safe_load(cut_openapi.REFERENCE.read_text()), yaml.safe_load(cut_openapi.FILES_REFERENCE.read_text())
-)
 SERVED = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+
+
+@cache
+def _load_reference() -> dict[str, Any]:
+    return cut_openapi.merge_references(
+        yaml.safe_load(cut_openapi.REFERENCE.read_text()), yaml.safe_load(cut_openapi.FILES_REFERENCE.read_text())
+    )
+
+
+def reference() -> dict[str, Any]:
+    """The official contract (the assistants and files references, merged), which lives beside the
+    checkout in ../shared/reference/. CI always has it, so its absence fails rather than skips."""
+    needed = (cut_openapi.REFERENCE, cut_openapi.FILES_REFERENCE)
+    missing = [os.path.relpath(path, ROOT) for path in needed if not path.is_file()]
+    if missing:
+        pytest.fail(
+            f"tests/test_openapi_contract.py compares openapi.yaml with the official contract in "
+            f"{' and '.join(os.path.relpath(path, ROOT) for path in needed)} (beside this checkout, in "
+            f"{cut_openapi.REFERENCE.parent}); missing: {', '.join(missing)}. "
+            "Clone the repository next to `shared/` as CI does.",
+            pytrace=False,
+        )
+    return _load_reference()
 
 
 def app_routes() -> set[tuple[str, str]]:
@@ -38,7 +62,7 @@ def test_every_route_is_in_openapi_and_every_operation_is_routed():
 
 
 def test_openapi_yaml_and_request_schemas_are_freshly_cut():
-    openapi_text, schemas_text = cut_openapi.render(*cut_openapi.build(REFERENCE))
+    openapi_text, schemas_text = cut_openapi.render(*cut_openapi.build(reference()))
     assert (ROOT / "openapi.yaml").read_text() == openapi_text, "run `make openapi`"
     assert (ROOT / "chalicelib/domain/request_schemas.json").read_text() == schemas_text, "run `make openapi`"
 
@@ -48,11 +72,12 @@ def _marked(node) -> bool:
 
 
 def test_official_operations_and_schemas_are_intact_unless_marked():
+    official_contract = reference()
     for path, operations in SERVED["paths"].items():
         for method, operation in operations.items():
             if operation.get("x-spindle-extension"):
                 continue
-            official = REFERENCE["paths"][path][method]
+            official = official_contract["paths"][path][method]
             assert operation["operationId"] == official["operationId"]
             assert operation.get("requestBody") == official.get("requestBody")
             content = dict(operation["responses"]["200"]["content"])
@@ -69,7 +94,8 @@ def test_official_operations_and_schemas_are_intact_unless_marked():
                 if status not in official["responses"]:
                     assert response["x-spindle-extension"] is True
     for name, schema in SERVED["components"]["schemas"].items():
-        if name in REFERENCE["components"]["schemas"] and schema != REFERENCE["components"]["schemas"][name]:
+        official_schemas = official_contract["components"]["schemas"]
+        if name in official_schemas and schema != official_schemas[name]:
             assert _marked(schema), f"{name} differs from the reference without a marker"
 
 

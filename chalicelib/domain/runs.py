@@ -1,8 +1,7 @@
-"""Runs and run steps: how requests become runs, and how runs and steps are shown.
+"""Runs and run steps on the API side: how requests become runs, cancels and tool outputs.
 
-The run lifecycle itself (the engine) lives in chalicelib/runs/; this module creates runs, cancels
-them, takes tool outputs and renders the official objects. Every change is a guarded transition
-(storage.runs.apply), so nothing here can race the engine into an impossible state.
+Every change is a move of domain/lifecycle.py, committed as a guarded transition (storage.runs.apply),
+so nothing here can race the engine (chalicelib/runs/) into an impossible state.
 """
 
 from __future__ import annotations
@@ -11,9 +10,11 @@ import time
 from typing import Any
 
 from chalicelib.config import settings
+from chalicelib.domain import lifecycle
 from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.files import check_references, messages_file_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
+from chalicelib.domain.lifecycle import RUN_LIFETIME_SECONDS, Run, render_run
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.threads import (
     check_stored_size,
@@ -24,17 +25,12 @@ from chalicelib.domain.threads import (
     tool_resources_object,
 )
 from chalicelib.domain.validation import validate
-from chalicelib.runs import dispatch, events
 from chalicelib.storage import assistants as assistant_store
+from chalicelib.storage import drivers
 from chalicelib.storage import runs as store
 from chalicelib.storage import threads as thread_store
-from chalicelib.storage.records import Thread
-from chalicelib.storage.runs import NewRun, RunChange, RunRef, StoredRun
+from chalicelib.storage.records import RunRef, Thread
 
-RUN_LIFETIME_SECONDS = 600
-ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
-TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
-CANCELLABLE = ("queued", "in_progress", "requires_action")
 MAX_RUN_BYTES = 380 * 1024
 # A run starts in one transaction (at most 100 items): the thread, the run, its opening event log
 # segments and queue entry, and the messages it adds.
@@ -50,22 +46,6 @@ def _check_message_count(messages: list[Any], param: str) -> None:
             param=param,
             code="array_above_max_length",
         )
-
-
-# --- rendering ----------------------------------------------------------------------------------
-
-
-def render_run(stored: StoredRun) -> dict[str, Any]:
-    run = {key: value for key, value in stored.run.items() if not key.startswith("_")}
-    run["status"] = stored.status
-    run["metadata"] = stored.metadata
-    if stored.status == "cancelling" and run.get("required_action") is not None:
-        run["required_action"] = None
-    return run
-
-
-def is_terminal(stored: StoredRun) -> bool:
-    return stored.status in TERMINAL
 
 
 # --- creating runs ------------------------------------------------------------------------------
@@ -142,7 +122,7 @@ def _thread_is_busy(project_id: str, thread_id: str) -> InvalidRequest:
     return InvalidRequest(f"Thread {thread_id} already has an active run {thread.active_run_id}.", code="thread_locked")
 
 
-def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredRun:
+def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> Run:
     validate("CreateRunRequest", body)
     checked_thread_id(thread_id)
     _check_message_count(body.get("additional_messages") or [], "additional_messages")
@@ -155,15 +135,16 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> StoredR
         for index, request in enumerate(body.get("additional_messages") or [])
     ]
     check_references(project_id, messages_file_references(body.get("additional_messages") or [], "additional_messages"))
-    metadata = body.get("metadata") or {}
-    created = StoredRun(ref, "queued", metadata, run, event_seq=1)
-    opening = _opening_events(created)
-    if not store.create_run(NewRun(ref, metadata, run, messages, opening, enqueue=_local_driver())):
+    new = lifecycle.created(ref, body.get("metadata") or {}, run, messages, enqueue=_local_driver())
+    started = time.perf_counter()
+    stored = store.create_run(new)
+    lifecycle.log_created(new, started, "applied" if stored else "refused")
+    if not stored:
         raise _thread_is_busy(project_id, thread_id)
-    return _dispatched(created)
+    return _dispatched(lifecycle.started(new))
 
 
-def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
+def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
     thread_body = body.get("thread") or {}
     refuse_vector_store_helper(
         thread_body.get("tool_resources") if isinstance(thread_body, dict) else None, "thread.tool_resources"
@@ -195,32 +176,32 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> StoredRun:
             *messages_file_references(requested_messages, "thread.messages"),
         ],
     )
-    metadata = body.get("metadata") or {}
-    created = StoredRun(ref, "queued", metadata, run, event_seq=1)
-    opening = [events.event("thread.created", render_thread(thread)), *_opening_events(created)]
-    store.create_thread_and_run(thread, NewRun(ref, metadata, run, messages, opening, enqueue=_local_driver()))
-    return _dispatched(created)
+    new = lifecycle.created(
+        ref, body.get("metadata") or {}, run, messages, enqueue=_local_driver(), new_thread=render_thread(thread)
+    )
+    started = time.perf_counter()
+    store.create_thread_and_run(thread, new)
+    lifecycle.log_created(new, started, "applied")
+    return _dispatched(lifecycle.started(new))
 
 
-def _opening_events(created: StoredRun) -> list[events.Event]:
-    rendered = render_run(created)
-    return [events.event("thread.run.created", rendered), events.event("thread.run.queued", rendered)]
+def _dispatched(run: Run) -> Run:
+    """Tell the run's driver, and answer with the run. A run no driver will advance fails now instead
+    of sitting queued forever."""
+    if drivers.run_changed(run.ref):
+        return run
+    current = store.get_run(run.ref)
+    if current is None or lifecycle.is_terminal(current):
+        return current or run
+    change = lifecycle.failed(current, "server_error", "Spindle could not start the run's state machine.", _now())
+    applied = lifecycle.commit(change)
+    if applied.applied:
+        return lifecycle.after(current, change)
+    return applied.current or store.get_run(run.ref) or run
 
 
-def _dispatched(stored: StoredRun) -> StoredRun:
-    """Tell the driver; a run no driver will advance fails now instead of sitting queued forever."""
-    if dispatch.run_changed(stored.ref):
-        return stored
-    current = store.get_run(stored.ref)
-    if current is None or current.status in TERMINAL:
-        return current or stored
-    error = {"code": "server_error", "message": "Spindle could not start the run's state machine."}
-    failed = dict(current.run, last_error=error, failed_at=int(time.time()), expires_at=None, required_action=None)
-    change = RunChange(current.ref, (current.status,), "failed", failed, release_thread=True)
-    change.event_seq = current.event_seq
-    change.events = [events.run_event(render_run(StoredRun(current.ref, "failed", current.metadata, failed)))]
-    store.apply(change)
-    return store.get_run(stored.ref) or stored
+def _now() -> int:
+    return int(time.time())
 
 
 def _local_driver() -> bool:
@@ -237,7 +218,7 @@ def _ref(project_id: str, thread_id: str, run_id: str) -> RunRef:
     return RunRef(project_id, thread_id, run_id)
 
 
-def get_run(project_id: str, thread_id: str, run_id: str) -> StoredRun:
+def get_run(project_id: str, thread_id: str, run_id: str) -> Run:
     """The run, if it and its thread exist: a deleted thread's runs are gone with it."""
     stored = store.get_live_run(_ref(project_id, thread_id, run_id))
     if stored is None:
@@ -251,7 +232,7 @@ def list_runs(project_id: str, thread_id: str, query: ListQuery) -> dict[str, An
     return render_list(store.list_runs(project_id, thread_id, query), render_run)
 
 
-def modify_run(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> StoredRun:
+def modify_run(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> Run:
     validate("ModifyRunRequest", body)
     current = get_run(project_id, thread_id, run_id)
     if "metadata" not in body:
@@ -262,52 +243,57 @@ def modify_run(project_id: str, thread_id: str, run_id: str, body: dict[str, Any
     return stored
 
 
-def cancel_run(project_id: str, thread_id: str, run_id: str) -> StoredRun:
+def cancel_run(project_id: str, thread_id: str, run_id: str) -> Run:
     """Cancelling is honoured at the engine's next step boundary: the answer says `cancelling`."""
+    current = get_run(project_id, thread_id, run_id)
     while True:
-        stored = get_run(project_id, thread_id, run_id)
-        if stored.status not in CANCELLABLE:
-            raise InvalidRequest(f"Cannot cancel run with status '{stored.status}'.", code="run_not_cancellable")
-        cancelling = StoredRun(stored.ref, "cancelling", stored.metadata, stored.run, stored.lease_token)
-        change = RunChange(stored.ref, (stored.status,), "cancelling", stored.run, keep_lease=True)
-        change.enqueue_at = time.time() if _local_driver() else None
-        change.events, change.event_seq = [events.run_event(render_run(cancelling))], stored.event_seq
-        if store.apply(change):
-            return _dispatched(cancelling)
+        if current.status not in lifecycle.CANCELLABLE:
+            raise InvalidRequest(f"Cannot cancel run with status '{current.status}'.", code="run_not_cancellable")
+        change = lifecycle.cancel_requested(current, enqueue_at=_enqueue_now())
+        applied = lifecycle.commit(change)
+        if applied.applied:
+            return _dispatched(lifecycle.after(current, change))
+        # The run moved meanwhile (the engine claimed or finished it): decide again on what it is now.
+        current = applied.current or get_run(project_id, thread_id, run_id)
 
 
-def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> StoredRun:
+def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> tuple[Run, int]:
+    """The run, queued again with the outputs, and where its stream starts: the submission's own events
+    (the tool step completed, the run queued)."""
     validate("SubmitToolOutputsRunRequest", body)
-    stored = get_run(project_id, thread_id, run_id)
-    action = stored.run.get("required_action")
-    if stored.status != "requires_action" or action is None:
-        raise InvalidRequest(
-            f'Runs in status "{stored.status}" do not accept tool outputs.', code="run_not_requiring_action"
-        )
-    if time.time() >= stored.run["expires_at"]:  # the driver marks it expired when it next looks
-        raise InvalidRequest('Runs in status "expired" do not accept tool outputs.', code="run_not_requiring_action")
+    current = get_run(project_id, thread_id, run_id)
+    action = current.run.get("required_action")
+    if current.status != lifecycle.REQUIRES_ACTION or action is None or current.tool_step_id is None:
+        raise _not_requiring_action(current.status)
+    if time.time() >= current.run["expires_at"]:  # the driver marks it expired when it next looks
+        raise _not_requiring_action(lifecycle.EXPIRED)
     pending = [call["id"] for call in action["submit_tool_outputs"]["tool_calls"]]
     outputs = _outputs_by_call(body["tool_outputs"], pending)
     check_stored_size(list(outputs.values()), MAX_TOOL_OUTPUT_BYTES, "tool_outputs", "step")
-    now = int(time.time())
-    step = store.get_step(stored.ref, stored.run["_tool_step_id"])
+    step = store.get_step(current.ref, current.tool_step_id)
     if step is None:  # written in the same transaction as required_action: cannot be missing
         raise RuntimeError(f"run {run_id} requires action but its tool step is gone")
-    for call in step["step_details"]["tool_calls"]:
-        call["function"]["output"] = outputs[call["id"]]
-    step.update(status="completed", completed_at=now)
-    run = dict(stored.run, required_action=None)
-    queued = StoredRun(stored.ref, "queued", stored.metadata, run, event_seq=stored.event_seq + 1)
-    change = RunChange(stored.ref, ("requires_action",), "queued", run, steps=[step])
-    change.enqueue_at = time.time() if _local_driver() else None
-    change.events = [events.step_event(step), events.run_event(render_run(queued))]
-    change.event_seq = stored.event_seq
-    if not store.apply(change):
-        current = get_run(project_id, thread_id, run_id)
-        raise InvalidRequest(
-            f'Runs in status "{current.status}" do not accept tool outputs.', code="run_not_requiring_action"
-        )
-    return _dispatched(queued)
+    calls = [
+        {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
+        for call in step["step_details"]["tool_calls"]
+    ]
+    answered = dict(
+        step, status="completed", completed_at=_now(), step_details={"type": "tool_calls", "tool_calls": calls}
+    )
+    change = lifecycle.outputs_submitted(current, answered, enqueue_at=_enqueue_now())
+    applied = lifecycle.commit(change)
+    if not applied.applied:
+        raise _not_requiring_action((applied.current or get_run(project_id, thread_id, run_id)).status)
+    return _dispatched(lifecycle.after(current, change)), change.event_seq
+
+
+def _not_requiring_action(status: str) -> InvalidRequest:
+    return InvalidRequest(f'Runs in status "{status}" do not accept tool outputs.', code="run_not_requiring_action")
+
+
+def _enqueue_now() -> float | None:
+    """Local driver: the change queues the run to be advanced at once."""
+    return time.time() if _local_driver() else None
 
 
 def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> dict[str, str]:

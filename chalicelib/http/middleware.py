@@ -1,9 +1,11 @@
-"""Errors that Chalice answers by itself (wrong method, wrong media type, its own 500s) are re-rendered
-in the official error shape, and every response carries `x-request-id`."""
+"""Middleware for every request: one structured log line each (chalicelib/observability.py), and errors
+that Chalice answers by itself (wrong method, wrong media type, its own 500s) re-rendered in the
+official error shape, with `x-request-id` on every response."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from chalice import Response
@@ -11,6 +13,29 @@ from chalice.app import Request
 
 from chalicelib.domain.errors import InvalidRequest, MethodNotAllowed, UnsupportedMediaType
 from chalicelib.http.routing import error_response, request_id_of, server_error_response
+from chalicelib.observability import log_line, request_scope, since
+
+
+def logged(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Log the request as one line: its route (ids stay out of it), the status and the duration.
+    Run transitions made while it is served carry the same request id."""
+    started = time.perf_counter()
+    params = getattr(event, "uri_params", None) or {}
+    operation = f"{getattr(event, 'method', '?')} {getattr(event, 'path', '?')}"
+    status = 500
+    with request_scope(request_id_of(event)):
+        try:
+            response = get_response(event)
+            status = response.status_code
+            return response
+        finally:
+            log_line(
+                operation,
+                str(status),
+                since(started),
+                thread_id=params.get("thread_id"),
+                run_id=params.get("run_id"),
+            )
 
 
 def openai_error_shape(event: Request, get_response: Callable[[Request], Response]) -> Response:

@@ -73,6 +73,8 @@ class Call:
 
     def json(self) -> dict[str, Any]:
         raw = self.request.raw_body or b""
+        if isinstance(raw, str):  # chalice types it so; API Gateway and the dev server give bytes
+            raw = raw.encode("utf-8")
         if len(raw) > settings.max_body_bytes:
             raise PayloadTooLarge(
                 f"Request body too large: {len(raw)} bytes; the maximum is {settings.max_body_bytes} bytes.",
@@ -85,12 +87,15 @@ class Call:
 
 
 def request_id_of(request: Request | None) -> str:
-    context = getattr(request, "context", None) or {}
-    return "req_" + (context.get("requestId") or uuid.uuid4().hex).replace("-", "")
+    """API Gateway's request id; where there is none (the dev server), one made up once per request."""
+    context = getattr(request, "context", None)
+    if not isinstance(context, dict):
+        return "req_" + uuid.uuid4().hex
+    return "req_" + str(context.setdefault("requestId", uuid.uuid4().hex)).replace("-", "")
 
 
 def json_response(body: Any, status: int = 200, request_id: str | None = None) -> Response:
-    headers = dict(JSON_HEADERS)
+    headers: dict[str, str | list[str]] = dict(JSON_HEADERS)
     if request_id:
         headers["x-request-id"] = request_id
     return Response(body=json.dumps(body, ensure_ascii=False), status_code=status, headers=headers)

@@ -8,10 +8,10 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.config import settings
-from chalicelib.domain import runs
+from chalicelib.domain import lifecycle, runs
+from chalicelib.domain.lifecycle import Run
 from chalicelib.domain.pagination import parse_list_query
 from chalicelib.http.routing import Call, Reply, api_route
-from chalicelib.storage.runs import StoredRun
 
 blueprint = Blueprint(__name__)
 
@@ -20,7 +20,7 @@ RUN = RUNS + "/{run_id}"
 STEPS = RUN + "/steps"
 
 
-def _stream_reply(stored: StoredRun, after_seq: int) -> Reply:
+def _stream_reply(stored: Run, after_seq: int) -> Reply:
     """The run's events since `after_seq` as text/event-stream, ending `event: done` / `data: [DONE]`."""
     from chalicelib.runs.streaming import events_until_stop  # the engine loads only for streams
 
@@ -40,10 +40,10 @@ def _stream_reply(stored: StoredRun, after_seq: int) -> Reply:
     return Reply("".join(lines), {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, raw=True)
 
 
-def _run_reply(stored: StoredRun) -> Reply:
+def _run_reply(stored: Run) -> Reply:
     """The run, and while it is live a hint for the SDK's poll helpers (which otherwise sleep 1 s)."""
-    headers = {} if runs.is_terminal(stored) else {"openai-poll-after-ms": str(settings.poll_after_ms)}
-    return Reply(runs.render_run(stored), headers)
+    headers = {} if lifecycle.is_terminal(stored) else {"openai-poll-after-ms": str(settings.poll_after_ms)}
+    return Reply(lifecycle.render_run(stored), headers)
 
 
 @api_route(blueprint, "/v1/threads/runs", "POST")
@@ -83,9 +83,9 @@ def cancel_run(call: Call, thread_id: str, run_id: str) -> Reply:
 @api_route(blueprint, RUN + "/submit_tool_outputs", "POST")
 def submit_tool_outputs(call: Call, thread_id: str, run_id: str) -> Reply:
     body = call.json()
-    stored = runs.submit_tool_outputs(call.project_id, thread_id, run_id, body)
+    stored, stream_from = runs.submit_tool_outputs(call.project_id, thread_id, run_id, body)
     # The stream starts with what the submission itself logged (the tool step completed, run queued).
-    return _stream_reply(stored, stored.event_seq - 1) if body.get("stream") else _run_reply(stored)
+    return _stream_reply(stored, stream_from) if body.get("stream") else _run_reply(stored)
 
 
 @api_route(blueprint, STEPS, "GET")

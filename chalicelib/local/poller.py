@@ -9,10 +9,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.config import settings
-from chalicelib.runs.dispatch import wake_local_poller
+from chalicelib.observability import request_scope
 from chalicelib.runs.engine import advance_run
 from chalicelib.storage import runs as store
-from chalicelib.storage.runs import RunRef
+from chalicelib.storage.drivers import wake_local_poller
+from chalicelib.storage.records import RunRef
 
 log = logging.getLogger("spindle.poller")
 IDLE_WAIT_SECONDS = 0.5
@@ -53,7 +54,8 @@ class RunPoller:
             # call); cancels and tool outputs arriving meanwhile add entries of their own, due now.
             fallback = store.enqueue(ref, time.time() + settings.run_lease_seconds)
             store.remove_queue_entry(due_key)
-            outcome = advance_run(ref)
+            with request_scope():  # the step's log lines share an id, as a Lambda invocation's do
+                outcome = advance_run(ref)
             if not outcome.done:
                 store.enqueue(ref, time.time() + outcome.wait_seconds)
             store.remove_queue_entry(fallback)

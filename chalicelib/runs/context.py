@@ -1,28 +1,35 @@
 """What the model sees for a run: instructions, the thread's messages (truncated as the run asks),
-this run's tool calls and their outputs, and the run's settings mapped onto a chat completions request.
+this run's tool calls and their outputs, and the run's settings, as a provider-neutral request.
 """
 
 from __future__ import annotations
 
-import base64
 import mimetypes
 from typing import Any
 
 from chalicelib.domain.files import readable_file
+from chalicelib.runs.providers.base import (
+    CalledFunction,
+    ChatMessage,
+    ForcedFunction,
+    FunctionTool,
+    ImagePart,
+    ModelRequest,
+    Part,
+    TextPart,
+    ToolChoice,
+)
 from chalicelib.storage import runs as run_store
 from chalicelib.storage import threads as thread_store
-from chalicelib.storage.records import ListQuery, Message
-from chalicelib.storage.runs import StoredRun
+from chalicelib.storage.records import ListQuery, Message, StoredRun
 
 # `auto` truncation considers at most this many recent messages (one Query page).
 AUTO_MESSAGE_WINDOW = 100
 CHARS_PER_TOKEN = 4  # a coarse estimate, used only to fit max_prompt_tokens before the call
 
 
-def _estimated_tokens(message: dict[str, Any]) -> int:
-    content = message.get("content") or ""
-    text = content if isinstance(content, str) else " ".join(str(part.get("text", "")) for part in content)
-    return len(text) // CHARS_PER_TOKEN + 4
+def _estimated_tokens(message: ChatMessage) -> int:
+    return len(message.text) // CHARS_PER_TOKEN + 4
 
 
 IMAGE_SIGNATURES = (
@@ -42,98 +49,89 @@ def _image_media_type(content: bytes, filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-def _image_file_part(project_id: str, image_file: dict[str, Any]) -> dict[str, Any] | None:
-    """An uploaded image as a data URL every OpenAI-compatible provider can read, keeping `detail`."""
+def _image_file_part(project_id: str, image_file: dict[str, Any]) -> ImagePart | None:
+    """An uploaded image, as its bytes, keeping `detail`."""
     readable = readable_file(project_id, image_file["file_id"])
     if readable is None:
         return None  # deleted or expired since the message was written: the model cannot see it
     file, content = readable
-    data = base64.b64encode(content).decode("ascii")
-    url = f"data:{_image_media_type(content, file['filename'])};base64,{data}"
-    return {"type": "image_url", "image_url": {"url": url, "detail": image_file.get("detail", "auto")}}
+    media_type = _image_media_type(content, file["filename"])
+    return ImagePart(data=content, media_type=media_type, detail=image_file.get("detail", "auto"))
 
 
-def _chat_message(message: Message) -> dict[str, Any] | None:
-    parts: list[dict[str, Any]] = []
+def _chat_message(message: Message) -> ChatMessage | None:
+    parts: list[Part] = []
     for block in message.content:
         if block["type"] == "text":
-            parts.append({"type": "text", "text": block["text"]["value"]})
+            parts.append(TextPart(block["text"]["value"]))
         elif block["type"] == "image_url":
-            parts.append({"type": "image_url", "image_url": dict(block["image_url"])})
+            image_url = block["image_url"]
+            parts.append(ImagePart(url=image_url["url"], detail=image_url.get("detail")))
         elif block["type"] == "image_file" and (image := _image_file_part(message.project_id, block["image_file"])):
             parts.append(image)
     if not parts:
         return None
-    if all(part["type"] == "text" for part in parts):
-        return {"role": message.role, "content": "\n\n".join(part["text"] for part in parts)}
-    return {"role": message.role, "content": parts}
+    return ChatMessage("assistant" if message.role == "assistant" else "user", tuple(parts))
 
 
-def _history(stored: StoredRun) -> list[dict[str, Any]]:
+def _history(stored: StoredRun) -> list[ChatMessage]:
     strategy = stored.run["truncation_strategy"]
     window = strategy.get("last_messages") if strategy["type"] == "last_messages" else AUTO_MESSAGE_WINDOW
     page = thread_store.list_messages(
         stored.ref.project_id, stored.ref.thread_id, ListQuery(limit=min(window or 1, 100), order="desc")
     )
-    chat = [converted for message in reversed(page.items) if (converted := _chat_message(message))]
-    return chat
+    return [converted for message in reversed(page.items) if (converted := _chat_message(message))]
 
 
-def _tool_turns(stored: StoredRun) -> list[dict[str, Any]]:
-    turns: list[dict[str, Any]] = []
+def _tool_turns(stored: StoredRun) -> list[ChatMessage]:
+    """This run's completed function calls and their outputs, in order."""
+    turns: list[ChatMessage] = []
     for step in run_store.all_steps(stored.ref):
         if step["type"] != "tool_calls" or step["status"] != "completed":
             continue
         calls = step["step_details"]["tool_calls"]
-        turns.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {k: c["function"][k] for k in ("name", "arguments")},
-                    }
-                    for c in calls
-                ],
-            }
-        )
-        turns.extend({"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"]} for c in calls)
+        called = tuple(CalledFunction(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls)
+        turns.append(ChatMessage("assistant", calls=called))
+        turns.extend(ChatMessage("tool", (TextPart(c["function"]["output"]),), tool_call_id=c["id"]) for c in calls)
     return turns
 
 
-def chat_request(stored: StoredRun) -> tuple[dict[str, Any], bool]:
-    """The chat completions request, and whether it fits `max_prompt_tokens` (oldest messages dropped)."""
+def _tool_choice(choice: Any) -> ToolChoice:
+    if isinstance(choice, dict):
+        return ForcedFunction(choice["function"]["name"]) if choice.get("type") == "function" else "auto"
+    return choice if choice in ("none", "required") else "auto"
+
+
+def model_request(stored: StoredRun) -> tuple[ModelRequest, bool]:
+    """The request for the model, and whether it fits `max_prompt_tokens` (oldest messages dropped)."""
     run = stored.run
-    system = [{"role": "system", "content": run["instructions"]}] if run["instructions"] else []
+    instructions = run["instructions"] or ""
     history = _history(stored)
     turns = _tool_turns(stored)
     budget = run.get("max_prompt_tokens")
     if budget is not None:
-        fixed = sum(_estimated_tokens(m) for m in system + turns)
-        while history and fixed + sum(_estimated_tokens(m) for m in history) > budget:
+        fixed = (len(instructions) // CHARS_PER_TOKEN + 4 if instructions else 0) + sum(map(_estimated_tokens, turns))
+        while history and fixed + sum(map(_estimated_tokens, history)) > budget:
             history.pop(0)
         if not history and fixed > budget:
-            return {}, False
-    request: dict[str, Any] = {"model": run["model"], "messages": system + history + turns}
-    functions = [tool for tool in run["tools"] if tool.get("type") == "function"]
-    if functions:
-        request["tools"] = [{"type": "function", "function": tool["function"]} for tool in functions]
-        choice = run["tool_choice"]
-        if isinstance(choice, dict):
-            choice = (
-                {"type": "function", "function": {"name": choice["function"]["name"]}}
-                if choice.get("type") == "function"
-                else "auto"
-            )
-        request["tool_choice"] = choice
-        request["parallel_tool_calls"] = run["parallel_tool_calls"]
-    if isinstance(run["response_format"], dict):
-        request["response_format"] = run["response_format"]
-    for name in ("temperature", "top_p"):
-        if run.get(name) is not None:
-            request[name] = run[name]
-    if run.get("max_completion_tokens") is not None:
-        request["max_tokens"] = run["max_completion_tokens"]
-    return request, True
+            return ModelRequest(run["model"], instructions, ()), False
+    functions = [tool["function"] for tool in run["tools"] if tool.get("type") == "function"]
+    tools = tuple(
+        FunctionTool(f["name"], f.get("description"), f.get("parameters"), f.get("strict")) for f in functions
+    )
+    response_format = run["response_format"] if isinstance(run["response_format"], dict) else None
+    return (
+        ModelRequest(
+            model=run["model"],
+            system=instructions,
+            messages=(*history, *turns),
+            tools=tools,
+            tool_choice=_tool_choice(run["tool_choice"]) if tools else "auto",
+            parallel_tool_calls=run["parallel_tool_calls"],
+            temperature=run.get("temperature"),
+            top_p=run.get("top_p"),
+            max_output_tokens=run.get("max_completion_tokens"),
+            response_format=response_format,
+        ),
+        True,
+    )

@@ -9,17 +9,18 @@ the same events incrementally without touching the engine.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.runs.engine import TERMINAL, Outcome, advance_run
+from chalicelib.domain.lifecycle import STOPS
+from chalicelib.runs.engine import Outcome, advance_run
 from chalicelib.storage import runs as store
-from chalicelib.storage.runs import RunRef
+from chalicelib.storage.records import RunRef
 
-STOPS = (*TERMINAL, "requires_action")
 IDLE_SLEEP_SECONDS = 0.05
 
 
@@ -43,7 +44,11 @@ def events_until_stop(ref: RunRef, after_seq: int) -> StreamedEvents:
         if remaining <= 0:
             return StreamedEvents(store.events_after(ref, after_seq), finished=_stopped(ref))
         outcome: list[Outcome] = []
-        worker = threading.Thread(target=lambda box=outcome: box.append(advance_run(ref)), daemon=True)
+        # The step runs in this request's context, so its log lines carry the request's id.
+        step = contextvars.copy_context()
+        worker = threading.Thread(
+            target=step.run, args=(lambda box=outcome: box.append(advance_run(ref)),), daemon=True
+        )
         worker.start()
         worker.join(remaining)
         if outcome and not outcome[0].done:

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
+from chalicelib.storage.dynamo import written
 from chalicelib.storage.models import AssistantRecord
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Page
@@ -21,10 +22,6 @@ MODIFY_ATTEMPTS = 32
 
 class ModifyConflict(Exception):
     """The object changed under every attempt to modify it."""
-
-
-def _condition_failed(error: PutError | DeleteError) -> bool:
-    return error.cause_response_code == "ConditionalCheckFailedException"
 
 
 def create(project_id: str, assistant: dict[str, Any]) -> None:
@@ -57,27 +54,17 @@ def modify(
         if record is None:
             return None
         record.assistant = change(record.assistant)
-        try:
-            record.save(condition=AssistantRecord.assistant_id.exists())
-        except PutError as error:
-            if not _condition_failed(error):
-                raise
-            time.sleep(random.uniform(0, 0.002 * min(2**attempt, 32)))
-            continue
-        return record.assistant
+        # pynamodb cannot ask a failed PutItem for the item it found (only transactions can), so a
+        # lost race reads again.
+        if written(lambda: record.save(condition=AssistantRecord.assistant_id.exists())):  # noqa: B023
+            return record.assistant
+        time.sleep(random.uniform(0, 0.002 * min(2**attempt, 32)))
     raise ModifyConflict(f"assistant {assistant_id} changed under {MODIFY_ATTEMPTS} attempts to modify it")
 
 
 def delete(project_id: str, assistant_id: str) -> bool:
-    try:
-        AssistantRecord(project_id, assistant_id).delete(
-            condition=AssistantRecord.assistant_id.exists(), add_version_condition=False
-        )
-    except DeleteError as error:
-        if _condition_failed(error):
-            return False
-        raise
-    return True
+    record = AssistantRecord(project_id, assistant_id)
+    return written(lambda: record.delete(condition=AssistantRecord.assistant_id.exists(), add_version_condition=False))
 
 
 def list_page(project_id: str, query: ListQuery) -> Page:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.config import settings
-from chalicelib.storage.models import FileRecord
+from chalicelib.storage.dynamo import batch_get_many, key_item, written
+from chalicelib.storage.models import FileRecord, purpose_key
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Page
-from chalicelib.storage.threads import batch_get_many
 
 
 @cache
@@ -28,10 +28,6 @@ def _s3_key(project_id: str, file_id: str) -> str:
     return f"{project_id}/{file_id}"
 
 
-def purpose_key_for(project_id: str, purpose: str) -> str:
-    return f"{project_id}#{purpose}"
-
-
 def save(project_id: str, file: dict[str, Any], content: bytes) -> None:
     """The bytes first, then the object that makes them reachable; a failed write leaves nothing."""
     key = _s3_key(project_id, file["id"])
@@ -40,7 +36,7 @@ def save(project_id: str, file: dict[str, Any], content: bytes) -> None:
         FileRecord(
             project_id,
             file["id"],
-            purpose_key=purpose_key_for(project_id, file["purpose"]),
+            purpose_key=purpose_key(project_id, file["purpose"]),
             file=file,
             s3_key=key,
         ).save(condition=FileRecord.file_id.does_not_exist())
@@ -67,12 +63,8 @@ def content(project_id: str, file_id: str) -> bytes | None:
 
 
 def delete(project_id: str, file_id: str) -> bool:
-    try:
-        FileRecord(project_id, file_id).delete(condition=FileRecord.file_id.exists())
-    except DeleteError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    if not written(lambda: FileRecord(project_id, file_id).delete(condition=FileRecord.file_id.exists())):
+        return False
     _s3().delete_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
     return True
 
@@ -83,14 +75,14 @@ def list_page(project_id: str, query: ListQuery, purpose: str | None) -> Page:
             lambda **kw: FileRecord.query(project_id, consistent_read=True, **kw), FileRecord.file_id, query
         )
     else:
-        key = purpose_key_for(project_id, purpose)
+        key = purpose_key(project_id, purpose)
         page = read_page(lambda **kw: FileRecord.by_purpose.query(key, **kw), FileRecord.file_id, query)
     return Page(items=[record.file for record in page.items], has_more=page.has_more)
 
 
 def get_many(project_id: str, file_ids: set[str]) -> dict[str, dict[str, Any]]:
     """Those of these files the project has, by id: one BatchGetItem per 100 ids."""
-    keys = [{"project_id": {"S": project_id}, "file_id": {"S": file_id}} for file_id in sorted(file_ids)]
+    keys = [key_item(FileRecord, project_id, file_id) for file_id in sorted(file_ids)]
     found = batch_get_many(FileRecord.Meta.table_name, keys)
     return {item["file_id"]["S"]: FileRecord.from_raw_data(item).file for item in found}
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DoesNotExist
 
+from chalicelib.storage.dynamo import written
 from chalicelib.storage.models import ApiKeyRecord
 
 
@@ -21,10 +22,4 @@ def save_key(key_hash: str, project_id: str, name: str | None, created_at: int) 
 
 
 def delete_key(key_hash: str) -> bool:
-    try:
-        ApiKeyRecord(key_hash).delete(condition=ApiKeyRecord.key_hash.exists())
-    except DeleteError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return written(lambda: ApiKeyRecord(key_hash).delete(condition=ApiKeyRecord.key_hash.exists()))

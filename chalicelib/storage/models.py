@@ -3,6 +3,7 @@ address an item at all. infra/ declares the same tables; a test keeps the two in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -28,29 +29,75 @@ class CompactJSONAttribute(Attribute[Any]):
 
 
 class _Meta:
+    """What every table shares; each model's own Meta adds its table_name."""
+
     region = settings.region
     host = settings.dynamodb_endpoint
     billing_mode = "PAY_PER_REQUEST"
 
 
-def _meta(table: str) -> type:
-    return type("Meta", (_Meta,), {"table_name": settings.table_prefix + table})
+TABLE_PREFIX = settings.table_prefix
+
+
+# --- keys: each spelled once, here beside the models that use it --------------------------------
+# Every composite key starts with the project. Ids never contain "#" (domain/ids.py), so splitting a
+# key on "#" gives back its parts.
 
 
 def thread_key(project_id: str, thread_id: str) -> str:
+    """A thread's messages and runs: MessageRecord.thread_key, RunRecord.thread_key."""
     return f"{project_id}#{thread_id}"
+
+
+def split_thread_key(key: str) -> tuple[str, str]:
+    project_id, thread_id = key.split("#", 1)
+    return project_id, thread_id
+
+
+def run_key(project_id: str, thread_id: str, run_id: str) -> str:
+    """A run's steps, events and messages: RunStepRecord.run_key, RunEventRecord.run_key,
+    MessageRecord.run_key, and the run's reference in the local run queue."""
+    return f"{thread_key(project_id, thread_id)}#{run_id}"
+
+
+def split_run_key(key: str) -> tuple[str, str, str]:
+    project_id, thread_id, run_id = key.split("#")
+    return project_id, thread_id, run_id
+
+
+def user_key(project_id: str, user: str) -> str:
+    """ThreadRecord.user_key. Hashed: bounded size whatever the user string, and no separator games."""
+    return f"{project_id}#{hashlib.sha256(user.encode('utf-8')).hexdigest()}"
+
+
+def purpose_key(project_id: str, purpose: str) -> str:
+    """FileRecord.purpose_key."""
+    return f"{project_id}#{purpose}"
+
+
+def due_key(due_at: float, key_of_run: str) -> str:
+    """RunQueueRecord.due_key: sorts by due time, then run."""
+    return f"{due_at:017.6f}#{key_of_run}"
+
+
+def due_key_bound(now: float) -> str:
+    """Sorts after every due_key due by `now`."""
+    return f"{now:017.6f}~"
 
 
 class ThreadsByUser(GlobalSecondaryIndex["ThreadRecord"]):
     """Sparse: only threads whose metadata has a `user` appear, keyed by project and that user."""
 
-    Meta = type("Meta", (), {"index_name": "user-index", "projection": AllProjection()})
+    class Meta:
+        index_name = "user-index"
+        projection = AllProjection()
     user_key = UnicodeAttribute(hash_key=True)
     thread_id = UnicodeAttribute(range_key=True)
 
 
 class ThreadRecord(Model):
-    Meta = _meta("threads")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "threads"
 
     project_id = UnicodeAttribute(hash_key=True)
     thread_id = UnicodeAttribute(range_key=True)
@@ -67,13 +114,16 @@ class ThreadRecord(Model):
 class MessagesByRun(GlobalSecondaryIndex["MessageRecord"]):
     """Sparse: only messages a run wrote, keyed by project, thread and run."""
 
-    Meta = type("Meta", (), {"index_name": "run-index", "projection": AllProjection()})
+    class Meta:
+        index_name = "run-index"
+        projection = AllProjection()
     run_key = UnicodeAttribute(hash_key=True)
     message_id = UnicodeAttribute(range_key=True)
 
 
 class MessageRecord(Model):
-    Meta = _meta("messages")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "messages"
 
     thread_key = UnicodeAttribute(hash_key=True)
     message_id = UnicodeAttribute(range_key=True)
@@ -95,15 +145,18 @@ class MessageRecord(Model):
 
 
 class FilesByPurpose(GlobalSecondaryIndex["FileRecord"]):
-    Meta = type("Meta", (), {"index_name": "purpose-index", "projection": AllProjection()})
-    purpose_key = UnicodeAttribute(hash_key=True)  # project#purpose
+    class Meta:
+        index_name = "purpose-index"
+        projection = AllProjection()
+    purpose_key = UnicodeAttribute(hash_key=True)  # purpose_key()
     file_id = UnicodeAttribute(range_key=True)
 
 
 class FileRecord(Model):
     """A file's OpenAIFile object; its bytes are in S3 under `s3_key`."""
 
-    Meta = _meta("files")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "files"
 
     project_id = UnicodeAttribute(hash_key=True)
     file_id = UnicodeAttribute(range_key=True)
@@ -115,7 +168,8 @@ class FileRecord(Model):
 
 
 class AssistantRecord(Model):
-    Meta = _meta("assistants")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "assistants"
 
     project_id = UnicodeAttribute(hash_key=True)
     assistant_id = UnicodeAttribute(range_key=True)
@@ -129,7 +183,8 @@ class RunRecord(Model):
     """A run. `status` and `metadata` live beside the rest of the RunObject so that the engine, a
     cancel and a metadata update never overwrite each other's writes."""
 
-    Meta = _meta("runs")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "runs"
 
     thread_key = UnicodeAttribute(hash_key=True)
     run_id = UnicodeAttribute(range_key=True)
@@ -139,12 +194,17 @@ class RunRecord(Model):
     lease_token = UnicodeAttribute(null=True)
     lease_expires = NumberAttribute(null=True)
     event_seq = NumberAttribute(default=0)  # how many segments the run's event log holds
+    # Private run state, never served: the usage of the model calls so far (the RunObject shows usage
+    # only once the run ends), and the tool-calls step that required action.
+    usage_so_far = CompactJSONAttribute(null=True)
+    tool_step_id = UnicodeAttribute(null=True)
 
 
 class RunStepRecord(Model):
-    Meta = _meta("run-steps")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "run-steps"
 
-    run_key = UnicodeAttribute(hash_key=True)  # project#thread#run
+    run_key = UnicodeAttribute(hash_key=True)  # run_key()
     step_id = UnicodeAttribute(range_key=True)
     step = CompactJSONAttribute()  # the RunStepObject as served
 
@@ -153,9 +213,10 @@ class RunEventRecord(Model):
     """A run's event log: each transition appends one segment, the official SSE events it caused, in
     order. A stream is rendered from the log; the log expires a week after it is written."""
 
-    Meta = _meta("run-events")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "run-events"
 
-    run_key = UnicodeAttribute(hash_key=True)  # project#thread#run
+    run_key = UnicodeAttribute(hash_key=True)  # run_key()
     seq = NumberAttribute(range_key=True)
     events = CompactJSONAttribute()  # [{"event": name, "data": object}, ...]
     expires_at = TTLAttribute()
@@ -165,17 +226,19 @@ class RunQueueRecord(Model):
     """Local mode's run driver: runs waiting to be advanced, sorted by when. (On AWS, Step Functions.)
     A run may have several entries (a cancel arriving while a worker holds it adds one)."""
 
-    Meta = _meta("run-queue")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "run-queue"
 
     queue = UnicodeAttribute(hash_key=True)
-    due_key = UnicodeAttribute(range_key=True)  # f"{due_at:017.6f}#{run_ref}": sorts by due time
+    due_key = UnicodeAttribute(range_key=True)  # due_key(): sorts by due time
     run_ref = UnicodeAttribute()
 
 
 class PurgeJobRecord(Model):
     """A deleted thread whose messages are still being removed. One partition: the queue is tiny."""
 
-    Meta = _meta("purge-jobs")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "purge-jobs"
 
     queue = UnicodeAttribute(hash_key=True)
     thread_key = UnicodeAttribute(range_key=True)
@@ -185,7 +248,8 @@ class PurgeJobRecord(Model):
 class ApiKeyRecord(Model):
     """An API key, stored only as its SHA-256, and the project it belongs to."""
 
-    Meta = _meta("api-keys")
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "api-keys"
 
     key_hash = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.storage.dynamo import OLD_ITEM_ON_FAILURE, batch_get, commit, key_item, transact, written
 from chalicelib.storage.models import (
     MessageRecord,
     RunEventRecord,
@@ -23,83 +25,44 @@ from chalicelib.storage.models import (
     RunRecord,
     RunStepRecord,
     ThreadRecord,
+    due_key,
+    due_key_bound,
+    split_thread_key,
     thread_key,
 )
 from chalicelib.storage.pages import read_page
-from chalicelib.storage.records import ListQuery, Message, Page, Thread
-from chalicelib.storage.threads import (
-    batch_get,
-    cancel_reason,
-    message_record,
-    thread_key_item,
-    thread_record,
-    transact,
-)
+from chalicelib.storage.records import Applied, ListQuery, NewRun, Page, RunChange, RunRef, StoredRun, Thread
+from chalicelib.storage.threads import message_record, thread_record
 
 RUN_QUEUE = "runs"
 
 
-@dataclass(frozen=True)
-class RunRef:
-    project_id: str
-    thread_id: str
-    run_id: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.project_id}#{self.thread_id}#{self.run_id}"
-
-    @classmethod
-    def parse(cls, key: str) -> RunRef:
-        project_id, thread_id, run_id = key.split("#")
-        return cls(project_id, thread_id, run_id)
-
-
-@dataclass
-class StoredRun:
-    ref: RunRef
-    status: str
-    metadata: dict[str, str]
-    run: dict[str, Any]
-    lease_token: str | None = None
-    lease_expires: float | None = None
-    event_seq: int = 0
-
-
-@dataclass
-class RunChange:
-    """One guarded transition of a run, and what it writes alongside."""
-
-    ref: RunRef
-    from_statuses: tuple[str, ...]
-    to_status: str
-    run: dict[str, Any]
-    lease_token: str | None = None  # required current lease holder
-    claim_before: float | None = None  # or: a lease that is absent or expired before this time
-    new_lease: tuple[str, float] | None = None
-    messages: list[Message] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    release_thread: bool = False  # the run stops being the thread's active run
-    keep_lease: bool = False  # leave the engine's lease as it is (cancel)
-    enqueue_at: float | None = None  # local driver: when the run queue should advance the run next
-    events: list[dict[str, Any]] = field(default_factory=list)  # appended to the run's event log
-    event_seq: int = 0  # the log's length the change was built on (guards against a concurrent append)
-
-
 def _stored(record: RunRecord) -> StoredRun:
-    project_id, thread_id = record.thread_key.split("#", 1)
+    project_id, thread_id = split_thread_key(record.thread_key)
+    run = record.run
+    usage_so_far, tool_step_id = record.usage_so_far, record.tool_step_id
+    if "_usage" in run or "_tool_step_id" in run:  # written by Spindle before private state had its own attributes
+        run = dict(run)
+        usage_so_far = usage_so_far or run.pop("_usage", None)
+        tool_step_id = tool_step_id or run.pop("_tool_step_id", None)
     return StoredRun(
         ref=RunRef(project_id, thread_id, record.run_id),
         status=record.status,
         metadata=record.metadata,
-        run=record.run,
+        run=run,
         lease_token=record.lease_token,
         lease_expires=record.lease_expires,
         event_seq=int(record.event_seq or 0),
+        usage_so_far=usage_so_far,
+        tool_step_id=tool_step_id,
     )
 
 
-def _step_record(ref: RunRef, step: dict[str, Any]) -> RunStepRecord:
+def _run_record(ref: RunRef) -> RunRecord:
+    return RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id)
+
+
+def _step_record(ref: RunRef, step: Mapping[str, Any]) -> RunStepRecord:
     return RunStepRecord(ref.key, step["id"], step=step)
 
 
@@ -107,7 +70,7 @@ EVENT_LOG_DAYS = 7
 EVENT_SEGMENT_BYTES = 300 * 1024
 
 
-def _event_records(ref: RunRef, after_seq: int, events: list[dict[str, Any]]) -> list[RunEventRecord]:
+def _event_records(ref: RunRef, after_seq: int, events: tuple[dict[str, Any], ...]) -> list[RunEventRecord]:
     """The events as log items after `after_seq`, split so that no item nears DynamoDB's 400 KB."""
     segments: list[list[dict[str, Any]]] = [[]]
     size = 0
@@ -129,20 +92,6 @@ def events_after(ref: RunRef, seq: int) -> list[dict[str, Any]]:
     """The run's events logged after segment `seq`, in order."""
     records = RunEventRecord.query(ref.key, RunEventRecord.seq > seq, consistent_read=True)
     return [item for record in records for item in record.events]
-
-
-@dataclass
-class NewRun:
-    """A run to store as its thread's active run, with what it brings: the messages it adds, its
-    opening events, and (local driver) a queue entry."""
-
-    ref: RunRef
-    metadata: dict[str, str]
-    run: dict[str, Any]
-    messages: list[Message]
-    events: list[dict[str, Any]]
-    enqueue: bool
-    status: str = "queued"
 
 
 def _save_new_run(transaction: TransactWrite, new: NewRun) -> None:
@@ -179,13 +128,10 @@ def create_run(new: NewRun) -> bool:
         )
         _save_new_run(transaction, new)
 
-    try:
-        transact(build)
-    except TransactWriteError as error:
-        if cancel_reason(error, -1) == "ConditionalCheckFailed":  # the thread update, sent last
-            return False
-        raise
-    return True
+    refusal = transact(build)
+    if refusal is not None and not refusal.failed_at(-1):  # the thread update, sent last
+        raise RuntimeError("a new run's id was already taken")
+    return refusal is None
 
 
 def create_thread_and_run(thread: Thread, new: NewRun) -> None:
@@ -195,7 +141,7 @@ def create_thread_and_run(thread: Thread, new: NewRun) -> None:
         transaction.save(thread_record(thread), condition=ThreadRecord.thread_id.does_not_exist())
         _save_new_run(transaction, new)
 
-    transact(build)
+    commit(build)
 
 
 def get_run(ref: RunRef) -> StoredRun | None:
@@ -210,13 +156,14 @@ def get_live_run(ref: RunRef) -> StoredRun | None:
     threads_table, runs_table = ThreadRecord.Meta.table_name, RunRecord.Meta.table_name
     found = batch_get(
         {
-            threads_table: thread_key_item(ref.project_id, ref.thread_id),
-            runs_table: {"thread_key": {"S": thread_key(ref.project_id, ref.thread_id)}, "run_id": {"S": ref.run_id}},
+            threads_table: key_item(ThreadRecord, ref.project_id, ref.thread_id),
+            runs_table: key_item(RunRecord, thread_key(ref.project_id, ref.thread_id), ref.run_id),
         }
     )
-    if found[threads_table] is None or found[runs_table] is None:
+    thread_item, run_item = found[threads_table], found[runs_table]
+    if thread_item is None or run_item is None:
         return None
-    return _stored(RunRecord.from_raw_data(found[runs_table]))
+    return _stored(RunRecord.from_raw_data(run_item))
 
 
 def list_runs(project_id: str, thread_id: str, query: ListQuery) -> Page:
@@ -226,31 +173,23 @@ def list_runs(project_id: str, thread_id: str, query: ListQuery) -> Page:
 
 
 def update_metadata(ref: RunRef, metadata: dict[str, str]) -> StoredRun | None:
-    record = RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id)
-    try:
-        record.update(actions=[RunRecord.metadata.set(metadata)], condition=RunRecord.run_id.exists())
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return None
-        raise
+    record = _run_record(ref)
+    update: list[Action] = [RunRecord.metadata.set(metadata)]
+    if not written(lambda: record.update(actions=update, condition=RunRecord.run_id.exists())):
+        return None
     return _stored(record)
 
 
 def renew_lease(ref: RunRef, token: str, expires: float) -> bool:
     """Push the lease's end out while its holder still works (one conditional update). False once the
     lease is no longer the holder's: the run ended, or another worker took it over."""
-    record = RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id)
-    try:
-        record.update(actions=[RunRecord.lease_expires.set(expires)], condition=RunRecord.lease_token == token)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    renewal: list[Action] = [RunRecord.lease_expires.set(expires)]
+    return written(lambda: _run_record(ref).update(actions=renewal, condition=RunRecord.lease_token == token))
 
 
-def apply(change: RunChange) -> bool:
-    """Commit the transition if the run is still in an allowed state (and the lease matches)."""
+def apply(change: RunChange) -> Applied:
+    """Commit the transition if the run is still in an allowed state (and the lease matches). The
+    change is not modified."""
     ref = change.ref
     condition = RunRecord.status.is_in(*change.from_statuses)
     if change.lease_token is not None:
@@ -260,19 +199,21 @@ def apply(change: RunChange) -> bool:
     records = _event_records(ref, change.event_seq, change.events) if change.events else []
     # Built on a read of the run: its event log must still be as long as then (nothing moved it on).
     condition &= RunRecord.event_seq == change.event_seq
-    actions = [RunRecord.status.set(change.to_status), RunRecord.run.set(change.run)]
+    actions: list[Action] = [RunRecord.status.set(change.to_status), RunRecord.run.set(change.run)]
     if records:
         actions.append(RunRecord.event_seq.set(change.event_seq + len(records)))
     if change.new_lease is not None:
         actions += [RunRecord.lease_token.set(change.new_lease[0]), RunRecord.lease_expires.set(change.new_lease[1])]
     elif not change.keep_lease:
         actions += [RunRecord.lease_token.remove(), RunRecord.lease_expires.remove()]
+    if change.usage_so_far is not None:
+        actions.append(RunRecord.usage_so_far.set(change.usage_so_far))
+    if change.tool_step_id is not None:
+        actions.append(RunRecord.tool_step_id.set(change.tool_step_id))
 
-    def build(transaction: TransactWrite, with_thread: bool) -> None:
-        transaction.update(
-            RunRecord(thread_key(ref.project_id, ref.thread_id), ref.run_id), actions=actions, condition=condition
-        )
-        if with_thread and change.release_thread:
+    def build(transaction: TransactWrite, into_thread: bool) -> None:
+        transaction.update(_run_record(ref), actions=actions, condition=condition, return_values=OLD_ITEM_ON_FAILURE)
+        if into_thread and change.release_thread:
             transaction.update(
                 ThreadRecord(ref.project_id, ref.thread_id),
                 actions=[ThreadRecord.active_run_id.remove()],
@@ -280,8 +221,9 @@ def apply(change: RunChange) -> bool:
             )
         for step in change.steps:
             transaction.save(_step_record(ref, step))
-        for message in change.messages:
-            transaction.save(message_record(message))
+        if into_thread:
+            for message in change.messages:
+                transaction.save(message_record(message))
         if change.enqueue_at is not None:
             transaction.save(queue_entry(ref, change.enqueue_at))
         for record in records:
@@ -289,34 +231,19 @@ def apply(change: RunChange) -> bool:
 
     # Updates are sent last, the run's before the thread's. Any other failed condition (an event-log
     # segment another worker wrote first) means the run moved on too.
-    try:
-        transact(lambda transaction: build(transaction, with_thread=True))
-    except TransactWriteError as error:
-        failed = _failed_conditions(error)
-        if not failed:
-            raise
-        thread_index = len(error.cancellation_reasons) - 1
-        if change.release_thread and failed == [thread_index]:
-            # The thread was deleted (or no longer names this run): finish the run, write nothing into
-            # a thread that is gone.
-            change.messages = []
-            try:
-                transact(lambda transaction: build(transaction, with_thread=False))
-            except TransactWriteError as retry_error:
-                if _failed_conditions(retry_error):
-                    return False
-                raise
-        else:
-            return False
-    return True
-
-
-def _failed_conditions(error: TransactWriteError) -> list[int]:
-    return [
-        index
-        for index in range(len(error.cancellation_reasons))
-        if cancel_reason(error, index) == "ConditionalCheckFailed"
-    ]
+    refusal = transact(lambda transaction: build(transaction, into_thread=True))
+    if refusal is None:
+        return Applied(True)
+    run_index = -2 if change.release_thread else -1
+    if change.release_thread and set(refusal.failed) == {refusal.size - 1}:
+        # Only the thread refused: it was deleted (or no longer names this run). Finish the run and
+        # write nothing into a thread that is gone.
+        refusal = transact(lambda transaction: build(transaction, into_thread=False))
+        if refusal is None:
+            return Applied(True)
+        run_index = -1
+    old = refusal.old_item(run_index)
+    return Applied(False, None if old is None else _stored(RunRecord.from_raw_data(old)))
 
 
 # --- run steps ----------------------------------------------------------------------------------
@@ -345,7 +272,7 @@ def all_steps(ref: RunRef) -> list[dict[str, Any]]:
 
 
 def queue_entry(ref: RunRef, due_at: float) -> RunQueueRecord:
-    return RunQueueRecord(RUN_QUEUE, f"{due_at:017.6f}#{ref.key}", run_ref=ref.key)
+    return RunQueueRecord(RUN_QUEUE, due_key(due_at, ref.key), run_ref=ref.key)
 
 
 def enqueue(ref: RunRef, due_at: float) -> str:
@@ -358,7 +285,7 @@ def enqueue(ref: RunRef, due_at: float) -> str:
 def due_runs(now: float, limit: int = 100) -> list[tuple[RunRef, str]]:
     """The entries due by `now`, soonest first: one Query on the sort key, however long the queue."""
     entries = RunQueueRecord.query(
-        RUN_QUEUE, RunQueueRecord.due_key <= f"{now:017.6f}~", limit=limit, page_size=limit, consistent_read=True
+        RUN_QUEUE, RunQueueRecord.due_key <= due_key_bound(now), limit=limit, page_size=limit, consistent_read=True
     )
     return [(RunRef.parse(entry.run_ref), entry.due_key) for entry in entries]
 

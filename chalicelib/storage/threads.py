@@ -2,70 +2,37 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any, TypeVar
 
-from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.config import settings
-from chalicelib.storage.models import MessageRecord, PurgeJobRecord, RunRecord, RunStepRecord, ThreadRecord, thread_key
+from chalicelib.storage.dynamo import batch_get, commit, key_item, transact, written
+from chalicelib.storage.models import (
+    MessageRecord,
+    PurgeJobRecord,
+    RunRecord,
+    RunStepRecord,
+    ThreadRecord,
+    run_key,
+    split_thread_key,
+    thread_key,
+    user_key,
+)
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Message, Page, Thread
 
 PURGE_QUEUE = "threads"
 PURGE_BATCH = 500
 TRANSACTION_MAX_ITEMS = 100
-CONFLICT_RETRIES = 6
 
 T = TypeVar("T")
 
 
-@cache
-def _connection() -> Connection:
-    return Connection(region=settings.region, host=settings.dynamodb_endpoint)
-
-
-def cancel_reason(error: TransactWriteError, index: int) -> str | None:
-    """Why item `index` of a cancelled transaction failed. pynamodb sends a transaction's items as
-    condition checks, then deletes, then puts, then updates (each in call order): index accordingly;
-    negative indexes count from the end."""
-    reasons = error.cancellation_reasons
-    if not -len(reasons) <= index < len(reasons):
-        return None
-    reason = reasons[index]
-    return reason.code if reason is not None else None
-
-
-def transact(build: Callable[[TransactWrite], None]) -> None:
-    """Commit a transaction, retrying when another transaction held one of its items at that moment.
-
-    DynamoDB cancels concurrent transactions that touch the same item (two messages appended to one
-    thread at once both check the thread); the loser is safe to run again.
-    """
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with TransactWrite(connection=_connection()) as transaction:
-                build(transaction)
-            return
-        except TransactWriteError as error:
-            conflicted = "TransactionConflict" in {r.code for r in error.cancellation_reasons if r is not None}
-            if not conflicted or attempt == CONFLICT_RETRIES - 1:
-                raise
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))
-
-
 # --- conversions --------------------------------------------------------------------------------
-
-
-def user_key_for(project_id: str, user: str) -> str:
-    """Key of the user-index. Hashed: bounded size whatever the user string, and no separator games."""
-    return f"{project_id}#{hashlib.sha256(user.encode('utf-8')).hexdigest()}"
 
 
 def thread_record(thread: Thread) -> ThreadRecord:
@@ -76,7 +43,7 @@ def thread_record(thread: Thread) -> ThreadRecord:
         created_at=thread.created_at,
         metadata=thread.metadata,
         tool_resources=thread.tool_resources,
-        user_key=user_key_for(thread.project_id, user) if user else None,
+        user_key=user_key(thread.project_id, user) if user else None,
         active_run_id=thread.active_run_id,
     )
 
@@ -106,7 +73,7 @@ def message_record(message: Message) -> MessageRecord:
         status=message.status,
         assistant_id=message.assistant_id,
         run_id=message.run_id,
-        run_key=run_key_for(key, message.run_id) if message.run_id else None,
+        run_key=run_key(message.project_id, message.thread_id, message.run_id) if message.run_id else None,
         completed_at=message.completed_at,
         incomplete_at=message.incomplete_at,
         incomplete_details=message.incomplete_details,
@@ -115,7 +82,7 @@ def message_record(message: Message) -> MessageRecord:
 
 def _message(record: MessageRecord) -> Message:
     return Message(
-        project_id=record.thread_key.split("#", 1)[0],
+        project_id=split_thread_key(record.thread_key)[0],
         thread_id=record.thread_id,
         id=record.message_id,
         created_at=int(record.created_at),
@@ -151,7 +118,7 @@ def create_thread(thread: Thread, messages: list[Message]) -> None:
         for message in messages:
             transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
 
-    transact(build)
+    commit(build)
 
 
 def get_thread(project_id: str, thread_id: str) -> Thread | None:
@@ -169,24 +136,20 @@ def update_thread(
     tool_resources: dict[str, Any] | None = None,
 ) -> Thread | None:
     """Set the given fields (None: leave as is); the new thread, or None if there is no such thread."""
-    actions = []
+    actions: list[Action] = []
     if metadata is not None:
         user = metadata.get("user")
         actions.append(ThreadRecord.metadata.set(metadata))
         actions.append(
-            ThreadRecord.user_key.set(user_key_for(project_id, user)) if user else ThreadRecord.user_key.remove()
+            ThreadRecord.user_key.set(user_key(project_id, user)) if user else ThreadRecord.user_key.remove()
         )
     if tool_resources is not None:
         actions.append(ThreadRecord.tool_resources.set(tool_resources))
     if not actions:
         return get_thread(project_id, thread_id)
     record = ThreadRecord(project_id, thread_id)
-    try:
-        record.update(actions=actions, condition=ThreadRecord.thread_id.exists())
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return None
-        raise
+    if not written(lambda: record.update(actions=actions, condition=ThreadRecord.thread_id.exists())):
+        return None
     return _thread(record)
 
 
@@ -198,13 +161,7 @@ def delete_thread(project_id: str, thread_id: str) -> bool:
         transaction.delete(ThreadRecord(project_id, thread_id), condition=ThreadRecord.thread_id.exists())
         transaction.save(PurgeJobRecord(PURGE_QUEUE, key, created_at=int(time.time())))
 
-    try:
-        transact(build)
-    except TransactWriteError as error:
-        if cancel_reason(error, 0) == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+    return transact(build) is None  # refused: there is no such thread
 
 
 def list_threads(project_id: str, query: ListQuery, user: str | None = None) -> Page:
@@ -213,8 +170,8 @@ def list_threads(project_id: str, query: ListQuery, user: str | None = None) -> 
             lambda **kw: ThreadRecord.query(project_id, consistent_read=True, **kw), ThreadRecord.thread_id, query
         )
     else:
-        user_key = user_key_for(project_id, user)
-        page = read_page(lambda **kw: ThreadRecord.by_user.query(user_key, **kw), ThreadRecord.thread_id, query)
+        key_of_user = user_key(project_id, user)
+        page = read_page(lambda **kw: ThreadRecord.by_user.query(key_of_user, **kw), ThreadRecord.thread_id, query)
     return _converted(page, _thread)
 
 
@@ -233,49 +190,10 @@ def add_message(message: Message) -> bool:
         )
         transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
 
-    try:
-        transact(build)
-    except TransactWriteError as error:
-        if cancel_reason(error, 0) == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
-
-
-def _batch_get_items(request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """One consistent BatchGetItem (at most 100 keys), retrying what DynamoDB leaves unprocessed:
-    {table: raw items found}."""
-    found: dict[str, list[dict[str, Any]]] = {table: [] for table in request}
-    for attempt in range(CONFLICT_RETRIES):
-        response = _connection().client.batch_get_item(RequestItems=request)
-        for table, items in response.get("Responses", {}).items():
-            found[table].extend(items)
-        request = response.get("UnprocessedKeys") or {}
-        if not request:
-            return found
-        time.sleep(random.uniform(0, 0.01 * 2**attempt))
-    raise RuntimeError("DynamoDB left keys unprocessed after retries (throttled)")
-
-
-def batch_get(keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """One consistent BatchGetItem of one item per table: {table: raw item or None}.
-
-    (TransactGetItems would do too, but it costs twice the reads and is cancelled while a write
-    transaction holds one of the items.)"""
-    found = _batch_get_items({table: {"Keys": [key], "ConsistentRead": True} for table, key in keys.items()})
-    return {table: (items[0] if items else None) for table, items in found.items()}
-
-
-def batch_get_many(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Consistent BatchGetItem of many keys of one table (100 a request): the raw items found."""
-    found: list[dict[str, Any]] = []
-    for start in range(0, len(keys), 100):
-        found += _batch_get_items({table: {"Keys": keys[start : start + 100], "ConsistentRead": True}})[table]
-    return found
-
-
-def thread_key_item(project_id: str, thread_id: str) -> dict[str, Any]:
-    return {"project_id": {"S": project_id}, "thread_id": {"S": thread_id}}
+    refusal = transact(build)
+    if refusal is not None and not refusal.failed_at(0):
+        raise RuntimeError("a new message id was already taken")
+    return refusal is None  # refused: the thread is missing or a run holds it
 
 
 def get_thread_and_message(project_id: str, thread_id: str, message_id: str) -> tuple[Thread | None, Message | None]:
@@ -283,16 +201,17 @@ def get_thread_and_message(project_id: str, thread_id: str, message_id: str) -> 
     threads_table, messages_table = ThreadRecord.Meta.table_name, MessageRecord.Meta.table_name
     found = batch_get(
         {
-            threads_table: thread_key_item(project_id, thread_id),
-            messages_table: {"thread_key": {"S": thread_key(project_id, thread_id)}, "message_id": {"S": message_id}},
+            threads_table: key_item(ThreadRecord, project_id, thread_id),
+            messages_table: key_item(MessageRecord, thread_key(project_id, thread_id), message_id),
         }
     )
-    if found[threads_table] is None:
+    thread_item, message_item = found[threads_table], found[messages_table]
+    if thread_item is None:
         return None, None
-    thread = _thread(ThreadRecord.from_raw_data(found[threads_table]))
-    if found[messages_table] is None:
+    thread = _thread(ThreadRecord.from_raw_data(thread_item))
+    if message_item is None:
         return thread, None
-    return thread, _message(MessageRecord.from_raw_data(found[messages_table]))
+    return thread, _message(MessageRecord.from_raw_data(message_item))
 
 
 def update_message_metadata(
@@ -303,12 +222,9 @@ def update_message_metadata(
     if get_thread(project_id, thread_id) is None:
         return False, None
     record = MessageRecord(thread_key(project_id, thread_id), message_id)
-    try:
-        record.update(actions=[MessageRecord.metadata.set(metadata)], condition=MessageRecord.message_id.exists())
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return True, None
-        raise
+    update: list[Action] = [MessageRecord.metadata.set(metadata)]
+    if not written(lambda: record.update(actions=update, condition=MessageRecord.message_id.exists())):
+        return True, None
     return True, _message(record)
 
 
@@ -321,15 +237,10 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> tuple[bo
             MessageRecord(thread_key(project_id, thread_id), message_id), condition=MessageRecord.message_id.exists()
         )
 
-    try:
-        transact(build)
-    except TransactWriteError as error:
-        if cancel_reason(error, 0) == "ConditionalCheckFailed":
-            return False, False
-        if cancel_reason(error, 1) == "ConditionalCheckFailed":
-            return True, False
-        raise
-    return True, True
+    refusal = transact(build)
+    if refusal is None:
+        return True, True
+    return not refusal.failed_at(0), False  # item 0 checks the thread, item 1 the message
 
 
 def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None = None) -> Page:
@@ -339,13 +250,9 @@ def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str
             lambda **kw: MessageRecord.query(key, consistent_read=True, **kw), MessageRecord.message_id, query
         )
     else:
-        run_key = run_key_for(key, run_id)
-        page = read_page(lambda **kw: MessageRecord.by_run.query(run_key, **kw), MessageRecord.message_id, query)
+        key_of_run = run_key(project_id, thread_id, run_id)
+        page = read_page(lambda **kw: MessageRecord.by_run.query(key_of_run, **kw), MessageRecord.message_id, query)
     return _converted(page, _message)
-
-
-def run_key_for(key_of_thread: str, run_id: str) -> str:
-    return f"{key_of_thread}#{run_id}"
 
 
 # --- purging deleted threads --------------------------------------------------------------------
@@ -382,8 +289,8 @@ def _runs_and_steps(key_of_thread: str) -> list[Any]:
     """A batch of a thread's runs, each preceded by its steps (a run goes only once its steps are gone)."""
     items: list[Any] = []
     for run in RunRecord.query(key_of_thread, limit=PURGE_BATCH // 10, attributes_to_get=["thread_key", "run_id"]):
-        run_key = f"{key_of_thread}#{run.run_id}"
-        items.extend(RunStepRecord.query(run_key, limit=PURGE_BATCH, attributes_to_get=["run_key", "step_id"]))
+        key_of_run = run_key(*split_thread_key(key_of_thread), run.run_id)
+        items.extend(RunStepRecord.query(key_of_run, limit=PURGE_BATCH, attributes_to_get=["run_key", "step_id"]))
         items.append(run)
         if len(items) >= PURGE_BATCH:
             break

@@ -62,3 +62,12 @@ def api(aws):
 
     with Client(app) as client:
         yield client
+
+
+def time_passes(ref, **run_fields) -> None:
+    """Move a stored run's clock fields (e.g. expires_at into the past) without a lifecycle move: the
+    test's stand-in for time passing, since moto keeps real time."""
+    from chalicelib.storage.models import RunRecord, thread_key
+
+    record = RunRecord.get(thread_key(ref.project_id, ref.thread_id), ref.run_id, consistent_read=True)
+    record.update(actions=[RunRecord.run.set({**record.run, **run_fields})])

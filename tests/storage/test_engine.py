@@ -7,13 +7,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from chalicelib.domain import assistants, runs, threads
+from chalicelib.domain import assistants, lifecycle, runs, threads
 from chalicelib.runs import engine
 from chalicelib.runs.engine import advance_run
-from chalicelib.runs.providers import ChatResult
+from chalicelib.runs.providers.base import Finish, TextDelta, Usage
+from chalicelib.runs.providers.offline import OfflineProvider
 from chalicelib.storage import runs as store
-from chalicelib.storage.records import ListQuery
-from chalicelib.storage.runs import RunChange
+from chalicelib.storage import threads as thread_store
+from chalicelib.storage.records import ListQuery, RunChange
+from tests.storage.conftest import time_passes
 
 PROJECT = "proj_engine"
 
@@ -32,16 +34,8 @@ def assistant_messages(stored) -> list[dict]:
 def test_a_crashed_workers_lease_expires_and_the_run_is_resumed(aws):
     stored = queued_run(aws)
     # A worker claimed the run, then died before writing anything.
-    crashed = RunChange(
-        stored.ref,
-        ("queued",),
-        "in_progress",
-        stored.run,
-        claim_before=time.time(),
-        new_lease=("dead-worker", time.time() + 0.5),
-        event_seq=stored.event_seq,
-    )
-    assert store.apply(crashed)
+    crashed = lifecycle.claimed(stored, "dead-worker", time.time(), lease_seconds=0.5)
+    assert store.apply(crashed).applied
 
     waiting = advance_run(stored.ref)
     assert waiting.done is False and 0 < waiting.wait_seconds <= 0.5
@@ -60,24 +54,23 @@ def test_a_duplicated_step_never_applies_twice(aws, monkeypatch):
     replayed: list[RunChange] = []
     real_apply = store.apply
 
-    def recording_apply(change: RunChange) -> bool:
+    def recording_apply(change: RunChange):
         applied = real_apply(change)
-        if applied and change.to_status == "completed":
+        if applied.applied and change.to_status == "completed":
             replayed.append(change)
         return applied
 
     monkeypatch.setattr(store, "apply", recording_apply)
     second_outcome: list = []
 
-    class SecondWorkerDuringTheModelCall:
-        def complete(self, request):
-            second_outcome.append(advance_run(stored.ref))  # a duplicate arrives while the first is busy
-            return ChatResult(text_deltas=["once"])
+    def second_worker_during_the_model_call(request):
+        second_outcome.append(advance_run(stored.ref))  # a duplicate arrives while the first is busy
+        return [TextDelta("once"), Finish("stop")]
 
-    monkeypatch.setattr(engine, "provider", lambda: SecondWorkerDuringTheModelCall())
+    monkeypatch.setattr(engine, "provider_for", lambda model: OfflineProvider(second_worker_during_the_model_call))
     assert advance_run(stored.ref).done is True
     assert second_outcome[0].done is False and second_outcome[0].wait_seconds > 0
-    assert real_apply(replayed[0]) is False  # the same step, replayed
+    assert real_apply(replayed[0]).applied is False  # the same step, replayed
     assert store.get_run(stored.ref).status == "completed"
     assert len(assistant_messages(stored)) == 1
     assert len(store.all_steps(stored.ref)) == 1
@@ -93,12 +86,11 @@ def test_workers_racing_on_threads_write_one_reply(aws, monkeypatch):
     stored = queued_run(aws)
     barrier = threading.Barrier(8)
 
-    class SlowModel:
-        def complete(self, request):
-            time.sleep(0.05)  # every other worker arrives while this one holds the lease
-            return ChatResult(text_deltas=["once"])
+    def slow_model(request):
+        time.sleep(0.05)  # every other worker arrives while this one holds the lease
+        return [TextDelta("once"), Finish("stop")]
 
-    monkeypatch.setattr(engine, "provider", lambda: SlowModel())
+    monkeypatch.setattr(engine, "provider_for", lambda model: OfflineProvider(slow_model))
 
     def worker() -> bool:
         barrier.wait()
@@ -119,11 +111,10 @@ def test_an_unexpected_error_while_advancing_fails_the_run_at_once(aws, monkeypa
     the thread, instead of leaving it in progress lease after lease."""
     stored = queued_run(aws)
 
-    class BuggyModel:
-        def complete(self, request):
-            raise KeyError("a bug not yet found")
+    def buggy_model(request):
+        raise KeyError("a bug not yet found")
 
-    monkeypatch.setattr(engine, "provider", lambda: BuggyModel())
+    monkeypatch.setattr(engine, "provider_for", lambda model: OfflineProvider(buggy_model))
     assert advance_run(stored.ref).done is True
     failed = store.get_run(stored.ref)
     assert failed.status == "failed"
@@ -139,13 +130,12 @@ def test_a_model_call_longer_than_the_lease_keeps_its_lease_and_writes_one_reply
     stored = queued_run(aws)
     calls: list[float] = []
 
-    class SlowModel:
-        def complete(self, request):
-            calls.append(time.monotonic())
-            time.sleep(3.0)
-            return ChatResult(text_deltas=["slow but sure"], prompt_tokens=3, completion_tokens=4)
+    def slow_model(request):
+        calls.append(time.monotonic())
+        time.sleep(3.0)
+        return [TextDelta("slow but sure"), Finish("stop"), Usage(3, 4)]
 
-    monkeypatch.setattr(engine, "provider", lambda: SlowModel())
+    monkeypatch.setattr(engine, "provider_for", lambda model: OfflineProvider(slow_model))
     first = threading.Thread(target=advance_run, args=(stored.ref,), daemon=True)
     first.start()
     while not calls:  # the first worker holds the lease and is calling the model
@@ -167,8 +157,7 @@ def test_a_model_call_longer_than_the_lease_keeps_its_lease_and_writes_one_reply
 
 def test_an_unclaimed_run_expires(aws):
     stored = queued_run(aws)
-    record_run = dict(stored.run, expires_at=int(time.time()) - 1)
-    assert store.apply(RunChange(stored.ref, ("queued",), "queued", record_run, event_seq=stored.event_seq))
+    time_passes(stored.ref, expires_at=int(time.time()) - 1)
     assert advance_run(stored.ref).done is True
     expired = store.get_run(stored.ref)
     assert expired.status == "expired"
@@ -180,26 +169,28 @@ def test_an_unclaimed_run_expires(aws):
 
 def test_a_claim_that_loses_the_race_for_the_event_log_is_a_lost_race_not_an_error(aws):
     stored = queued_run(aws)
-    winner = RunChange(
-        stored.ref,
-        ("queued",),
-        "in_progress",
-        stored.run,
-        claim_before=time.time(),
-        new_lease=("winner", time.time() + 60),
-        event_seq=stored.event_seq,
-        events=[{"event": "thread.run.in_progress", "data": {}}],
-    )
-    loser = RunChange(
-        stored.ref,
-        ("queued",),
-        "in_progress",
-        stored.run,
-        claim_before=time.time(),
-        new_lease=("loser", time.time() + 60),
-        event_seq=stored.event_seq,
-        events=[{"event": "thread.run.in_progress", "data": {}}],
-    )
-    assert store.apply(winner) is True
-    assert store.apply(loser) is False
+    winner = lifecycle.claimed(stored, "winner", time.time(), lease_seconds=60)
+    loser = lifecycle.claimed(stored, "loser", time.time(), lease_seconds=60)
+    assert store.apply(winner).applied is True
+    refused = store.apply(loser)
+    assert refused.applied is False
+    assert refused.current.lease_token == "winner"  # the refusal says what it found: no second read
     assert store.get_run(stored.ref).lease_token == "winner"
+
+
+def test_a_reply_to_a_deleted_thread_ends_the_run_writes_nothing_into_it_and_leaves_the_change_as_built(aws):
+    """The thread was deleted while the model answered: the run still ends (once), no message lands in
+    the gone thread, and the change handed to storage is the change that was built."""
+    stored = queued_run(aws)
+    claim = lifecycle.claimed(stored, "worker", time.time(), lease_seconds=60)
+    assert store.apply(claim).applied
+    working = dataclasses.replace(lifecycle.after(stored, claim), event_seq=stored.event_seq + 1)
+    reply = lifecycle.answered(working, ["too late"], truncated=False, step_usage=lifecycle.usage(1, 1), now=1)
+    assert threads.delete_thread(PROJECT, stored.ref.thread_id)
+
+    assert store.apply(reply).applied is True
+    assert len(reply.messages) == 1  # not emptied by the retry without the thread
+    assert store.get_run(stored.ref).status == "completed"
+    assert list(store.list_steps(stored.ref, ListQuery(limit=10)).items)  # the step is the run's own
+    assert thread_store.list_messages(PROJECT, stored.ref.thread_id, ListQuery(limit=10), stored.ref.run_id).items == []
+    assert store.apply(reply).applied is False  # and it applies once

@@ -10,10 +10,11 @@ import pytest
 
 from chalicelib.domain import assistants, files, runs, threads
 from chalicelib.domain.errors import InvalidRequest, NotFound
-from chalicelib.runs.context import chat_request
+from chalicelib.runs.context import model_request
 from chalicelib.runs.engine import advance_run
+from chalicelib.runs.providers.base import TextPart
 from chalicelib.storage import runs as store
-from chalicelib.storage.runs import RunChange
+from tests.storage.conftest import time_passes
 
 PROJECT = "proj_expiry"
 ECHO = {"type": "function", "function": {"name": "echo", "parameters": {"type": "object", "properties": {}}}}
@@ -48,9 +49,7 @@ def test_tool_outputs_after_expires_at_are_refused_and_the_run_expires(aws):
     waiting = store.get_run(created.ref)
     assert waiting.status == "requires_action"
     (call,) = waiting.run["required_action"]["submit_tool_outputs"]["tool_calls"]
-    lapsed = dict(waiting.run, expires_at=int(time.time()) - 1)
-    change = RunChange(waiting.ref, ("requires_action",), "requires_action", lapsed, event_seq=waiting.event_seq)
-    assert store.apply(change)
+    time_passes(waiting.ref, expires_at=int(time.time()) - 1)
 
     with pytest.raises(InvalidRequest) as refused:
         runs.submit_tool_outputs(
@@ -93,11 +92,10 @@ def test_an_image_that_expired_after_its_message_was_written_is_not_sent_to_the_
     run = runs.create_run(PROJECT, thread["id"], {"assistant_id": assistant["id"]})
 
     def parts_sent() -> list[str]:
-        request, _ = chat_request(store.get_run(run.ref))
-        (user,) = [message for message in request["messages"] if message["role"] == "user"]
-        content = user["content"]  # text alone is sent as a plain string
-        return ["text"] if isinstance(content, str) else [part["type"] for part in content]
+        request, _ = model_request(store.get_run(run.ref))
+        (user,) = [message for message in request.messages if message.role == "user"]
+        return ["text" if isinstance(part, TextPart) else "image" for part in user.parts]
 
-    assert parts_sent() == ["text", "image_url"]
+    assert parts_sent() == ["text", "image"]
     an_hour_later()
     assert parts_sent() == ["text"]

@@ -10,11 +10,13 @@ import time
 
 from chalicelib.config import settings
 from chalicelib.domain import assistants, runs, threads
-from chalicelib.runs import dispatch, engine, streaming
+from chalicelib.runs import engine, streaming
 from chalicelib.runs.engine import Outcome, advance_run
-from chalicelib.runs.providers import ChatResult, ToolCall
+from chalicelib.runs.providers.base import Finish, TextDelta, ToolCallDelta
+from chalicelib.runs.providers.offline import OfflineProvider
+from chalicelib.storage import drivers
 from chalicelib.storage import runs as store
-from chalicelib.storage.runs import RunRef
+from chalicelib.storage.records import RunRef
 
 PROJECT = "proj_robust"
 
@@ -23,16 +25,6 @@ def a_run(body: dict | None = None):
     assistant = assistants.create_assistant(PROJECT, {"model": "m", **(body or {})})
     thread = threads.create_thread(PROJECT, {"messages": [{"role": "user", "content": "hi"}]})
     return runs.create_run(PROJECT, thread["id"], {"assistant_id": assistant["id"]})
-
-
-class Scripted:
-    def __init__(self, result: ChatResult) -> None:
-        self.result = result
-        self.calls = 0
-
-    def complete(self, request):
-        self.calls += 1
-        return self.result
 
 
 def test_the_queue_yields_due_runs_first_however_many_wait(aws):
@@ -44,19 +36,19 @@ def test_the_queue_yields_due_runs_first_however_many_wait(aws):
 
 
 def test_a_reply_too_large_to_store_fails_the_run_once(aws, monkeypatch):
-    huge = Scripted(ChatResult(text_deltas=["x" * 450_000]))
-    monkeypatch.setattr(engine, "provider", lambda: huge)
+    huge = OfflineProvider(lambda request: [TextDelta("x" * 450_000), Finish("stop")])
+    monkeypatch.setattr(engine, "provider_for", lambda model: huge)
     stored = a_run()
     assert advance_run(stored.ref).done is True
     failed = store.get_run(stored.ref)
     assert failed.status == "failed" and failed.run["last_error"]["code"] == "server_error"
-    assert huge.calls == 1  # not retried: the model is not asked again
+    assert len(huge.requests) == 1  # not retried: the model is not asked again
     assert threads.create_message(PROJECT, stored.ref.thread_id, {"role": "user", "content": "free"})
 
 
 def test_truncated_tool_calls_end_the_run_incomplete(aws, monkeypatch):
-    cut = Scripted(ChatResult(tool_calls=[ToolCall("call_1", "f", '{"a": ')], finish_reason="length"))
-    monkeypatch.setattr(engine, "provider", lambda: cut)
+    cut = OfflineProvider(lambda request: [ToolCallDelta(0, "call_1", "f", '{"a": '), Finish("length")])
+    monkeypatch.setattr(engine, "provider_for", lambda model: cut)
     stored = a_run()
     assert advance_run(stored.ref).done is True
     run = store.get_run(stored.ref)
@@ -82,13 +74,13 @@ def test_the_stream_deadline_holds_during_a_slow_step(aws, monkeypatch):
 
 def test_a_run_no_driver_can_start_fails_instead_of_waiting_forever(aws, monkeypatch):
     monkeypatch.setattr(runs, "settings", dataclasses.replace(settings, run_driver="stepfunctions"))
-    monkeypatch.setattr(dispatch, "settings", dataclasses.replace(settings, run_driver="stepfunctions"))
+    monkeypatch.setattr(drivers, "settings", dataclasses.replace(settings, run_driver="stepfunctions"))
 
     class Broken:
         def start_execution(self, **kwargs):
             raise RuntimeError("Step Functions is unreachable")
 
-    monkeypatch.setattr(dispatch, "_stepfunctions", lambda: Broken())
+    monkeypatch.setattr(drivers, "_stepfunctions", lambda: Broken())
     stored = a_run()
     assert stored.status == "failed"
     assert stored.run["last_error"]["code"] == "server_error"

@@ -1,7 +1,9 @@
-"""Telling a run driver that a run has something to do (created, cancelled, tool outputs submitted).
+"""Telling a run's driver that the run has something to do (created, cancelled, tool outputs submitted).
 
 - `local` (make dev, tests): the run queue entry was written with the change; wake the poller.
 - `stepfunctions` (AWS): start an execution of the state machine in infra/ for the run.
+
+It lives in storage/ because it is where Spindle talks to AWS; the domain calls it, the engine never does.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from functools import cache
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.storage.runs import RunRef
+from chalicelib.storage.records import RunRef
 
 wake_local_poller = threading.Event()
-log = logging.getLogger("spindle.dispatch")
+log = logging.getLogger("spindle.drivers")
 
 
 @cache

@@ -1,0 +1,392 @@
+"""The run lifecycle, in one place: every status a run can have, which moves between them are
+allowed, and one named builder per move.
+
+Nothing else assembles a transition. The API side (create, cancel, submit tool outputs, in
+domain/runs.py) and the worker side (the engine, in runs/engine.py) ask a builder here for a
+`RunChange` and hand it to `commit`, which has storage apply it only if the run is still in a
+status the move starts from (and, for the engine, the lease is still its own), and logs it. Each
+builder also carries the official events its move emits, so the event log and the stored run cannot
+disagree.
+
+Modelled on Powertools for AWS Lambda's idempotency records: the statuses are constants in one frozen
+mapping, and the moves are named functions over an abstract store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+from chalicelib.domain import events
+from chalicelib.domain.events import Event
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.threads import render_message
+from chalicelib.observability import log_line, since
+from chalicelib.storage import runs as store
+from chalicelib.storage.records import Applied, Message, NewRun, RunChange, RunRef, StoredRun
+
+Run: TypeAlias = StoredRun  # a run as the lifecycle sees it: the served object and its private state
+
+QUEUED = "queued"
+IN_PROGRESS = "in_progress"
+REQUIRES_ACTION = "requires_action"
+CANCELLING = "cancelling"
+CANCELLED = "cancelled"
+FAILED = "failed"
+COMPLETED = "completed"
+INCOMPLETE = "incomplete"
+EXPIRED = "expired"
+
+# The whole state machine: each status and the statuses it may move to. A terminal status moves
+# nowhere. Any live run may fail (every run ends); in_progress -> in_progress is a worker taking over
+# a lease that ran out.
+TRANSITIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        QUEUED: frozenset({IN_PROGRESS, CANCELLING, EXPIRED, FAILED}),
+        IN_PROGRESS: frozenset({IN_PROGRESS, REQUIRES_ACTION, COMPLETED, INCOMPLETE, CANCELLING, EXPIRED, FAILED}),
+        REQUIRES_ACTION: frozenset({QUEUED, CANCELLING, EXPIRED, FAILED}),
+        CANCELLING: frozenset({CANCELLED, FAILED}),
+        CANCELLED: frozenset(),
+        FAILED: frozenset(),
+        COMPLETED: frozenset(),
+        INCOMPLETE: frozenset(),
+        EXPIRED: frozenset(),
+    }
+)
+TERMINAL = frozenset(status for status, onward in TRANSITIONS.items() if not onward)
+ACTIVE = frozenset(TRANSITIONS) - TERMINAL  # a run in one of these holds its thread
+CANCELLABLE = frozenset({QUEUED, IN_PROGRESS, REQUIRES_ACTION})
+STOPS = TERMINAL | {REQUIRES_ACTION}  # where a run waits for someone else, or ends: a stream ends here
+
+RUN_LIFETIME_SECONDS = 600
+# The served timestamp each ending sets (an expired run keeps its expires_at).
+_ENDED_AT = MappingProxyType(
+    {COMPLETED: "completed_at", INCOMPLETE: "completed_at", FAILED: "failed_at", CANCELLED: "cancelled_at"}
+)
+
+
+class IllegalTransition(Exception):
+    """A builder was asked for a move the state machine does not have: a bug in the caller."""
+
+
+def allowed(from_status: str, to_status: str) -> bool:
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+def _checked(from_statuses: Sequence[str], to_status: str) -> tuple[str, ...]:
+    for status in from_statuses:
+        if not allowed(status, to_status):
+            raise IllegalTransition(f"a run cannot move from {status} to {to_status}")
+    return tuple(from_statuses)
+
+
+# --- the served object --------------------------------------------------------------------------
+
+
+def render_run(run: Run) -> dict[str, Any]:
+    """The official RunObject."""
+    rendered = dict(run.run, status=run.status, metadata=dict(run.metadata))
+    if run.status == CANCELLING:  # no longer waiting for outputs: nobody should submit them
+        rendered["required_action"] = None
+    return rendered
+
+
+def is_terminal(run: Run) -> bool:
+    return run.status in TERMINAL
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def with_usage(run: Run, prompt_tokens: int, completion_tokens: int) -> Run:
+    """The run with one more model call's tokens in its private usage (served once the run ends)."""
+    so_far = run.usage_so_far or usage(0, 0)
+    total = usage(so_far["prompt_tokens"] + prompt_tokens, so_far["completion_tokens"] + completion_tokens)
+    return replace(run, usage_so_far=total)
+
+
+def _ended(run: Run, status: str, now: int, **fields: Any) -> dict[str, Any]:
+    """The RunObject as it ends in `status`: no action required, usage final, the ending stamped."""
+    ended = dict(run.run, required_action=None, usage=dict(run.usage_so_far or usage(0, 0)), **fields)
+    if status in _ENDED_AT:
+        ended[_ENDED_AT[status]] = now
+    if status != EXPIRED:
+        ended["expires_at"] = None
+    return ended
+
+
+def after(current: Run, change: RunChange) -> Run:
+    """The run as a committed change leaves it (its event log's length is not known here: it stays as
+    read, so the result is for showing, not for building another change on)."""
+    lease_token, lease_expires = current.lease_token, current.lease_expires
+    if change.new_lease is not None:
+        lease_token, lease_expires = change.new_lease
+    elif not change.keep_lease:
+        lease_token, lease_expires = None, None
+    return replace(
+        current,
+        status=change.to_status,
+        run=change.run,
+        lease_token=lease_token,
+        lease_expires=lease_expires,
+        usage_so_far=change.usage_so_far or current.usage_so_far,
+        tool_step_id=change.tool_step_id or current.tool_step_id,
+    )
+
+
+def started(new: NewRun) -> Run:
+    """A new run as its creation stores it."""
+    return StoredRun(new.ref, new.status, new.metadata, new.run, event_seq=1)
+
+
+@dataclass(frozen=True)
+class _Move:
+    """What every builder shares: the run it starts from, where it goes, and the served run after."""
+
+    current: Run
+    to_status: str
+    run: Mapping[str, Any]
+
+    def change(self, move: str, from_statuses: Sequence[str], *leading: Event, **stored: Any) -> RunChange:
+        """The guarded change, logging `leading` and then the run's own event in its new status."""
+        after = replace(self.current, status=self.to_status, run=self.run)
+        return RunChange(
+            move=move,
+            ref=self.current.ref,
+            from_statuses=_checked(from_statuses, self.to_status),
+            to_status=self.to_status,
+            run=self.run,
+            event_seq=self.current.event_seq,
+            events=(*leading, events.run_event(render_run(after))),
+            usage_so_far=self.current.usage_so_far,
+            **stored,
+        )
+
+
+# --- committing ---------------------------------------------------------------------------------
+
+
+def commit(change: RunChange) -> Applied:
+    """Commit a move (storage checks its guard), logging it as one line whatever the outcome."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        applied = store.apply(change)
+        outcome = "applied" if applied.applied else "refused"
+        return applied
+    finally:
+        ref = change.ref
+        log_line(
+            f"run.{change.move}",
+            outcome,
+            since(started),
+            project_id=ref.project_id,
+            thread_id=ref.thread_id,
+            run_id=ref.run_id,
+            from_status="|".join(change.from_statuses),
+            to_status=change.to_status,
+        )
+
+
+def log_created(new: NewRun, started: float, outcome: str) -> None:
+    ref = new.ref
+    log_line(
+        "run.create",
+        outcome,
+        since(started),
+        project_id=ref.project_id,
+        thread_id=ref.thread_id,
+        run_id=ref.run_id,
+        to_status=new.status,
+    )
+
+
+# --- the API side -------------------------------------------------------------------------------
+
+
+def created(
+    ref: RunRef,
+    metadata: Mapping[str, str],
+    run: Mapping[str, Any],
+    messages: Sequence[Message],
+    *,
+    enqueue: bool,
+    new_thread: Mapping[str, Any] | None = None,
+) -> NewRun:
+    """A new run, queued: `thread.created` first when the run brings its thread (create-and-run)."""
+    queued = render_run(StoredRun(ref, QUEUED, metadata, run))
+    opening = [events.event("thread.created", dict(new_thread))] if new_thread is not None else []
+    opening += [events.event("thread.run.created", queued), events.event("thread.run.queued", queued)]
+    return NewRun(ref, QUEUED, metadata, run, tuple(messages), tuple(opening), enqueue)
+
+
+def cancel_requested(current: Run, *, enqueue_at: float | None) -> RunChange:
+    """Any cancellable status -> cancelling. The worker's lease stays: it finishes the cancel."""
+    return _Move(current, CANCELLING, current.run).change(
+        "cancel", (current.status,), keep_lease=True, enqueue_at=enqueue_at
+    )
+
+
+def outputs_submitted(current: Run, step: Mapping[str, Any], *, enqueue_at: float | None) -> RunChange:
+    """requires_action -> queued, with the tool-calls step completed by the submitted outputs."""
+    run = dict(current.run, required_action=None)
+    return _Move(current, QUEUED, run).change(
+        "submit_tool_outputs", (REQUIRES_ACTION,), events.step_event(dict(step)), steps=(step,), enqueue_at=enqueue_at
+    )
+
+
+# --- the worker side ----------------------------------------------------------------------------
+
+
+def claimed(current: Run, token: str, now: float, lease_seconds: float) -> RunChange:
+    """queued or in_progress (a lease that ran out) -> in_progress, under a new lease."""
+    run = dict(current.run, started_at=current.run["started_at"] or int(now))
+    change = _Move(current, IN_PROGRESS, run).change(
+        "claim", (current.status,), claim_before=now, new_lease=(token, now + lease_seconds)
+    )
+    if current.status == IN_PROGRESS:  # a taken-over run already said it is in progress
+        return replace(change, events=())
+    return change
+
+
+def _step(
+    current: Run, details: Mapping[str, Any], status: str, now: int, step_usage: Mapping[str, int]
+) -> dict[str, Any]:
+    return {
+        "id": new_id("step"),
+        "object": "thread.run.step",
+        "created_at": now,
+        "assistant_id": current.run["assistant_id"],
+        "thread_id": current.ref.thread_id,
+        "run_id": current.ref.run_id,
+        "type": details["type"],
+        "status": status,
+        "step_details": dict(details),
+        "last_error": None,
+        "expired_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": now if status == COMPLETED else None,
+        "metadata": {},
+        "usage": dict(step_usage),
+    }
+
+
+def answered(
+    current: Run, text_deltas: Sequence[str], *, truncated: bool, step_usage: Mapping[str, int], now: int
+) -> RunChange:
+    """in_progress -> completed (or incomplete, when the reply was cut at max_completion_tokens), with
+    the assistant's message and its message_creation step."""
+    message = Message(
+        project_id=current.ref.project_id,
+        thread_id=current.ref.thread_id,
+        id=new_id("message"),
+        created_at=now,
+        role="assistant",
+        content=[{"type": "text", "text": {"value": "".join(text_deltas), "annotations": []}}],
+        status=INCOMPLETE if truncated else COMPLETED,
+        assistant_id=current.run["assistant_id"],
+        run_id=current.ref.run_id,
+        completed_at=None if truncated else now,
+        incomplete_at=now if truncated else None,
+        incomplete_details={"reason": "max_tokens"} if truncated else None,
+    )
+    details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+    step = _step(current, details, COMPLETED, now, step_usage)
+    status = INCOMPLETE if truncated else COMPLETED
+    ending = {"reason": "max_completion_tokens"} if truncated else None
+    run = _ended(current, status, now, incomplete_details=ending)
+    return _Move(current, status, run).change(
+        "answer",
+        (IN_PROGRESS,),
+        *events.opening_step_events(step),
+        *events.message_events(render_message(message), list(text_deltas)),
+        events.step_event(step),
+        lease_token=current.lease_token,
+        messages=(message,),
+        steps=(step,),
+        release_thread=True,
+    )
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A function call the model made, as the client will see it."""
+
+    id: str
+    name: str
+    arguments: str
+    argument_deltas: tuple[str, ...]  # as streamed; they join to `arguments`
+
+
+def required_action(
+    current: Run, calls: Sequence[FunctionCall], *, step_usage: Mapping[str, int], now: int
+) -> RunChange:
+    """in_progress -> requires_action: the client must submit outputs for the model's function calls,
+    which wait in an in_progress tool_calls step."""
+    served: list[dict[str, Any]] = [
+        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call in calls
+    ]
+    step_calls = [{**call, "function": {**call["function"], "output": None}} for call in served]
+    step = _step(current, {"type": "tool_calls", "tool_calls": step_calls}, IN_PROGRESS, now, step_usage)
+    action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": served}}
+    run = dict(current.run, required_action=action)
+    argument_deltas = [list(call.argument_deltas) for call in calls]
+    return _Move(current, REQUIRES_ACTION, run).change(
+        "require_action",
+        (IN_PROGRESS,),
+        *events.opening_step_events(step),
+        *events.tool_call_delta_events(step, argument_deltas),
+        lease_token=current.lease_token,
+        steps=(step,),
+        tool_step_id=step["id"],
+    )
+
+
+def incomplete(current: Run, reason: str, now: int) -> RunChange:
+    """in_progress -> incomplete, with no reply (e.g. the prompt exceeds max_prompt_tokens)."""
+    run = _ended(current, INCOMPLETE, now, incomplete_details={"reason": reason})
+    return _Move(current, INCOMPLETE, run).change(
+        "incomplete", (IN_PROGRESS,), lease_token=current.lease_token, release_thread=True
+    )
+
+
+def failed(current: Run, code: str, message: str, now: int) -> RunChange:
+    """Any live status -> failed, with last_error; the thread is free again."""
+    run = _ended(current, FAILED, now, last_error={"code": code, "message": message})
+    return _Move(current, FAILED, run).change(
+        "fail", (current.status,), lease_token=current.lease_token, release_thread=True
+    )
+
+
+def _ended_steps(
+    open_steps: Sequence[Mapping[str, Any]], status: str, field: str, now: int
+) -> tuple[dict[str, Any], ...]:
+    return tuple({**step, "status": status, field: now} for step in open_steps if step["status"] == IN_PROGRESS)
+
+
+def cancelled(current: Run, steps: Sequence[Mapping[str, Any]], now: int) -> RunChange:
+    """cancelling -> cancelled; its open steps are cancelled too."""
+    ended = _ended_steps(steps, CANCELLED, "cancelled_at", now)
+    run = _ended(current, CANCELLED, now)
+    return _Move(current, CANCELLED, run).change(
+        "finish_cancel", (CANCELLING,), *(events.step_event(step) for step in ended), steps=ended, release_thread=True
+    )
+
+
+def expired(current: Run, steps: Sequence[Mapping[str, Any]], now: int) -> RunChange:
+    """A live run past its expires_at -> expired; its open steps expire too."""
+    ended = _ended_steps(steps, EXPIRED, "expired_at", now)
+    run = _ended(current, EXPIRED, now)
+    return _Move(current, EXPIRED, run).change(
+        "expire", (current.status,), *(events.step_event(step) for step in ended), steps=ended, release_thread=True
+    )
