@@ -413,30 +413,49 @@ def section_cold_start(repetitions: int = 15) -> dict[str, Any]:
 
 
 def section_run(repetitions: int = 50) -> dict[str, Any]:
-    """Time from runs.create to completed (create_and_poll) with a zero-latency stand-in model, locally,
-    and what Spindle adds on top of the model call (the stand-in answers at once)."""
+    """Time from runs.create to completed (create_and_poll) with zero-latency stand-in models, locally,
+    for each provider, interleaved in one server: what Spindle adds on top of the model call, and what
+    each provider's client adds (the OpenAI-compatible stand-in through the `openai` SDK, the Bedrock
+    stand-in through boto3's ConverseStream, and the built-in offline model)."""
     from tests.servers import start_local_server
+    from tests.standin_bedrock import StandInBedrock
+    from tests.standin_bedrock import text as bedrock_text
     from tests.standin_model import StandInModel, text
 
     with (
         StandInModel() as standin,
-        start_local_server(auth="open", SPINDLE_LLM_BASE_URL=standin.base_url, SPINDLE_LLM_API_KEY="bench") as server,
+        StandInBedrock() as bedrock,
+        start_local_server(
+            auth="open",
+            SPINDLE_LLM_BASE_URL=standin.base_url,
+            SPINDLE_LLM_API_KEY="bench",
+            SPINDLE_MODEL_PROVIDERS="anthropic.=bedrock,offline=offline",
+            SPINDLE_BEDROCK_ENDPOINT=bedrock.endpoint_url,
+        ) as server,
     ):
         client = server.client("sk-bench-run")
-        model = standin.script([text("done")])
-        assistant = client.beta.assistants.create(model=model)
-        samples = []
+        models = {
+            "openai_compatible": standin.script([text("done")]),
+            "bedrock": bedrock.script([bedrock_text("done")]),
+            "offline": "offline",
+        }
+        assistants = {name: client.beta.assistants.create(model=model).id for name, model in models.items()}
+        samples: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(repetitions):
-            thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
-            start = time.perf_counter()
-            run = client.beta.threads.runs.create_and_poll(
-                thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=10
-            )
-            samples.append(time.perf_counter() - start)
-            assert run.status == "completed"
+            for name, assistant_id in assistants.items():
+                thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+                start = time.perf_counter()
+                run = client.beta.threads.runs.create_and_poll(
+                    thread_id=thread.id, assistant_id=assistant_id, poll_interval_ms=10
+                )
+                samples[name].append(time.perf_counter() - start)
+                assert run.status == "completed", (name, run.last_error)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
     return {
-        "create_to_completed_ms": summary(samples),
-        "note": "the stand-in answers with no latency, so this is Spindle's overhead around the model call",
+        "create_to_completed_ms": summary(samples["openai_compatible"]),
+        "by_provider_ms": {name: summary(values) for name, values in samples.items()},
+        "ratio_to_offline_median": {name: round(medians[name] / medians["offline"], 2) for name in medians},
+        "note": "the stand-ins answer with no latency, so this is Spindle's overhead around the model call",
     }
 
 

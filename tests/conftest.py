@@ -63,3 +63,30 @@ def model_server(standin) -> Iterator[LocalServer]:
         SPINDLE_RUN_LEASE_SECONDS="60",
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def standin_bedrock():
+    """The scripted Amazon Bedrock ConverseStream stand-in (tests/standin_bedrock.py) on a free loopback port."""
+    from tests.standin_bedrock import StandInBedrock
+
+    with StandInBedrock() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def bedrock_server(standin, standin_bedrock) -> Iterator[LocalServer]:
+    """One deployment with two providers: `anthropic.` models go to Bedrock (its stand-in, signed for
+    us-west-2), every other model to the OpenAI-compatible stand-in; settings as `model_server`'s."""
+    with start_local_server(
+        auth="open",
+        SPINDLE_MODEL_PROVIDERS="anthropic.=bedrock",
+        SPINDLE_BEDROCK_ENDPOINT=standin_bedrock.endpoint_url,
+        SPINDLE_BEDROCK_REGION="us-west-2",
+        SPINDLE_LLM_BASE_URL=standin.base_url,
+        SPINDLE_LLM_API_KEY="test",
+        SPINDLE_LLM_MAX_RETRIES="2",
+        SPINDLE_LLM_TIMEOUT_SECONDS="5",
+        SPINDLE_RUN_LEASE_SECONDS="60",
+    ) as running:
+        yield running

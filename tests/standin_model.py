@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.scripted_server import ScriptedServer
 
 
 @dataclass(frozen=True)
@@ -122,94 +123,15 @@ def slow(seconds: float, then: Step) -> Step:
     return Step("slow", seconds=seconds, then=then)
 
 
-@dataclass
-class _Script:
-    steps: list[Step]
-    served: int = 0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-
-    def next_step(self) -> Step:
-        step = self.steps[min(self.served, len(self.steps) - 1)]
-        self.served += 1
-        return step
-
-
-class StandInModel:
+class StandInModel(ScriptedServer[Step]):
     """The stand-in server; `with StandInModel() as standin:` starts it on 127.0.0.1 and a free port."""
-
-    def __init__(self) -> None:
-        self._scripts: dict[str, _Script] = {}
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="standin-model", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> StandInModel:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> StandInModel:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    # --- what tests use -------------------------------------------------------------------------
-
-    def script(self, steps: list[Step], prefix: str = "standin") -> str:
-        """Register a script and return the fresh model name that selects it."""
-        if not steps:
-            raise ValueError("a script needs at least one step")
-        model = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        with self._lock:
-            self._scripts[model] = _Script(list(steps))
-        return model
-
-    def requests(self, model: str) -> list[dict[str, Any]]:
-        """The request bodies received for `model`, oldest first."""
-        with self._lock:
-            return [json.loads(json.dumps(body)) for body in self._scripts[model].requests]
-
-    def request_headers(self, model: str) -> list[dict[str, str]]:
-        with self._lock:
-            return [dict(headers) for headers in self._scripts[model].headers]
-
-    def wait_for_requests(self, model: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        """Block until `model` has received at least `count` requests (a test's synchronisation point)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._scripts[model].requests) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{model} received {len(self._scripts[model].requests)} of {count} requests")
-                self._changed.wait(remaining)
-        return self.requests(model)
-
-    # --- what the handler uses ------------------------------------------------------------------
-
-    def _take(self, model: Any, body: dict[str, Any], headers: dict[str, str]) -> Step | None:
-        with self._changed:
-            script = self._scripts.get(model) if isinstance(model, str) else None
-            if script is None:
-                return None
-            script.requests.append(body)
-            script.headers.append(headers)
-            self._changed.notify_all()
-            return script.next_step()
+    def __init__(self) -> None:
+        super().__init__(_handler_for, "standin-model")
 
 
 def _completion(model: str, step: Step) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from chalicelib.runs.providers.base import (
     TextPart,
     ToolChoice,
 )
+from chalicelib.runs.providers.images import sniffed_media_type
 from chalicelib.storage import runs as run_store
 from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import ListQuery, Message, StoredRun
@@ -32,21 +33,8 @@ def _estimated_tokens(message: ChatMessage) -> int:
     return len(message.text) // CHARS_PER_TOKEN + 4
 
 
-IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
-
 def _image_media_type(content: bytes, filename: str) -> str:
-    for signature, media_type in IMAGE_SIGNATURES:
-        if content.startswith(signature):
-            return media_type
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return sniffed_media_type(content) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def _image_file_part(project_id: str, image_file: dict[str, Any]) -> ImagePart | None:

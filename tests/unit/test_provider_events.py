@@ -99,3 +99,23 @@ def test_the_neutral_request_maps_onto_chat_completions():
     assert (body["parallel_tool_calls"], body["temperature"], body["max_tokens"]) == (False, 0.2, 50)
     assert body["response_format"] == {"type": "json_object"}
     assert "top_p" not in body
+
+
+def test_models_are_routed_to_providers_by_their_longest_prefix(monkeypatch):
+    import dataclasses
+
+    from chalicelib import config
+    from chalicelib.runs import providers
+
+    monkeypatch.setenv("SPINDLE_MODEL_PROVIDERS", "anthropic.=bedrock, us.anthropic.=bedrock,us.=offline")
+    routes = config._model_providers("http://127.0.0.1:1/v1")
+    assert routes == {"*": "openai", "anthropic.": "bedrock", "us.anthropic.": "bedrock", "us.": "offline"}
+    monkeypatch.setattr(providers, "settings", dataclasses.replace(config.settings, model_providers=routes))
+    assert providers.provider_name_for("us.anthropic.claude-3-5-haiku-20241022-v1:0") == "bedrock"
+    assert providers.provider_name_for("us.meta.llama3") == "offline"
+    assert providers.provider_name_for("gpt-4o") == "openai"
+    assert config._model_providers(None) == {"*": "offline", **{k: v for k, v in routes.items() if k != "*"}}
+
+    monkeypatch.setenv("SPINDLE_MODEL_PROVIDERS", "claude=anthropic")
+    with pytest.raises(RuntimeError, match="SPINDLE_MODEL_PROVIDERS"):
+        config._model_providers(None)

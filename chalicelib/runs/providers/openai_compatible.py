@@ -93,10 +93,8 @@ def _events(chunk: Any) -> Iterator[ProviderEvent]:
                 else "",
             )
         if choice.finish_reason:
-            reason = FINISH_REASONS.get(_text(choice.finish_reason, "finish_reason"))
-            if reason is None:
-                raise _malformed("finish_reason", choice.finish_reason)
-            yield Finish(reason)
+            # Servers add reasons of their own (e.g. "eos", "abort"): the reply ended, as with "stop".
+            yield Finish(FINISH_REASONS.get(_text(choice.finish_reason, "finish_reason"), "stop"))
     if chunk.usage is not None:
         yield Usage(
             _count(chunk.usage.prompt_tokens, "usage.prompt_tokens"),
