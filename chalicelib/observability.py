@@ -37,7 +37,8 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
-def _logger() -> logging.Logger:
+def _configured() -> logging.Logger:
+    """Set up once, at import (two threads logging first at once would otherwise add two handlers)."""
     logger = logging.getLogger("spindle.trace")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
@@ -46,6 +47,9 @@ def _logger() -> logging.Logger:
         logger.setLevel(logging.INFO)
         logger.propagate = False  # one line each, not a second copy through the root logger
     return logger
+
+
+_log = _configured()
 
 
 def new_request_id() -> str:
@@ -68,7 +72,7 @@ def log_line(operation: str, outcome: str, duration_ms: float, **fields: str | i
     line: dict[str, Any] = {"request_id": current_request_id.get(), "operation": operation, "outcome": outcome}
     line.update((name, value) for name, value in fields.items() if value is not None)
     line["duration_ms"] = round(duration_ms, 1)
-    _logger().info(operation, extra={"fields": line})
+    _log.info(operation, extra={"fields": line})
 
 
 def since(started: float) -> float:

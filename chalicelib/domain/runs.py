@@ -253,8 +253,9 @@ def cancel_run(project_id: str, thread_id: str, run_id: str) -> Run:
         applied = lifecycle.commit(change)
         if applied.applied:
             return _dispatched(lifecycle.after(current, change))
-        # The run moved meanwhile (the engine claimed or finished it): decide again on what it is now.
-        current = applied.current or get_run(project_id, thread_id, run_id)
+        # The run moved meanwhile (the engine claimed or finished it): decide again on what it is now,
+        # read with its thread (a run whose thread was deleted meanwhile is gone: 404).
+        current = get_run(project_id, thread_id, run_id)
 
 
 def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict[str, Any]) -> tuple[Run, int]:
@@ -283,7 +284,7 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
     change = lifecycle.outputs_submitted(current, answered, enqueue_at=_enqueue_now())
     applied = lifecycle.commit(change)
     if not applied.applied:
-        raise _not_requiring_action((applied.current or get_run(project_id, thread_id, run_id)).status)
+        raise _not_requiring_action(get_run(project_id, thread_id, run_id).status)  # 404 if the thread went
     return _dispatched(lifecycle.after(current, change)), change.event_seq
 
 

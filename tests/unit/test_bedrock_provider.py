@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -196,7 +197,8 @@ def test_function_calls_and_their_results_alternate_roles_with_results_in_one_us
             "content": [
                 {"toolResult": {"toolUseId": "tooluse_a", "content": [{"text": "A"}]}},
                 {"toolResult": {"toolUseId": "call_b", "content": [{"text": "B"}]}},
-                {"toolResult": {"toolUseId": "call_c", "content": [{"text": " "}]}},
+                # blank text is refused by Bedrock: a blank output goes as a placeholder
+                {"toolResult": {"toolUseId": "call_c", "content": [{"text": bedrock.EMPTY_TOOL_OUTPUT}]}},
                 {"toolResult": {"toolUseId": "call_d", "content": [{"text": "C"}]}},
             ],
         },
@@ -304,6 +306,19 @@ class _Images(BaseHTTPRequestHandler):
             return
         elif self.path == "/page":
             status, body, media_type = 200, b"<html></html>", "text/html"
+        elif self.path == "/trickle.png":  # a byte every 0.2 s for 30 s: each read gets something
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "150")
+            self.end_headers()
+            for _ in range(150):
+                try:
+                    self.wfile.write(b"\x00")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+            return
         else:
             status, body, media_type = 404, b"missing", "text/plain"
         self.send_response(status)
@@ -681,3 +696,27 @@ def test_an_exception_message_without_a_known_type(provider, standin_bedrock):
     model = standin_bedrock.script([raw(START, exception_event("brandNewException", "Odd."))])
     error = failure(provider, ask(model))
     assert error.code == "server_error"
+
+
+def test_a_server_that_trickles_an_image_cannot_hold_the_run_past_its_timeout(image_host, loopback_counts_as_public):
+    """A socket timeout restarts with every byte; the fetch has a deadline of its own (the server would
+    take 30 s; the fetch is given 1 s)."""
+    started = time.monotonic()
+    request = ModelRequest("m", "", (ChatMessage("user", (ImagePart(url=f"{image_host}/trickle.png"),)),))
+    with pytest.raises(ProviderError, match="took too long"):
+        converse_request(request, timeout=1.0)
+    assert time.monotonic() - started < 15  # ended by the deadline, not by the server
+
+
+def test_an_empty_tool_output_is_sent_as_a_placeholder_bedrock_accepts():
+    request = ModelRequest(
+        "m",
+        "",
+        (
+            ChatMessage("user", (TextPart("go"),)),
+            ChatMessage("assistant", calls=(CalledFunction("call_1", "f", "{}"),)),
+            ChatMessage("tool", (TextPart(""),), tool_call_id="call_1"),
+        ),
+    )
+    results = converse_request(request)["messages"][2]["content"]
+    assert results == [{"toolResult": {"toolUseId": "call_1", "content": [{"text": bedrock.EMPTY_TOOL_OUTPUT}]}}]

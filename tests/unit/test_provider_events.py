@@ -62,6 +62,9 @@ def test_streams_that_do_not_make_a_reply_are_provider_errors(events):
 def test_the_offline_model_is_a_provider_and_a_test_double():
     request = ModelRequest("m", "", (ChatMessage("user", (TextPart("hi there"),)),))
     assert collect(OfflineProvider().stream(request)).text == "You said: hi there"
+    assert OfflineProvider().requests == []  # the default model (one per process) keeps nothing
+    instructions_only = ModelRequest("m", "Greet the user", ())
+    assert collect(OfflineProvider().stream(instructions_only)).text == "You said: Greet the user"
     scripted = OfflineProvider(lambda request: [TextDelta("scripted"), Finish("length")])
     reply = collect(scripted.stream(request))
     assert (reply.text, reply.finish_reason) == ("scripted", "length")

@@ -84,6 +84,7 @@ IMAGE_FORMATS = {
 MAX_IMAGE_BYTES = 3_932_160  # Bedrock's limit per image: 3.75 MB
 CONVERSATION_START = "(The conversation begins.)"  # the user turn a conversation must open with
 CONVERSATION_CONTINUES = "(Continue the conversation.)"  # the user turn after a thread's last assistant message
+EMPTY_TOOL_OUTPUT = "(no output)"  # what an empty tool output is sent as
 ASSISTANT_IMAGE = "[An image is not shown: Amazon Bedrock takes images only from the user.]"
 
 
@@ -257,8 +258,8 @@ def _count(value: Any, field: str) -> int:
 
 
 def converse_request(request: ModelRequest, timeout: float = 30.0) -> dict[str, Any]:
-    """The neutral request as ConverseStream parameters (`timeout` bounds fetching image URLs)."""
-    messages = _messages(request.messages, timeout)
+    """The neutral request as ConverseStream parameters (`timeout` bounds fetching all its image URLs)."""
+    messages = _messages(request.messages, time.monotonic() + timeout)
     body: dict[str, Any] = {"modelId": request.model, "messages": messages}
     system = "\n\n".join(filter(None, (request.system, _format_instruction(request.response_format))))
     if system:
@@ -317,11 +318,11 @@ def _tool_config(request: ModelRequest, uses_tools: bool) -> dict[str, Any] | No
 _EMPTY_SCHEMA: Mapping[str, Any] = {"type": "object", "properties": {}}
 
 
-def _messages(messages: tuple[ChatMessage, ...], timeout: float) -> list[dict[str, Any]]:
+def _messages(messages: tuple[ChatMessage, ...], deadline: float) -> list[dict[str, Any]]:
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = "assistant" if message.role == "assistant" else "user"
-        content = _content(message, timeout)
+        content = _content(message, deadline)
         if not content:
             continue
         if turns and turns[-1]["role"] == role:
@@ -335,14 +336,15 @@ def _messages(messages: tuple[ChatMessage, ...], timeout: float) -> list[dict[st
     return turns
 
 
-def _content(message: ChatMessage, timeout: float) -> list[dict[str, Any]]:
+def _content(message: ChatMessage, deadline: float) -> list[dict[str, Any]]:
     if message.role == "tool":
-        result = {"toolUseId": message.tool_call_id, "content": [{"text": message.text}]}
-        return [{"toolResult": result}]
+        # Bedrock refuses blank text blocks, and a tool's output may be empty.
+        output = message.text if message.text.strip() else EMPTY_TOOL_OUTPUT
+        return [{"toolResult": {"toolUseId": message.tool_call_id, "content": [{"text": output}]}}]
     blocks: list[dict[str, Any]] = []
     for part in message.parts:
         if isinstance(part, ImagePart):
-            blocks.append({"text": ASSISTANT_IMAGE} if message.role == "assistant" else _image(part, timeout))
+            blocks.append({"text": ASSISTANT_IMAGE} if message.role == "assistant" else _image(part, deadline))
         elif part.text.strip():
             blocks.append({"text": part.text})
     for call in message.calls:
@@ -366,8 +368,8 @@ def _arguments(arguments: str) -> Any:
 # --- images -------------------------------------------------------------------------------------
 
 
-def _image(part: ImagePart, timeout: float) -> dict[str, Any]:
-    data, declared = image_bytes(part, timeout, MAX_IMAGE_BYTES, "Amazon Bedrock")
+def _image(part: ImagePart, deadline: float) -> dict[str, Any]:
+    data, declared = image_bytes(part, deadline, MAX_IMAGE_BYTES, "Amazon Bedrock")
     image_format = IMAGE_FORMATS.get((sniffed_media_type(data) or declared or "").lower())
     if image_format is None:
         raise ProviderError(

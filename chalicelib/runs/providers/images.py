@@ -33,15 +33,15 @@ def sniffed_media_type(data: bytes) -> str | None:
     return None
 
 
-def image_bytes(part: ImagePart, timeout: float, limit: int, provider: str) -> tuple[bytes, str | None]:
+def image_bytes(part: ImagePart, deadline: float, limit: int, provider: str) -> tuple[bytes, str | None]:
     """The image's bytes and declared media type; a ProviderError naming `provider` if it cannot be had
-    within `timeout` and `limit` bytes."""
+    by `deadline` (a time.monotonic() reading, shared by all of a request's images) in `limit` bytes."""
     if part.data is not None:
         data, declared = part.data, part.media_type
     elif part.url and part.url.startswith("data:"):
         data, declared = _data_url(part.url)
     elif part.url and urllib.parse.urlsplit(part.url).scheme in ("http", "https"):
-        data, declared = _fetch(part.url, timeout, limit, provider)
+        data, declared = _fetch(part.url, deadline, limit, provider)
     else:
         raise ProviderError("server_error", f"{provider} cannot be given the image {_shown(part.url)}.")
     if len(data) > limit:
@@ -106,9 +106,13 @@ class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(_PublicHTTPSConnection, req, context=ssl.create_default_context())
 
 
-def _fetch(url: str, timeout: float, limit: int, provider: str) -> tuple[bytes, str]:
+def _fetch(url: str, deadline: float, limit: int, provider: str) -> tuple[bytes, str]:
     """An image URL's bytes and media type, fetched directly (no proxy) over http(s) and its redirects
-    only, within `timeout` in all and at most `limit` bytes."""
+    only, by `deadline` and at most `limit` bytes.
+
+    A socket timeout restarts with every byte, so a server that trickles could hold the fetch forever:
+    reads take whatever has arrived (read1) and the deadline is checked after each, so a fetch ends at
+    most one socket timeout (the time left when it began) past the deadline."""
     opener = urllib.request.OpenerDirector()
     for handler in (
         _PublicHTTPHandler(),
@@ -119,12 +123,13 @@ def _fetch(url: str, timeout: float, limit: int, provider: str) -> tuple[bytes, 
     ):
         opener.add_handler(handler)
     request = urllib.request.Request(url, headers={"User-Agent": "Spindle", "Accept": "image/*"})
-    deadline = time.monotonic() + timeout
+    if time.monotonic() >= deadline:
+        raise ProviderError("server_error", f"No time was left to fetch the image at {_shown(url)}.")
     try:
-        with opener.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=deadline - time.monotonic()) as response:
             chunks: list[bytes] = []
             size = 0
-            while chunk := response.read(65536):
+            while chunk := response.read1(65536):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:

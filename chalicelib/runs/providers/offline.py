@@ -28,10 +28,13 @@ Script = Callable[[ModelRequest], Iterable[ProviderEvent]]
 class OfflineProvider:
     def __init__(self, script: Script | None = None) -> None:
         self._script = script or echo
-        self.requests: list[ModelRequest] = []  # what it was asked, for tests
+        # What a scripted double was asked, for tests; the default model (one per process) keeps nothing.
+        self.requests: list[ModelRequest] = []
+        self._recording = script is not None
 
     def stream(self, request: ModelRequest) -> Iterator[ProviderEvent]:
-        self.requests.append(request)
+        if self._recording:
+            self.requests.append(request)
         yield from self._script(request)
 
 
@@ -50,8 +53,8 @@ def echo(request: ModelRequest) -> Iterator[ProviderEvent]:
     if last is not None and last.role == "tool":
         outputs = [message.text for message in messages if message.role == "tool"]
         text = "Tool results: " + json.dumps(outputs)
-    else:
-        text = f"You said: {last.text if last is not None else ''}"
+    else:  # with no messages, the instructions are the last thing said (as they were the first message)
+        text = f"You said: {last.text if last is not None else request.system}"
     words = text.split(" ")
     yield TextDelta(words[0])
     for word in words[1:]:

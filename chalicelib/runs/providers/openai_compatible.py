@@ -154,7 +154,7 @@ def chat_completions_request(request: ModelRequest) -> dict[str, Any]:
             {"type": "function", "function": {"name": choice.name}} if isinstance(choice, ForcedFunction) else choice
         )
         body["parallel_tool_calls"] = request.parallel_tool_calls
-    if request.response_format is not None and request.response_format.get("type") != "text":
+    if request.response_format is not None:
         body["response_format"] = dict(request.response_format)
     if request.temperature is not None:
         body["temperature"] = request.temperature
