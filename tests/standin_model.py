@@ -42,6 +42,7 @@ class Step:
     body: bytes = b""
     seconds: float = 0.0
     then: Step | None = None
+    pieces: tuple[str, ...] = ()  # drip: the reply's text deltas, `seconds` apart
 
     @property
     def usage(self) -> dict[str, int]:
@@ -123,6 +124,21 @@ def slow(seconds: float, then: Step) -> Step:
     return Step("slow", seconds=seconds, then=then)
 
 
+def drip(pieces: list[str], gap_seconds: float, prompt_tokens: int = 11) -> Step:
+    """A streamed reply of these text deltas, `gap_seconds` apart, as a model writing slowly does."""
+    message = {"role": "assistant", "content": "".join(pieces)}
+    return Step("drip", message, "stop", prompt_tokens, len(pieces), seconds=gap_seconds, pieces=tuple(pieces))
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """A client that closed a streamed reply before its end: how many chunks it had been sent, and when
+    the stand-in noticed (time.monotonic())."""
+
+    chunks_sent: int
+    at: float
+
+
 class StandInModel(ScriptedServer[Step]):
     """The stand-in server; `with StandInModel() as standin:` starts it on 127.0.0.1 and a free port."""
 
@@ -132,6 +148,23 @@ class StandInModel(ScriptedServer[Step]):
 
     def __init__(self) -> None:
         super().__init__(_handler_for, "standin-model")
+        self.hangups: dict[str, Hangup] = {}
+        self.chunks_sent: dict[str, int] = {}
+
+    def wait_for_chunks(self, model: str, count: int, timeout: float = 30.0) -> None:
+        """Block until a streamed reply for `model` has sent at least `count` chunks."""
+        deadline = time.monotonic() + timeout
+        while self.chunks_sent.get(model, 0) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{model} sent {self.chunks_sent.get(model, 0)} of {count} chunks")
+            time.sleep(0.01)
+
+    def wait_for_hangup(self, model: str, timeout: float = 30.0) -> Hangup | None:
+        """The hang-up of `model`'s streamed reply, once the client closed it; None if it never did."""
+        deadline = time.monotonic() + timeout
+        while model not in self.hangups and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.hangups.get(model)
 
 
 def _completion(model: str, step: Step) -> dict[str, Any]:
@@ -269,6 +302,10 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                 self._answer(model, step.then)
             elif step.kind == "reply" and standin_streams(self._body):
                 self._stream(model, step)
+            elif step.kind == "drip":
+                chunks = [chunk({"role": "assistant", "content": piece}) for piece in step.pieces]
+                chunks += [chunk({}, "stop"), {**chunk({}), "choices": [], "usage": step.usage}]
+                self._stream(model, step, chunks=chunks, gap=step.seconds)
             elif step.kind == "broken_stream":
                 self._stream(model, step, break_after=2)
             elif step.kind == "raw_stream":
@@ -279,12 +316,18 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                 self._send(step.status, step.body, step.headers)
 
         def _stream(
-            self, model: str, step: Step, break_after: int | None = None, chunks: list[dict[str, Any]] | None = None
+            self,
+            model: str,
+            step: Step,
+            break_after: int | None = None,
+            chunks: list[dict[str, Any]] | None = None,
+            gap: float = 0.0,
         ) -> None:
             """The reply as chat.completion.chunk events, as OpenAI streams it (`stream: true`)."""
             if chunks is None:
                 include_usage = bool((self._body.get("stream_options") or {}).get("include_usage"))
                 chunks = _chunks(model, step, include_usage=include_usage)
+            sent = 0
             try:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -296,10 +339,16 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                         self.connection.shutdown(socket.SHUT_RDWR)  # the provider dies mid-stream
                         self.close_connection = True
                         return
+                    if gap and number:
+                        time.sleep(gap)
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    sent += 1
+                    standin.chunks_sent[model] = sent
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
             except (BrokenPipeError, ConnectionResetError, OSError):
+                standin.hangups.setdefault(model, Hangup(sent, time.monotonic()))
                 self.close_connection = True
 
         def _send(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:

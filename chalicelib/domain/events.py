@@ -52,7 +52,7 @@ def message_events(message: dict[str, Any], text_deltas: list[str]) -> list[Even
 
 def opening_step_events(step: dict[str, Any]) -> list[Event]:
     """created and in_progress, with the step as it starts (no usage yet, no tool calls yet)."""
-    opening = dict(step, status="in_progress", completed_at=None, usage=None)
+    opening = dict(step, status="in_progress", completed_at=None, cancelled_at=None, usage=None)
     if step["type"] == "tool_calls":
         opening["step_details"] = {"type": "tool_calls", "tool_calls": []}
     return [event("thread.run.step.created", opening), event("thread.run.step.in_progress", opening)]

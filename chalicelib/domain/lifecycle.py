@@ -258,7 +258,7 @@ def claimed(current: Run, token: str, now: float, lease_seconds: float) -> RunCh
 
 
 def _step(
-    current: Run, details: Mapping[str, Any], status: str, now: int, step_usage: Mapping[str, int]
+    current: Run, details: Mapping[str, Any], status: str, now: int, step_usage: Mapping[str, int] | None
 ) -> dict[str, Any]:
     return {
         "id": new_id("step"),
@@ -272,12 +272,30 @@ def _step(
         "step_details": dict(details),
         "last_error": None,
         "expired_at": None,
-        "cancelled_at": None,
+        "cancelled_at": now if status == CANCELLED else None,
         "failed_at": None,
         "completed_at": now if status == COMPLETED else None,
         "metadata": {},
-        "usage": dict(step_usage),
+        "usage": None if step_usage is None else dict(step_usage),
     }
+
+
+def _assistant_message(current: Run, text: str, now: int, incomplete_reason: str | None = None) -> Message:
+    """The run's reply in the thread: completed, or incomplete with the official reason."""
+    return Message(
+        project_id=current.ref.project_id,
+        thread_id=current.ref.thread_id,
+        id=new_id("message"),
+        created_at=now,
+        role="assistant",
+        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        status=INCOMPLETE if incomplete_reason else COMPLETED,
+        assistant_id=current.run["assistant_id"],
+        run_id=current.ref.run_id,
+        completed_at=None if incomplete_reason else now,
+        incomplete_at=now if incomplete_reason else None,
+        incomplete_details={"reason": incomplete_reason} if incomplete_reason else None,
+    )
 
 
 def answered(
@@ -285,20 +303,7 @@ def answered(
 ) -> RunChange:
     """in_progress -> completed (or incomplete, when the reply was cut at max_completion_tokens), with
     the assistant's message and its message_creation step."""
-    message = Message(
-        project_id=current.ref.project_id,
-        thread_id=current.ref.thread_id,
-        id=new_id("message"),
-        created_at=now,
-        role="assistant",
-        content=[{"type": "text", "text": {"value": "".join(text_deltas), "annotations": []}}],
-        status=INCOMPLETE if truncated else COMPLETED,
-        assistant_id=current.run["assistant_id"],
-        run_id=current.ref.run_id,
-        completed_at=None if truncated else now,
-        incomplete_at=now if truncated else None,
-        incomplete_details={"reason": "max_tokens"} if truncated else None,
-    )
+    message = _assistant_message(current, "".join(text_deltas), now, "max_tokens" if truncated else None)
     details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
     step = _step(current, details, COMPLETED, now, step_usage)
     status = INCOMPLETE if truncated else COMPLETED
@@ -374,12 +379,26 @@ def _ended_steps(
     return tuple({**step, "status": status, field: now} for step in open_steps if step["status"] == IN_PROGRESS)
 
 
-def cancelled(current: Run, steps: Sequence[Mapping[str, Any]], now: int) -> RunChange:
-    """cancelling -> cancelled; its open steps are cancelled too."""
+def cancelled(current: Run, steps: Sequence[Mapping[str, Any]], now: int, partial: Sequence[str] = ()) -> RunChange:
+    """cancelling -> cancelled; its open steps are cancelled too. Text the model had written when the
+    cancel stopped it (`partial`, its deltas) is kept, as the official API keeps a message cut off by a
+    cancel: incomplete, reason run_cancelled, in a cancelled message_creation step."""
     ended = _ended_steps(steps, CANCELLED, "cancelled_at", now)
+    leading: list[Event] = [events.step_event(step) for step in ended]
+    messages: tuple[Message, ...] = ()
+    if partial:
+        message = _assistant_message(current, "".join(partial), now, "run_cancelled")
+        details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+        step = _step(current, details, CANCELLED, now, None)
+        leading += [
+            *events.opening_step_events(step),
+            *events.message_events(render_message(message), list(partial)),
+            events.step_event(step),
+        ]
+        messages, ended = (message,), (*ended, step)
     run = _ended(current, CANCELLED, now)
     return _Move(current, CANCELLED, run).change(
-        "finish_cancel", (CANCELLING,), *(events.step_event(step) for step in ended), steps=ended, release_thread=True
+        "finish_cancel", (CANCELLING,), *leading, steps=ended, messages=messages, release_thread=True
     )
 
 

@@ -244,7 +244,7 @@ def modify_run(project_id: str, thread_id: str, run_id: str, body: dict[str, Any
 
 
 def cancel_run(project_id: str, thread_id: str, run_id: str) -> Run:
-    """Cancelling is honoured at the engine's next step boundary: the answer says `cancelling`."""
+    """The answer says `cancelling`; the worker stops the model at its next delta (runs/engine.py)."""
     current = get_run(project_id, thread_id, run_id)
     while True:
         if current.status not in lifecycle.CANCELLABLE:

@@ -19,11 +19,14 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.lifecycle import FunctionCall, Run
 from chalicelib.runs.context import model_request
 from chalicelib.runs.providers import provider_for
-from chalicelib.runs.providers.base import ProviderError, Reply, collect
+from chalicelib.runs.providers.base import Collector, ProviderError, Reply
 from chalicelib.storage import runs as store
 from chalicelib.storage.records import RunChange, RunRef
 
 log = logging.getLogger("spindle.engine")
+# While a model answers, how often the worker looks whether the run is still its own (a cancel stops the
+# model call at its next delta after that): one consistent read each time.
+CANCEL_CHECK_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ def advance_run(ref: RunRef) -> Outcome:
             return Outcome(done=True)
         now = time.time()
         if stored.status == lifecycle.CANCELLING:
+            if stored.lease_expires is not None and stored.lease_expires > now:
+                # A worker is writing the reply: it ends the cancel itself at the model's next delta,
+                # keeping the text so far. Should it have died, its lease runs out and this round does.
+                return Outcome(done=False, wait_seconds=min(stored.lease_expires - now, CANCEL_CHECK_SECONDS * 4))
             ending = lifecycle.cancelled(stored, store.all_steps(stored.ref), int(now))
         elif now >= stored.run["expires_at"]:
             ending = lifecycle.expired(stored, store.all_steps(stored.ref), int(now))
@@ -73,43 +80,57 @@ def _work(stored: Run, now: float) -> Outcome:
         return Outcome(done=False)
     working = replace(lifecycle.after(stored, claim), event_seq=stored.event_seq + (1 if claim.events else 0))
     try:
-        with _lease_kept(working):
-            change = _next_change(working)
+        with _watched(working) as moved_on:
+            change = _next_change(working, moved_on)
     except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
         log.exception("run %s: advancing it failed", working.ref.key)
         reason = f"Spindle could not advance the run ({type(error).__name__}: {error})."
         change = lifecycle.failed(working, "server_error", reason, int(time.time()))
+    if change is None:  # the run moved on without this worker (a cancel): decide again on what it is now
+        return advance_run(working.ref)
     return _settle(working, change)
 
 
 @contextmanager
-def _lease_kept(working: Run) -> Iterator[None]:
-    """Renew the worker's lease every third of its length while the step is worked out (the model call
-    can take minutes), so the lease can stay short: a worker that dies is replaced within one lease."""
+def _watched(working: Run) -> Iterator[threading.Event]:
+    """While the step is worked out (a model call can take minutes), watch the run from a second
+    thread: renew the worker's lease every third of its length, so the lease can stay short (a worker
+    that dies is replaced within one lease), and look every CANCEL_CHECK_SECONDS whether the run is still
+    this worker's. The event it yields is set once it is not (cancelled, expired, taken over, its thread
+    deleted): the model call is then stopped at its next delta."""
     assert working.lease_token is not None
     token = working.lease_token
-    done = threading.Event()
+    done, moved_on = threading.Event(), threading.Event()
 
-    def renew() -> None:
-        interval = settings.run_lease_seconds / 3
-        while not done.wait(interval):
+    def watch() -> None:
+        lease = settings.run_lease_seconds
+        renewed = time.monotonic()
+        while not done.wait(min(CANCEL_CHECK_SECONDS, lease / 3)):
             try:
-                if not store.renew_lease(working.ref, token, time.time() + settings.run_lease_seconds):
-                    return  # the run moved on without this worker; its final write will be refused
-            except Exception:  # a storage hiccup: the next renewal may succeed before the lease ends
-                log.warning("run %s: renewing its lease failed", working.ref.key, exc_info=True)
+                current = store.get_live_run(working.ref)
+                if current is None or current.status != lifecycle.IN_PROGRESS or current.lease_token != token:
+                    moved_on.set()
+                    return
+                if time.monotonic() - renewed >= lease / 3:
+                    if not store.renew_lease(working.ref, token, time.time() + lease):
+                        moved_on.set()
+                        return
+                    renewed = time.monotonic()
+            except Exception:  # a storage hiccup: the next look may succeed before the lease ends
+                log.warning("run %s: watching it failed", working.ref.key, exc_info=True)
 
-    renewer = threading.Thread(target=renew, name=f"lease-{working.ref.run_id}", daemon=True)
-    renewer.start()
+    watcher = threading.Thread(target=watch, name=f"watch-{working.ref.run_id}", daemon=True)
+    watcher.start()
     try:
-        yield
+        yield moved_on
     finally:
         done.set()
-        renewer.join()
+        watcher.join()
 
 
-def _next_change(working: Run) -> RunChange:
-    """The transition this claimed run makes next: the model's reply, its tool calls, or the end."""
+def _next_change(working: Run, moved_on: threading.Event) -> RunChange | None:
+    """The transition this claimed run makes next: the model's reply, its tool calls, or the end; None
+    if the run moved on without this worker while the model answered."""
     now = int(time.time())
     request, fits = model_request(working)
     if not fits:
@@ -117,11 +138,31 @@ def _next_change(working: Run) -> RunChange:
     if not request.messages and not request.system:
         empty = "The thread has no messages and the run has no instructions."
         return lifecycle.failed(working, "invalid_prompt", empty, now)
+    collector = Collector()
+    stream = provider_for(request.model).stream(request)
     try:
-        result = collect(provider_for(request.model).stream(request))
+        for event in stream:
+            if moved_on.is_set():  # what arrives after the cancel was seen is not the run's
+                return _interrupted(working, collector.partial)
+            collector.add(event)
+        result = collector.reply()
     except ProviderError as error:
+        if moved_on.is_set():
+            return _interrupted(working, collector.partial)
         return lifecycle.failed(working, error.code, error.message, int(time.time()))
+    finally:
+        stream.close()  # stops the model call if it is still going
     return _after_model(working, result)
+
+
+def _interrupted(working: Run, partial: Reply) -> RunChange | None:
+    """The run moved on while the model answered. A cancel keeps the text written so far (a tool call
+    cut short is dropped); anything else is decided again from the run as it is now."""
+    current = store.get_live_run(working.ref)
+    if current is None or current.status != lifecycle.CANCELLING:
+        return None
+    kept = partial.text_deltas if not partial.calls else []
+    return lifecycle.cancelled(current, store.all_steps(current.ref), int(time.time()), kept)
 
 
 def _settle(working: Run, change: RunChange) -> Outcome:

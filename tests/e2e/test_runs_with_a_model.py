@@ -4,6 +4,7 @@ SDK sees and what Spindle sent to the model."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import openai
@@ -11,6 +12,7 @@ import pytest
 
 from chalicelib.domain.ids import is_valid_id
 from tests.standin_model import (
+    drip,
     length,
     malformed,
     rate_limited,
@@ -458,4 +460,34 @@ def test_the_runs_of_a_deleted_thread_are_gone_with_it(client, standin):
         client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
+    assert len(standin.requests(model)) == 1
+
+
+def test_cancel_while_the_model_writes_stops_the_model_call_and_keeps_the_text_so_far(model_server, standin):
+    """The stop button of a chat UI: a cancel stops the model mid-reply (it would talk for 20 s), the run
+    ends cancelled, and what it had written stays as an incomplete message (reason run_cancelled)."""
+    client = model_server.client("sk-cancel-mid-reply")
+    model = standin.script([drip([f"word{number} " for number in range(200)], gap_seconds=0.1)])
+    assistant = client.beta.assistants.create(model=model)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Tell me everything."}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    standin.wait_for_chunks(model, 5)
+
+    asked = time.monotonic()
+    assert client.beta.threads.runs.cancel(run.id, thread_id=thread.id).status == "cancelling"
+    hangup = standin.wait_for_hangup(model)
+    ended = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+
+    assert hangup is not None and hangup.chunks_sent < 200  # the model call was stopped, not waited out
+    print(f"model call stopped {hangup.at - asked:.3f} s after the cancel was asked")
+    assert ended.status == "cancelled" and ended.cancelled_at is not None
+    (message,) = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    assert message.status == "incomplete" and message.incomplete_details.reason == "run_cancelled"
+    kept = message.content[0].text.value
+    assert kept.startswith("word0 word1 word2 word3 word4 ")
+    assert "".join(f"word{number} " for number in range(200)).startswith(kept)
+    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert step.type == "message_creation" and step.status == "cancelled"
+    assert step.step_details.message_creation.message_id == message.id
+    assert client.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
     assert len(standin.requests(model)) == 1

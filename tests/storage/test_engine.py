@@ -7,6 +7,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from chalicelib.domain import assistants, lifecycle, runs, threads
 from chalicelib.runs import engine
 from chalicelib.runs.engine import advance_run
@@ -194,3 +196,43 @@ def test_a_reply_to_a_deleted_thread_ends_the_run_writes_nothing_into_it_and_lea
     assert list(store.list_steps(stored.ref, ListQuery(limit=10)).items)  # the step is the run's own
     assert thread_store.list_messages(PROJECT, stored.ref.thread_id, ListQuery(limit=10), stored.ref.run_id).items == []
     assert store.apply(reply).applied is False  # and it applies once
+
+
+def test_a_cancel_while_the_model_writes_stops_the_call_and_keeps_the_text_so_far(aws):
+    """The stop button: the worker notices the cancel at the model's next delta, closes the model's
+    stream, and keeps what was written as an incomplete message (reason run_cancelled)."""
+    stored = queued_run(aws)
+    yielded: list[str] = []
+    closed = threading.Event()
+
+    def talkative(request):
+        try:
+            for number in range(200):  # 20 s of deltas unless stopped
+                yielded.append(f"w{number} ")
+                yield TextDelta(f"w{number} ")
+                time.sleep(0.1)
+            yield Finish("stop")
+        finally:
+            closed.set()
+
+    engine_under_test = threading.Thread(target=advance_run, args=(stored.ref,), daemon=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "provider_for", lambda model: OfflineProvider(talkative))
+        engine_under_test.start()
+        while len(yielded) < 3:
+            time.sleep(0.01)
+        runs.cancel_run(PROJECT, stored.ref.thread_id, stored.ref.run_id)
+        assert closed.wait(30)  # the model call was stopped (bounded generously: the machine may be busy)
+        engine_under_test.join(30)
+    assert len(yielded) < 200
+    ended = store.get_run(stored.ref)
+    assert ended.status == "cancelled"
+    (message,) = assistant_messages(stored)
+    assert message["status"] == "incomplete" and message["incomplete_details"] == {"reason": "run_cancelled"}
+    kept = message["content"][0]["text"]["value"]
+    assert kept.startswith("w0 w1 w2 ") and "".join(yielded).startswith(kept)  # the deltas read before the stop
+    (step,) = store.all_steps(stored.ref)
+    assert step["type"] == "message_creation" and step["status"] == "cancelled" and step["cancelled_at"]
+    logged = [item["event"] for item in store.events_after(stored.ref, 0)]
+    assert logged[-3:] == ["thread.message.incomplete", "thread.run.step.cancelled", "thread.run.cancelled"]
+    assert threads.create_message(PROJECT, stored.ref.thread_id, {"role": "user", "content": "free again"})

@@ -12,7 +12,7 @@ that were named), so nothing malformed reaches the engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -127,6 +127,8 @@ class Finish:
 
 
 ProviderEvent: TypeAlias = TextDelta | ToolCallDelta | Usage | Finish
+# A provider's reply: a generator, so that the engine can close it (and the model call) mid-way.
+Events: TypeAlias = Generator[ProviderEvent, None, None]
 
 
 class ProviderError(Exception):
@@ -139,9 +141,10 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
-    def stream(self, request: ModelRequest) -> Iterator[ProviderEvent]:
+    def stream(self, request: ModelRequest) -> Events:
         """Yield the reply's events as the model produces them, ending with `Finish` (and `Usage`
-        before or after it). Raise `ProviderError` for anything that is not a reply."""
+        before or after it). Raise `ProviderError` for anything that is not a reply. Closing the
+        generator early (a cancel) must end the model call."""
         ...
 
 
@@ -174,31 +177,45 @@ class Reply:
         return "".join(self.text_deltas)
 
 
-def collect(events: Iterable[ProviderEvent]) -> Reply:
-    """Put a stream of events together into a reply, refusing streams that do not make one."""
-    reply = Reply()
-    calls: dict[int, FunctionCallReply] = {}
-    finished = False
-    for item in events:
+class Collector:
+    """Puts a provider's events together as they arrive: the reply so far (`partial`), and the whole
+    reply once the stream has ended (`reply()`), refusing streams that do not make one."""
+
+    def __init__(self) -> None:
+        self.partial = Reply()
+        self._calls: dict[int, FunctionCallReply] = {}
+        self._finished = False
+
+    def add(self, item: ProviderEvent) -> None:
+        reply = self.partial
         if isinstance(item, TextDelta):
             if item.text:
                 reply.text_deltas.append(item.text)
         elif isinstance(item, ToolCallDelta):
-            call = calls.setdefault(item.index, FunctionCallReply(None, ""))
+            call = self._calls.setdefault(item.index, FunctionCallReply(None, ""))
             call.id = call.id or item.id
             call.name = call.name or item.name or ""
             if item.arguments:
                 call.argument_deltas.append(item.arguments)
+            reply.calls = [self._calls[index] for index in sorted(self._calls)]
         elif isinstance(item, Usage):
             reply.prompt_tokens, reply.completion_tokens = item.prompt_tokens, item.completion_tokens
         elif isinstance(item, Finish):
-            reply.finish_reason, finished = item.reason, True
+            reply.finish_reason, self._finished = item.reason, True
         else:
             raise ProviderError("server_error", f"The model provider yielded {type(item).__name__}, not an event.")
-    if not finished:
-        raise ProviderError("server_error", "The model provider's stream ended before the reply did.")
-    unnamed = [index for index, call in calls.items() if not call.name]
-    if unnamed:
-        raise ProviderError("server_error", "The model provider sent a tool call without a function name.")
-    reply.calls = [calls[index] for index in sorted(calls)]
-    return reply
+
+    def reply(self) -> Reply:
+        if not self._finished:
+            raise ProviderError("server_error", "The model provider's stream ended before the reply did.")
+        if any(not call.name for call in self.partial.calls):
+            raise ProviderError("server_error", "The model provider sent a tool call without a function name.")
+        return self.partial
+
+
+def collect(events: Iterable[ProviderEvent]) -> Reply:
+    """Put a whole stream of events together into a reply."""
+    collector = Collector()
+    for item in events:
+        collector.add(item)
+    return collector.reply()

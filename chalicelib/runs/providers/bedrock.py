@@ -42,6 +42,7 @@ from typing import Any
 
 from chalicelib.runs.providers.base import (
     ChatMessage,
+    Events,
     Finish,
     FinishReason,
     ForcedFunction,
@@ -105,7 +106,7 @@ class BedrockProvider:
             "bedrock-runtime", region_name=region, endpoint_url=endpoint_url, config=config
         )
 
-    def stream(self, request: ModelRequest) -> Iterator[ProviderEvent]:
+    def stream(self, request: ModelRequest) -> Events:
         errors = self._botocore
         try:
             response = self._client.converse_stream(**converse_request(request, self._timeout))

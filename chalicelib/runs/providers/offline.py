@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 
 from chalicelib.runs.providers.base import (
+    Events,
     Finish,
     ForcedFunction,
     ModelRequest,
@@ -32,7 +33,7 @@ class OfflineProvider:
         self.requests: list[ModelRequest] = []
         self._recording = script is not None
 
-    def stream(self, request: ModelRequest) -> Iterator[ProviderEvent]:
+    def stream(self, request: ModelRequest) -> Events:
         if self._recording:
             self.requests.append(request)
         yield from self._script(request)

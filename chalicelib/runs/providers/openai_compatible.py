@@ -15,6 +15,7 @@ from typing import Any
 
 from chalicelib.runs.providers.base import (
     ChatMessage,
+    Events,
     Finish,
     FinishReason,
     ForcedFunction,
@@ -48,18 +49,20 @@ class OpenAICompatibleProvider:
             base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=max_retries
         )
 
-    def stream(self, request: ModelRequest) -> Iterator[ProviderEvent]:
+    def stream(self, request: ModelRequest) -> Events:
         openai = self._openai
         try:
             stream = self._client.chat.completions.create(
                 **chat_completions_request(request), stream=True, stream_options={"include_usage": True}
             )
             deadline = time.monotonic() + self._timeout
-            for chunk in stream:
-                if time.monotonic() > deadline:  # the SDK's timeout bounds each read, not the whole reply
-                    stream.close()
-                    raise ProviderError("server_error", "The model provider did not finish its reply in time.")
-                yield from _events(chunk)
+            try:
+                for chunk in stream:
+                    if time.monotonic() > deadline:  # the SDK's timeout bounds each read, not the whole reply
+                        raise ProviderError("server_error", "The model provider did not finish its reply in time.")
+                    yield from _events(chunk)
+            finally:  # also when the engine stops reading (a cancel): the model's connection is closed
+                stream.close()
         except openai.RateLimitError as error:
             raise ProviderError(
                 "rate_limit_exceeded", f"The model provider is rate limiting: {error.message}"
