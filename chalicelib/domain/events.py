@@ -32,22 +32,45 @@ def run_event(run: dict[str, Any]) -> Event:
     return event(f"thread.run.{run['status']}", run)
 
 
-def message_events(message: dict[str, Any], text_deltas: list[str]) -> list[Event]:
-    """created → in_progress → delta… → completed|incomplete, for a finished assistant message."""
+def message_delta(message_id: str, text: str) -> Event:
+    """One fragment of an assistant message's text (content index 0)."""
+    content = [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]
+    return event(
+        "thread.message.delta", {"id": message_id, "object": "thread.message.delta", "delta": {"content": content}}
+    )
+
+
+def message_opening(message: dict[str, Any]) -> list[Event]:
+    """created and in_progress, with the message as it starts (empty)."""
     growing = dict(
         message, status="in_progress", content=[], completed_at=None, incomplete_at=None, incomplete_details=None
     )
-    events = [event("thread.message.created", growing), event("thread.message.in_progress", growing)]
-    for delta in coalesced(text_deltas):
-        content = [{"index": 0, "type": "text", "text": {"value": delta, "annotations": []}}]
-        events.append(
-            event(
-                "thread.message.delta",
-                {"id": message["id"], "object": "thread.message.delta", "delta": {"content": content}},
-            )
-        )
+    return [event("thread.message.created", growing), event("thread.message.in_progress", growing)]
+
+
+def message_events(message: dict[str, Any], text_deltas: list[str]) -> list[Event]:
+    """created → in_progress → delta… → completed|incomplete, for a finished assistant message."""
+    events = message_opening(message)
+    events += [message_delta(message["id"], delta) for delta in coalesced(text_deltas)]
     events.append(event(f"thread.message.{message['status']}", message))
     return events
+
+
+def tool_call_delta(step_id: str, call: dict[str, Any]) -> Event:
+    details = {"type": "tool_calls", "tool_calls": [call]}
+    return event(
+        "thread.run.step.delta", {"id": step_id, "object": "thread.run.step.delta", "delta": {"step_details": details}}
+    )
+
+
+def tool_call_announced(step_id: str, index: int, call_id: str, name: str) -> Event:
+    """A function call appears with its id and name; its arguments follow."""
+    function = {"name": name, "arguments": "", "output": None}
+    return tool_call_delta(step_id, {"index": index, "id": call_id, "type": "function", "function": function})
+
+
+def tool_call_arguments(step_id: str, index: int, fragment: str) -> Event:
+    return tool_call_delta(step_id, {"index": index, "type": "function", "function": {"arguments": fragment}})
 
 
 def opening_step_events(step: dict[str, Any]) -> list[Event]:
@@ -60,20 +83,10 @@ def opening_step_events(step: dict[str, Any]) -> list[Event]:
 
 def tool_call_delta_events(step: dict[str, Any], argument_deltas: list[list[str]]) -> list[Event]:
     """Each call appears with its id and name, then its arguments arrive as they were streamed."""
-
-    def delta(call: dict[str, Any]) -> Event:
-        details = {"type": "tool_calls", "tool_calls": [call]}
-        return event(
-            "thread.run.step.delta",
-            {"id": step["id"], "object": "thread.run.step.delta", "delta": {"step_details": details}},
-        )
-
     events = []
     for index, call in enumerate(step["step_details"]["tool_calls"]):
-        function = {"name": call["function"]["name"], "arguments": "", "output": None}
-        events.append(delta({"index": index, "id": call["id"], "type": "function", "function": function}))
-        for chunk in coalesced(argument_deltas[index]):
-            events.append(delta({"index": index, "type": "function", "function": {"arguments": chunk}}))
+        events.append(tool_call_announced(step["id"], index, call["id"], call["function"]["name"]))
+        events += [tool_call_arguments(step["id"], index, chunk) for chunk in coalesced(argument_deltas[index])]
     return events
 
 

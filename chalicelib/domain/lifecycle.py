@@ -218,14 +218,14 @@ def created(
     run: Mapping[str, Any],
     messages: Sequence[Message],
     *,
-    enqueue: bool,
+    enqueue_at: float | None,
     new_thread: Mapping[str, Any] | None = None,
 ) -> NewRun:
     """A new run, queued: `thread.created` first when the run brings its thread (create-and-run)."""
     queued = render_run(StoredRun(ref, QUEUED, metadata, run))
     opening = [events.event("thread.created", dict(new_thread))] if new_thread is not None else []
     opening += [events.event("thread.run.created", queued), events.event("thread.run.queued", queued)]
-    return NewRun(ref, QUEUED, metadata, run, tuple(messages), tuple(opening), enqueue)
+    return NewRun(ref, QUEUED, metadata, run, tuple(messages), tuple(opening), enqueue_at)
 
 
 def cancel_requested(current: Run, *, enqueue_at: float | None) -> RunChange:
@@ -257,13 +257,34 @@ def claimed(current: Run, token: str, now: float, lease_seconds: float) -> RunCh
     return change
 
 
+@dataclass(frozen=True)
+class Draft:
+    """What a model call writes, named before its first delta, so that the events streamed while it
+    writes carry the ids its message and steps will be stored under."""
+
+    message_step_id: str
+    message_id: str
+    tool_step_id: str
+    created_at: int
+
+
+def new_draft(now: int) -> Draft:
+    return Draft(new_id("step"), new_id("message"), new_id("step"), now)
+
+
 def _step(
-    current: Run, details: Mapping[str, Any], status: str, now: int, step_usage: Mapping[str, int] | None
+    current: Run,
+    step_id: str,
+    created_at: int,
+    details: Mapping[str, Any],
+    status: str,
+    now: int,
+    step_usage: Mapping[str, int] | None,
 ) -> dict[str, Any]:
     return {
-        "id": new_id("step"),
+        "id": step_id,
         "object": "thread.run.step",
-        "created_at": now,
+        "created_at": created_at,
         "assistant_id": current.run["assistant_id"],
         "thread_id": current.ref.thread_id,
         "run_id": current.ref.run_id,
@@ -273,20 +294,27 @@ def _step(
         "last_error": None,
         "expired_at": None,
         "cancelled_at": now if status == CANCELLED else None,
-        "failed_at": None,
+        "failed_at": now if status == FAILED else None,
         "completed_at": now if status == COMPLETED else None,
         "metadata": {},
         "usage": None if step_usage is None else dict(step_usage),
     }
 
 
-def _assistant_message(current: Run, text: str, now: int, incomplete_reason: str | None = None) -> Message:
+def _message_step(current: Run, draft: Draft, status: str, now: int, usage: Mapping[str, int] | None) -> dict[str, Any]:
+    details = {"type": "message_creation", "message_creation": {"message_id": draft.message_id}}
+    return _step(current, draft.message_step_id, draft.created_at, details, status, now, usage)
+
+
+def _assistant_message(
+    current: Run, draft: Draft, text: str, now: int, incomplete_reason: str | None = None
+) -> Message:
     """The run's reply in the thread: completed, or incomplete with the official reason."""
     return Message(
         project_id=current.ref.project_id,
         thread_id=current.ref.thread_id,
-        id=new_id("message"),
-        created_at=now,
+        id=draft.message_id,
+        created_at=draft.created_at,
         role="assistant",
         content=[{"type": "text", "text": {"value": text, "annotations": []}}],
         status=INCOMPLETE if incomplete_reason else COMPLETED,
@@ -298,14 +326,57 @@ def _assistant_message(current: Run, text: str, now: int, incomplete_reason: str
     )
 
 
+# --- what a model call streams before its move is committed -------------------------------------
+
+
+def message_opening(current: Run, draft: Draft) -> list[Event]:
+    """The reply's message_creation step and its message, as they start (before the first delta)."""
+    step = _message_step(current, draft, IN_PROGRESS, draft.created_at, None)
+    message = _assistant_message(current, draft, "", draft.created_at)
+    return [*events.opening_step_events(step), *events.message_opening(render_message(message))]
+
+
+def message_delta(draft: Draft, text: str) -> Event:
+    return events.message_delta(draft.message_id, text)
+
+
+def message_written(current: Run, draft: Draft, text_deltas: Sequence[str], now: int) -> list[Event]:
+    """The message is complete (the model went on to call functions): its own and its step's ends."""
+    message = _assistant_message(current, draft, "".join(text_deltas), now)
+    step = _message_step(current, draft, COMPLETED, now, None)
+    return [events.event("thread.message.completed", render_message(message)), events.step_event(step)]
+
+
+def tool_calls_opening(current: Run, draft: Draft) -> list[Event]:
+    details = {"type": "tool_calls", "tool_calls": []}
+    step = _step(current, draft.tool_step_id, draft.created_at, details, IN_PROGRESS, draft.created_at, None)
+    return events.opening_step_events(step)
+
+
+def tool_call_announced(draft: Draft, index: int, call_id: str, name: str) -> Event:
+    return events.tool_call_announced(draft.tool_step_id, index, call_id, name)
+
+
+def tool_call_arguments(draft: Draft, index: int, fragment: str) -> Event:
+    return events.tool_call_arguments(draft.tool_step_id, index, fragment)
+
+
+# --- the worker's moves after the model ---------------------------------------------------------
+
+
 def answered(
-    current: Run, text_deltas: Sequence[str], *, truncated: bool, step_usage: Mapping[str, int], now: int
+    current: Run,
+    draft: Draft,
+    text_deltas: Sequence[str],
+    *,
+    truncated: bool,
+    step_usage: Mapping[str, int],
+    now: int,
 ) -> RunChange:
     """in_progress -> completed (or incomplete, when the reply was cut at max_completion_tokens), with
     the assistant's message and its message_creation step."""
-    message = _assistant_message(current, "".join(text_deltas), now, "max_tokens" if truncated else None)
-    details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
-    step = _step(current, details, COMPLETED, now, step_usage)
+    message = _assistant_message(current, draft, "".join(text_deltas), now, "max_tokens" if truncated else None)
+    step = _message_step(current, draft, COMPLETED, now, step_usage)
     status = INCOMPLETE if truncated else COMPLETED
     ending = {"reason": "max_completion_tokens"} if truncated else None
     run = _ended(current, status, now, incomplete_details=ending)
@@ -333,26 +404,48 @@ class FunctionCall:
 
 
 def required_action(
-    current: Run, calls: Sequence[FunctionCall], *, step_usage: Mapping[str, int], now: int
+    current: Run,
+    draft: Draft,
+    calls: Sequence[FunctionCall],
+    *,
+    step_usage: Mapping[str, int],
+    now: int,
+    text_deltas: Sequence[str] = (),
 ) -> RunChange:
     """in_progress -> requires_action: the client must submit outputs for the model's function calls,
-    which wait in an in_progress tool_calls step."""
+    which wait in an in_progress tool_calls step. Text the model wrote before its calls is kept as a
+    completed message of its own, in a message_creation step before the tool_calls step."""
     served: list[dict[str, Any]] = [
         {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
         for call in calls
     ]
     step_calls = [{**call, "function": {**call["function"], "output": None}} for call in served]
-    step = _step(current, {"type": "tool_calls", "tool_calls": step_calls}, IN_PROGRESS, now, step_usage)
+    details = {"type": "tool_calls", "tool_calls": step_calls}
+    step = _step(current, draft.tool_step_id, draft.created_at, details, IN_PROGRESS, now, step_usage)
     action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": served}}
     run = dict(current.run, required_action=action)
     argument_deltas = [list(call.argument_deltas) for call in calls]
+    leading: list[Event] = []
+    messages: tuple[Message, ...] = ()
+    steps: tuple[Mapping[str, Any], ...] = (step,)
+    if text_deltas:
+        message = _assistant_message(current, draft, "".join(text_deltas), now)
+        message_step = _message_step(current, draft, COMPLETED, now, None)
+        leading = [
+            *events.opening_step_events(message_step),
+            *events.message_events(render_message(message), list(text_deltas)),
+            events.step_event(message_step),
+        ]
+        messages, steps = (message,), (message_step, step)
     return _Move(current, REQUIRES_ACTION, run).change(
         "require_action",
         (IN_PROGRESS,),
+        *leading,
         *events.opening_step_events(step),
         *events.tool_call_delta_events(step, argument_deltas),
         lease_token=current.lease_token,
-        steps=(step,),
+        messages=messages,
+        steps=steps,
         tool_step_id=step["id"],
     )
 
@@ -365,12 +458,49 @@ def incomplete(current: Run, reason: str, now: int) -> RunChange:
     )
 
 
-def failed(current: Run, code: str, message: str, now: int) -> RunChange:
-    """Any live status -> failed, with last_error; the thread is free again."""
-    run = _ended(current, FAILED, now, last_error={"code": code, "message": message})
+def failed(
+    current: Run, code: str, message: str, now: int, partial: Sequence[str] = (), draft: Draft | None = None
+) -> RunChange:
+    """Any live status -> failed, with last_error; the thread is free again. Text the model had written
+    when it failed (`partial`, its deltas, already streamed) is kept as the official API keeps it:
+    incomplete, reason run_failed, in a failed message_creation step."""
+    error = {"code": code, "message": message}
+    run = _ended(current, FAILED, now, last_error=error)
+    leading, messages, steps = _partial_reply(current, partial, draft, FAILED, "run_failed", now, error)
     return _Move(current, FAILED, run).change(
-        "fail", (current.status,), lease_token=current.lease_token, release_thread=True
+        "fail",
+        (current.status,),
+        *leading,
+        lease_token=current.lease_token,
+        messages=messages,
+        steps=steps,
+        release_thread=True,
     )
+
+
+def _partial_reply(
+    current: Run,
+    partial: Sequence[str],
+    draft: Draft | None,
+    step_status: str,
+    reason: str,
+    now: int,
+    error: Mapping[str, str] | None = None,
+) -> tuple[list[Event], tuple[Message, ...], tuple[Mapping[str, Any], ...]]:
+    """A reply cut off (by a cancel, a failure): its events, its incomplete message and its step."""
+    if not partial:
+        return [], (), ()
+    draft = draft or new_draft(now)
+    message = _assistant_message(current, draft, "".join(partial), now, reason)
+    step = _message_step(current, draft, step_status, now, None)
+    if error is not None:
+        step["last_error"] = dict(error)
+    leading = [
+        *events.opening_step_events(step),
+        *events.message_events(render_message(message), list(partial)),
+        events.step_event(step),
+    ]
+    return leading, (message,), (step,)
 
 
 def _ended_steps(
@@ -379,26 +509,27 @@ def _ended_steps(
     return tuple({**step, "status": status, field: now} for step in open_steps if step["status"] == IN_PROGRESS)
 
 
-def cancelled(current: Run, steps: Sequence[Mapping[str, Any]], now: int, partial: Sequence[str] = ()) -> RunChange:
+def cancelled(
+    current: Run,
+    steps: Sequence[Mapping[str, Any]],
+    now: int,
+    partial: Sequence[str] = (),
+    draft: Draft | None = None,
+) -> RunChange:
     """cancelling -> cancelled; its open steps are cancelled too. Text the model had written when the
-    cancel stopped it (`partial`, its deltas) is kept, as the official API keeps a message cut off by a
-    cancel: incomplete, reason run_cancelled, in a cancelled message_creation step."""
+    cancel stopped it (`partial`, its deltas, in `draft`) is kept, as the official API keeps a message
+    cut off by a cancel: incomplete, reason run_cancelled, in a cancelled message_creation step."""
     ended = _ended_steps(steps, CANCELLED, "cancelled_at", now)
-    leading: list[Event] = [events.step_event(step) for step in ended]
-    messages: tuple[Message, ...] = ()
-    if partial:
-        message = _assistant_message(current, "".join(partial), now, "run_cancelled")
-        details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
-        step = _step(current, details, CANCELLED, now, None)
-        leading += [
-            *events.opening_step_events(step),
-            *events.message_events(render_message(message), list(partial)),
-            events.step_event(step),
-        ]
-        messages, ended = (message,), (*ended, step)
+    cut, messages, reply_steps = _partial_reply(current, partial, draft, CANCELLED, "run_cancelled", now)
     run = _ended(current, CANCELLED, now)
     return _Move(current, CANCELLED, run).change(
-        "finish_cancel", (CANCELLING,), *leading, steps=ended, messages=messages, release_thread=True
+        "finish_cancel",
+        (CANCELLING,),
+        *(events.step_event(step) for step in ended),
+        *cut,
+        steps=(*ended, *reply_steps),
+        messages=messages,
+        release_thread=True,
     )
 
 

@@ -135,7 +135,7 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> Run:
         for index, request in enumerate(body.get("additional_messages") or [])
     ]
     check_references(project_id, messages_file_references(body.get("additional_messages") or [], "additional_messages"))
-    new = lifecycle.created(ref, body.get("metadata") or {}, run, messages, enqueue=_local_driver())
+    new = lifecycle.created(ref, body.get("metadata") or {}, run, messages, enqueue_at=_enqueue_at(body))
     started = time.perf_counter()
     stored = store.create_run(new)
     lifecycle.log_created(new, started, "applied" if stored else "refused")
@@ -177,7 +177,7 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
         ],
     )
     new = lifecycle.created(
-        ref, body.get("metadata") or {}, run, messages, enqueue=_local_driver(), new_thread=render_thread(thread)
+        ref, body.get("metadata") or {}, run, messages, enqueue_at=_enqueue_at(body), new_thread=render_thread(thread)
     )
     started = time.perf_counter()
     store.create_thread_and_run(thread, new)
@@ -281,7 +281,7 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
     answered = dict(
         step, status="completed", completed_at=_now(), step_details={"type": "tool_calls", "tool_calls": calls}
     )
-    change = lifecycle.outputs_submitted(current, answered, enqueue_at=_enqueue_now())
+    change = lifecycle.outputs_submitted(current, answered, enqueue_at=_enqueue_at(body))
     applied = lifecycle.commit(change)
     if not applied.applied:
         raise _not_requiring_action(get_run(project_id, thread_id, run_id).status)  # 404 if the thread went
@@ -295,6 +295,15 @@ def _not_requiring_action(status: str) -> InvalidRequest:
 def _enqueue_now() -> float | None:
     """Local driver: the change queues the run to be advanced at once."""
     return time.time() if _local_driver() else None
+
+
+def _enqueue_at(body: dict[str, Any]) -> float | None:
+    """Local driver: when the poller should advance the run. A streaming request drives its run itself
+    (one worker per step, so its client hears every delta), and the poller takes over only if the
+    request dies: after one lease."""
+    if not _local_driver():
+        return None
+    return time.time() + (settings.run_lease_seconds if body.get("stream") else 0.0)
 
 
 def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> dict[str, str]:

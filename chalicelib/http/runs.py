@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from chalice import Blueprint
@@ -11,6 +12,7 @@ from chalicelib.config import settings
 from chalicelib.domain import lifecycle, runs
 from chalicelib.domain.lifecycle import Run
 from chalicelib.domain.pagination import parse_list_query
+from chalicelib.http import streams
 from chalicelib.http.routing import Call, Reply, api_route
 
 blueprint = Blueprint(__name__)
@@ -21,23 +23,29 @@ STEPS = RUN + "/steps"
 
 
 def _stream_reply(stored: Run, after_seq: int) -> Reply:
-    """The run's events since `after_seq` as text/event-stream, ending `event: done` / `data: [DONE]`."""
-    from chalicelib.runs.streaming import events_until_stop  # the engine loads only for streams
+    """The run's events since `after_seq` as text/event-stream, as they happen where the server can
+    write them so (http/streams.py), ending `event: done` / `data: [DONE]`."""
+    from chalicelib.runs.streaming import stream_events  # the engine loads only for streams
 
-    streamed = events_until_stop(stored.ref, after_seq)
-    lines = [
-        f"event: {item['event']}\ndata: {json.dumps(item['data'], ensure_ascii=False)}\n\n" for item in streamed.events
-    ]
-    if not streamed.finished:
-        error = {
-            "code": "stream_timeout",
-            "message": f"The run did not stop within {settings.stream_max_seconds:g} s; poll it for the rest.",
-            "param": None,
-            "type": "server_error",
-        }
-        lines.append(f"event: error\ndata: {json.dumps(error)}\n\n")
-    lines.append("event: done\ndata: [DONE]\n\n")
-    return Reply("".join(lines), {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, raw=True)
+    sse = _server_sent_events(stream_events(stored.ref, after_seq))
+    return Reply(streams.body(sse), {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, raw=True)
+
+
+def _server_sent_events(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    from chalicelib.runs.streaming import DEADLINE
+
+    for item in events:
+        if item is DEADLINE:
+            error = {
+                "code": "stream_timeout",
+                "message": f"The run did not stop within {settings.stream_max_seconds:g} s; poll it for the rest.",
+                "param": None,
+                "type": "server_error",
+            }
+            yield f"event: error\ndata: {json.dumps(error)}\n\n"
+            break
+        yield f"event: {item['event']}\ndata: {json.dumps(item['data'], ensure_ascii=False)}\n\n"
+    yield "event: done\ndata: [DONE]\n\n"
 
 
 def _run_reply(stored: Run) -> Reply:

@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from chalice.local import (
 
 from chalicelib.config import settings
 from chalicelib.domain.errors import ApiError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from chalicelib.http import streams
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -202,7 +204,15 @@ class SpindleRequestHandler(ChaliceRequestHandler):
                 )
             )
             return
-        super()._generic_handle()
+        # A route may answer with a stream (http/streams.py): written chunk by chunk as it is produced,
+        # which needs HTTP/1.1's chunked transfer.
+        streams.start_request(streaming=self.request_version == "HTTP/1.1")
+        try:
+            super()._generic_handle()
+        finally:
+            leftover = streams.take()  # a stream the response never got to (an error in between)
+            if leftover is not None and hasattr(leftover, "close"):
+                leftover.close()
 
     def _content_length(self) -> int | None:
         """The Content-Length, 0 when there is none; None when it is not one plain number."""
@@ -219,6 +229,10 @@ class SpindleRequestHandler(ChaliceRequestHandler):
         return int(value.lstrip("0") or "0")  # int() counts leading zeros against its digit limit
 
     def _send_http_response_with_body(self, code: int, headers: dict[str, Any], body: str | bytes) -> None:
+        chunks = streams.take()
+        if chunks is not None and self.command != "HEAD":
+            self._send_streamed(code, headers, chunks)
+            return
         if self.command == "HEAD":  # headers only: a body here would be read as the next response
             encoded = body if isinstance(body, bytes) else body.encode("utf-8")
             self.send_response(code)
@@ -227,6 +241,25 @@ class SpindleRequestHandler(ChaliceRequestHandler):
             self._send_headers(headers)
             return
         super()._send_http_response_with_body(code, headers, body)
+
+    def _send_streamed(self, code: int, headers: dict[str, Any], chunks: Iterator[str]) -> None:
+        """Each chunk written and sent as the route produces it (chunked transfer encoding)."""
+        self.send_response(code)
+        self.send_header("Content-Type", headers.pop("Content-Type", "text/event-stream"))
+        headers.pop("Content-Length", None)
+        self.send_header("Transfer-Encoding", "chunked")
+        self._send_headers(headers)
+        try:
+            for chunk in chunks:
+                data = chunk.encode("utf-8")
+                if data:  # an empty chunk would end the response
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away; the run goes on without it
+            self.close_connection = True
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
 
     def _discard_body(self, length: int) -> None:
         """Read an oversized body away so the client sees the 413 rather than a broken pipe."""

@@ -1,6 +1,11 @@
-"""The run engine: `advance_run` moves a run one step, and both drivers call it (the local poller and
-the Step Functions task). It is idempotent: every write is a guarded transition, the model call is
-made under a lease, and a worker that dies leaves a lease that expires, after which another resumes.
+"""The run engine: `advance_run` moves a run one step, and every driver calls it (the local poller,
+the Step Functions task, and a streaming request, which drives its own run while its client listens).
+It is idempotent: every write is a guarded transition, the model call is made under a lease, and a
+worker that dies leaves a lease that expires, after which another resumes.
+
+While the model writes, the engine turns its deltas into the official events at once and hands them to
+a `Listener` if one is attached (a streaming request); they are logged with the step's transition when
+it commits, and the listener is then told which of the committed events it has not seen yet.
 """
 
 from __future__ import annotations
@@ -9,17 +14,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from chalicelib.config import settings
 from chalicelib.domain import lifecycle
+from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.lifecycle import FunctionCall, Run
+from chalicelib.domain.lifecycle import Draft, FunctionCall, Run
 from chalicelib.runs.context import model_request
 from chalicelib.runs.providers import provider_for
-from chalicelib.runs.providers.base import Collector, ProviderError, Reply
+from chalicelib.runs.providers.base import Collector, ProviderError, ProviderEvent, Reply, TextDelta, ToolCallDelta
 from chalicelib.storage import runs as store
 from chalicelib.storage.records import RunChange, RunRef
 
@@ -37,7 +44,91 @@ class Outcome:
     wait_seconds: float = 0.0
 
 
-def advance_run(ref: RunRef) -> Outcome:
+class Listener(Protocol):
+    """Who hears a run's events as they happen (a streaming request), from the worker's thread."""
+
+    def live(self, event: Event) -> None:
+        """An event of the reply being written, before its transition is committed."""
+
+    def committed(self, after_seq: int, through_seq: int, unseen: Sequence[Event]) -> None:
+        """A transition this worker committed: its events are the log's segments after `after_seq`
+        through `through_seq`; `unseen` are those not already given to `live`."""
+
+
+@dataclass
+class _Live:
+    """The official events of a reply as the model writes it: given to the listener at once, and
+    remembered, so that the committed transition is not told twice."""
+
+    working: Run
+    draft: Draft
+    listener: Listener | None
+    delivered: set[tuple[str, Any]] = field(default_factory=set)
+    call_ids: dict[int, str] = field(default_factory=dict)  # by the model's call index
+    announced: set[int] = field(default_factory=set)
+    held_arguments: dict[int, list[str]] = field(default_factory=dict)  # until the call has its name
+    text_open: bool = False
+    tools_open: bool = False
+
+    def emit(self, *events: Event) -> None:
+        for event in events:
+            self.delivered.add((event["event"], event["data"].get("id")))
+            if self.listener is not None:
+                self.listener.live(event)
+
+    def on(self, event: ProviderEvent, partial: Reply) -> None:
+        if isinstance(event, TextDelta) and event.text:
+            if not self.text_open:
+                self.text_open = True
+                self.emit(*lifecycle.message_opening(self.working, self.draft))
+            self.emit(lifecycle.message_delta(self.draft, event.text))
+        elif isinstance(event, ToolCallDelta):
+            if not self.tools_open:
+                self.tools_open = True
+                if self.text_open:  # the text before the calls is a message of its own, complete now
+                    now = int(time.time())
+                    self.emit(*lifecycle.message_written(self.working, self.draft, partial.text_deltas, now))
+                self.emit(*lifecycle.tool_calls_opening(self.working, self.draft))
+            self._call_delta(event, partial)
+
+    def _call_delta(self, event: ToolCallDelta, partial: Reply) -> None:
+        index = event.index
+        if index not in self.call_ids and event.id and event.id not in self.call_ids.values():
+            self.call_ids[index] = event.id
+        held = self.held_arguments.setdefault(index, [])
+        if event.arguments:
+            held.append(event.arguments)
+        name = next((call.name for call in partial.calls if call.index == index and call.name), None)
+        if index not in self.announced and name:
+            self.announced.add(index)
+            position = len(self.announced) - 1
+            self.emit(lifecycle.tool_call_announced(self.draft, position, self.call_id(index), name))
+        if index in self.announced:
+            position = sorted(self.announced).index(index)
+            for fragment in held:
+                self.emit(lifecycle.tool_call_arguments(self.draft, position, fragment))
+            held.clear()
+
+    def call_id(self, index: int) -> str:
+        """The call's id: the model's, unless it sent none or repeated one."""
+        if index not in self.call_ids:
+            self.call_ids[index] = new_id("call")
+        return self.call_ids[index]
+
+    def unseen(self, events: Sequence[Event]) -> list[Event]:
+        return [event for event in events if (event["event"], event["data"].get("id")) not in self.delivered]
+
+
+def _commit(change: RunChange, live: _Live | None, listener: Listener | None) -> Any:
+    """Commit a move and tell the listener what of it it has not seen."""
+    applied = lifecycle.commit(change)
+    if applied.applied and listener is not None and applied.event_seq is not None:
+        unseen = live.unseen(change.events) if live is not None else list(change.events)
+        listener.committed(change.event_seq, applied.event_seq, unseen)
+    return applied
+
+
+def advance_run(ref: RunRef, listener: Listener | None = None) -> Outcome:
     known: Run | None = None  # the run as a refused change found it: no need to read it again
     for _ in range(5):  # a lost race re-reads the run; a handful of rounds always settles
         stored = known or store.get_live_run(ref)
@@ -59,18 +150,18 @@ def advance_run(ref: RunRef) -> Outcome:
         elif stored.status == lifecycle.REQUIRES_ACTION:
             return Outcome(done=False, wait_seconds=stored.run["expires_at"] - now)
         else:
-            return _work(stored, now)
-        applied = lifecycle.commit(ending)
+            return _work(stored, now, listener)
+        applied = _commit(ending, None, listener)
         if applied.applied:
             return Outcome(done=True)
         known = applied.current
     return Outcome(done=False, wait_seconds=0.5)
 
 
-def _work(stored: Run, now: float) -> Outcome:
+def _work(stored: Run, now: float, listener: Listener | None) -> Outcome:
     token = uuid.uuid4().hex
     claim = lifecycle.claimed(stored, token, now, settings.run_lease_seconds)
-    applied = lifecycle.commit(claim)
+    applied = _commit(claim, None, listener)
     if not applied.applied:
         current = applied.current or store.get_run(stored.ref)
         if current is None or lifecycle.is_terminal(current):
@@ -78,17 +169,18 @@ def _work(stored: Run, now: float) -> Outcome:
         if current.status == lifecycle.IN_PROGRESS and current.lease_expires:
             return Outcome(done=False, wait_seconds=max(0.05, current.lease_expires - now))
         return Outcome(done=False)
-    working = replace(lifecycle.after(stored, claim), event_seq=stored.event_seq + (1 if claim.events else 0))
+    working = replace(lifecycle.after(stored, claim), event_seq=applied.event_seq)
+    live = _Live(working, lifecycle.new_draft(int(time.time())), listener)
     try:
         with _watched(working) as moved_on:
-            change = _next_change(working, moved_on)
+            change = _next_change(working, live, moved_on)
     except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
         log.exception("run %s: advancing it failed", working.ref.key)
         reason = f"Spindle could not advance the run ({type(error).__name__}: {error})."
         change = lifecycle.failed(working, "server_error", reason, int(time.time()))
     if change is None:  # the run moved on without this worker (a cancel): decide again on what it is now
-        return advance_run(working.ref)
-    return _settle(working, change)
+        return advance_run(working.ref, listener)
+    return _settle(working, change, live)
 
 
 @contextmanager
@@ -128,7 +220,7 @@ def _watched(working: Run) -> Iterator[threading.Event]:
         watcher.join()
 
 
-def _next_change(working: Run, moved_on: threading.Event) -> RunChange | None:
+def _next_change(working: Run, live: _Live, moved_on: threading.Event) -> RunChange | None:
     """The transition this claimed run makes next: the model's reply, its tool calls, or the end; None
     if the run moved on without this worker while the model answered."""
     now = int(time.time())
@@ -143,46 +235,48 @@ def _next_change(working: Run, moved_on: threading.Event) -> RunChange | None:
     try:
         for event in stream:
             if moved_on.is_set():  # what arrives after the cancel was seen is not the run's
-                return _interrupted(working, collector.partial)
+                return _interrupted(working, live, collector.partial)
             collector.add(event)
+            live.on(event, collector.partial)
         result = collector.reply()
     except ProviderError as error:
         if moved_on.is_set():
-            return _interrupted(working, collector.partial)
-        return lifecycle.failed(working, error.code, error.message, int(time.time()))
+            return _interrupted(working, live, collector.partial)
+        streamed = collector.partial.text_deltas if live.text_open and not live.tools_open else []
+        return lifecycle.failed(working, error.code, error.message, int(time.time()), streamed, live.draft)
     finally:
         stream.close()  # stops the model call if it is still going
-    return _after_model(working, result)
+    return _after_model(working, live, result)
 
 
-def _interrupted(working: Run, partial: Reply) -> RunChange | None:
+def _interrupted(working: Run, live: _Live, partial: Reply) -> RunChange | None:
     """The run moved on while the model answered. A cancel keeps the text written so far (a tool call
     cut short is dropped); anything else is decided again from the run as it is now."""
     current = store.get_live_run(working.ref)
     if current is None or current.status != lifecycle.CANCELLING:
         return None
     kept = partial.text_deltas if not partial.calls else []
-    return lifecycle.cancelled(current, store.all_steps(current.ref), int(time.time()), kept)
+    return lifecycle.cancelled(current, store.all_steps(current.ref), int(time.time()), kept, live.draft)
 
 
-def _settle(working: Run, change: RunChange) -> Outcome:
+def _settle(working: Run, change: RunChange, live: _Live) -> Outcome:
     try:
-        applied = lifecycle.commit(change)
+        applied = _commit(change, live, live.listener)
     except Exception as error:  # e.g. a reply too large to store: retrying would call the model again
         log.exception("run %s: storing its step failed", working.ref.key)
         if change.to_status == lifecycle.FAILED:
             raise
         unstorable = f"Spindle could not store the model's reply: {error}"
-        return _settle(working, lifecycle.failed(working, "server_error", unstorable, int(time.time())))
+        return _settle(working, lifecycle.failed(working, "server_error", unstorable, int(time.time())), live)
     if applied.applied:
         if change.to_status == lifecycle.REQUIRES_ACTION:
             return Outcome(done=False, wait_seconds=max(0.0, working.run["expires_at"] - time.time()))
         return Outcome(done=change.to_status in lifecycle.TERMINAL)
     # Someone moved the run meanwhile (a cancel): the next round finishes what they asked for.
-    return advance_run(working.ref)
+    return advance_run(working.ref, live.listener)
 
 
-def _after_model(working: Run, result: Reply) -> RunChange:
+def _after_model(working: Run, live: _Live, result: Reply) -> RunChange:
     """Which move the model's reply makes: tool calls, an answer, or an ending."""
     now = int(time.time())
     spent = lifecycle.with_usage(working, result.prompt_tokens, result.completion_tokens)
@@ -193,17 +287,14 @@ def _after_model(working: Run, result: Reply) -> RunChange:
     if result.calls and result.finish_reason == "length":
         return lifecycle.incomplete(spent, "max_completion_tokens", now)  # the arguments are cut off
     if result.calls:
-        return lifecycle.required_action(spent, _function_calls(result), step_usage=step_usage, now=now)
+        calls = [
+            FunctionCall(live.call_id(call.index), call.name, call.arguments, tuple(call.argument_deltas))
+            for call in result.calls
+        ]
+        return lifecycle.required_action(
+            spent, live.draft, calls, step_usage=step_usage, now=now, text_deltas=result.text_deltas
+        )
     truncated = result.finish_reason == "length"
-    return lifecycle.answered(spent, result.text_deltas, truncated=truncated, step_usage=step_usage, now=now)
-
-
-def _function_calls(result: Reply) -> list[FunctionCall]:
-    """The model's calls, each with an id of its own (a model may send none, or repeat one)."""
-    seen: set[str] = set()
-    calls = []
-    for call in result.calls:
-        call_id = call.id if call.id and call.id not in seen else new_id("call")
-        seen.add(call_id)
-        calls.append(FunctionCall(call_id, call.name, call.arguments, tuple(call.argument_deltas)))
-    return calls
+    return lifecycle.answered(
+        spent, live.draft, result.text_deltas, truncated=truncated, step_usage=step_usage, now=now
+    )

@@ -1,27 +1,34 @@
-"""`stream: true`: drive the run to its next stop, then hand back the events its log holds since.
+"""`stream: true`: drive the run to its next stop and hand over its events as they happen.
 
-Chalice and API Gateway deliver a response body in one piece, so a stream is rendered once the run
-reaches `requires_action` or a terminal state. The request drives the run itself with the same
-`advance_run` the drivers call (whoever holds the lease does the step; the others wait), so a stream
-never waits on a poll interval. The log is the only source: a live-tailing front end can later serve
-the same events incrementally without touching the engine.
+The request drives the run itself with the same `advance_run` the drivers call (whoever holds the lease
+does the step; the others wait), in a worker thread, listening: the reply's events come as the model
+writes them, each committed transition's remaining events as it commits, and what others logged
+meanwhile (a cancel, a driver's step) from the run's event log, in the log's order. The log stays the
+record: a stream that starts later, or a second one, is rendered from it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
+import queue
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import settings
+from chalicelib.domain.events import Event
 from chalicelib.domain.lifecycle import STOPS
 from chalicelib.runs.engine import Outcome, advance_run
 from chalicelib.storage import runs as store
 from chalicelib.storage.records import RunRef
 
 IDLE_SLEEP_SECONDS = 0.05
+log = logging.getLogger("spindle.streaming")
+# Yielded when the run did not stop within SPINDLE_STREAM_MAX_SECONDS: the stream ends, the run goes on.
+DEADLINE: Event = {"event": "spindle.deadline", "data": {}}
 
 
 @dataclass(frozen=True)
@@ -30,27 +37,77 @@ class StreamedEvents:
     finished: bool  # False: the run did not stop within SPINDLE_STREAM_MAX_SECONDS
 
 
+class _Heard:
+    """The engine's listener: what the worker thread hears, queued for the request's thread."""
+
+    def __init__(self) -> None:
+        self.items: queue.Queue[tuple[Any, ...]] = queue.Queue()
+
+    def live(self, event: Event) -> None:
+        self.items.put(("live", event))
+
+    def committed(self, after_seq: int, through_seq: int, unseen: Sequence[Event]) -> None:
+        self.items.put(("committed", after_seq, through_seq, list(unseen)))
+
+
+def _advance(ref: RunRef, heard: _Heard) -> None:
+    outcome = Outcome(done=False, wait_seconds=IDLE_SLEEP_SECONDS)
+    try:
+        outcome = advance_run(ref, heard)
+    except Exception:  # a storage hiccup outside the engine's own guard: the stream looks again
+        log.exception("run %s: advancing it for a stream failed", ref.key)
+    finally:
+        heard.items.put(("done", outcome))
+
+
 def _stopped(ref: RunRef) -> bool:
     stored = store.get_live_run(ref)
     return stored is None or stored.status in STOPS
 
 
-def events_until_stop(ref: RunRef, after_seq: int) -> StreamedEvents:
-    """Advance the run in a worker thread so that the deadline holds even during a slow model call;
-    a step still running at the deadline finishes in the background (or its lease passes to a driver)."""
+def stream_events(ref: RunRef, after_seq: int) -> Iterator[Event]:
+    """The run's events after log segment `after_seq`, as they happen, until it stops (or DEADLINE).
+    A step still running at the deadline finishes in the background (or its lease passes to a driver)."""
     deadline = time.monotonic() + settings.stream_max_seconds
+    logged, seen = store.read_log(ref, after_seq)
+    yield from logged
     while not _stopped(ref):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return StreamedEvents(store.events_after(ref, after_seq), finished=_stopped(ref))
-        outcome: list[Outcome] = []
-        # The step runs in this request's context, so its log lines carry the request's id.
-        step = contextvars.copy_context()
-        worker = threading.Thread(
-            target=step.run, args=(lambda box=outcome: box.append(advance_run(ref)),), daemon=True
-        )
+        if time.monotonic() >= deadline:
+            yield from store.read_log(ref, seen)[0]
+            yield DEADLINE
+            return
+        heard = _Heard()
+        step = contextvars.copy_context()  # the step's log lines carry this request's id
+        worker = threading.Thread(target=step.run, args=(_advance, ref, heard), daemon=True)
         worker.start()
-        worker.join(remaining)
-        if outcome and not outcome[0].done:
-            time.sleep(min(max(outcome[0].wait_seconds, 0.0), IDLE_SLEEP_SECONDS))
-    return StreamedEvents(store.events_after(ref, after_seq), finished=True)
+        outcome: Outcome | None = None
+        while outcome is None:
+            remaining = deadline - time.monotonic()
+            try:
+                item = heard.items.get(timeout=max(remaining, 0))
+            except queue.Empty:
+                yield from store.read_log(ref, seen)[0]
+                yield DEADLINE
+                return
+            if item[0] == "live":
+                yield item[1]
+            elif item[0] == "committed":
+                _, after, through, unseen = item
+                if after > seen:  # segments others wrote before this one: in the log's order
+                    yield from store.read_log(ref, seen, after)[0]
+                yield from unseen
+                seen = through
+            else:
+                outcome = item[1]
+        logged, seen = store.read_log(ref, seen)  # whatever others logged meanwhile
+        yield from logged
+        if not outcome.done:
+            time.sleep(min(max(outcome.wait_seconds, 0.0), IDLE_SLEEP_SECONDS))
+    yield from store.read_log(ref, seen)[0]
+
+
+def events_until_stop(ref: RunRef, after_seq: int) -> StreamedEvents:
+    """The whole stream at once, for a server that cannot write a response as it is produced."""
+    events = list(stream_events(ref, after_seq))
+    finished = not events or events[-1] is not DEADLINE
+    return StreamedEvents([event for event in events if event is not DEADLINE], finished)

@@ -120,6 +120,7 @@ class Applied:
 
     applied: bool
     current: StoredRun | None = None
+    event_seq: int | None = None  # when applied: how many segments the run's event log holds now
 
 
 @dataclass(frozen=True)
@@ -133,4 +134,4 @@ class NewRun:
     run: Mapping[str, Any]
     messages: tuple[Message, ...]
     events: tuple[dict[str, Any], ...]
-    enqueue: bool
+    enqueue_at: float | None  # local driver: when the run queue should first advance the run

@@ -8,7 +8,6 @@ never applies twice. The messages and steps a transition produces are written in
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,8 +89,20 @@ def _event_records(ref: RunRef, after_seq: int, events: tuple[dict[str, Any], ..
 
 def events_after(ref: RunRef, seq: int) -> list[dict[str, Any]]:
     """The run's events logged after segment `seq`, in order."""
-    records = RunEventRecord.query(ref.key, RunEventRecord.seq > seq, consistent_read=True)
-    return [item for record in records for item in record.events]
+    return read_log(ref, seq)[0]
+
+
+def read_log(ref: RunRef, after_seq: int, through_seq: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The run's events in segments after `after_seq` (and at most `through_seq`), in order, and the
+    last segment read (`after_seq` if none): one Query."""
+    condition = (
+        RunEventRecord.seq > after_seq
+        if through_seq is None
+        else RunEventRecord.seq.between(after_seq + 1, through_seq)
+    )
+    records = list(RunEventRecord.query(ref.key, condition, consistent_read=True))
+    last = int(records[-1].seq) if records else after_seq
+    return [item for record in records for item in record.events], last
 
 
 def _save_new_run(transaction: TransactWrite, new: NewRun) -> None:
@@ -112,8 +123,8 @@ def _save_new_run(transaction: TransactWrite, new: NewRun) -> None:
         transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
     for record in records:
         transaction.save(record)
-    if new.enqueue:
-        transaction.save(queue_entry(ref, time.time()))
+    if new.enqueue_at is not None:
+        transaction.save(queue_entry(ref, new.enqueue_at))
 
 
 def create_run(new: NewRun) -> bool:
@@ -231,16 +242,17 @@ def apply(change: RunChange) -> Applied:
 
     # Updates are sent last, the run's before the thread's. Any other failed condition (an event-log
     # segment another worker wrote first) means the run moved on too.
+    logged = change.event_seq + len(records)
     refusal = transact(lambda transaction: build(transaction, into_thread=True))
     if refusal is None:
-        return Applied(True)
+        return Applied(True, event_seq=logged)
     run_index = -2 if change.release_thread else -1
     if change.release_thread and set(refusal.failed) == {refusal.size - 1}:
         # Only the thread refused: it was deleted (or no longer names this run). Finish the run and
         # write nothing into a thread that is gone.
         refusal = transact(lambda transaction: build(transaction, into_thread=False))
         if refusal is None:
-            return Applied(True)
+            return Applied(True, event_seq=logged)
         run_index = -1
     old = refusal.old_item(run_index)
     return Applied(False, None if old is None else _stored(RunRecord.from_raw_data(old)))

@@ -54,7 +54,16 @@ def test_malformed_provider_output_fails_the_run_at_once_and_frees_the_thread(cl
     assert ended.last_error is not None and ended.last_error.code == "server_error"
     assert "malformed" in ended.last_error.message
     assert len(standin.requests(model)) == 1  # failed once, not retried lease after lease
-    assert [m.role for m in client.beta.threads.messages.list(thread.id)] == ["user"]  # nothing partial
+    # Text the model wrote before its output went bad is kept as a reply cut off by a failed run (the
+    # official API's incomplete message, reason run_failed); otherwise nothing is written.
+    written_before_the_fault = {"a usage count that is a string": "hi"}.get(fault)
+    messages = client.beta.threads.messages.list(thread.id).data
+    if written_before_the_fault is None:
+        assert [m.role for m in messages] == ["user"]
+    else:
+        assert [m.role for m in messages] == ["assistant", "user"]
+        assert messages[0].status == "incomplete" and messages[0].incomplete_details.reason == "run_failed"
+        assert messages[0].content[0].text.value == written_before_the_fault
     # The thread is free: the next run gets the model's next answer.
     again = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert again.status == "completed"

@@ -226,12 +226,17 @@ def test_parallel_calls_stream_their_arguments_and_their_results_share_one_user_
     assert "".join(handler.text_deltas) == "Found a, b and c."
 
     second = standin_bedrock.requests(model)[1]
-    # The engine keeps a reply's calls, not the text that came with them ("Looking them up."), so the
-    # replayed assistant turn holds the calls alone.
+    # The text that came with the calls ("Looking them up.") is a message of its own in the thread, so
+    # the replayed assistant turn holds it, then the calls.
     assert second["messages"][1] == {
         "role": "assistant",
-        "content": [{"toolUse": {"toolUseId": i, "name": n, "input": json.loads(a)}} for i, n, a in calls],
+        "content": [
+            {"text": "Looking them up."},
+            *({"toolUse": {"toolUseId": i, "name": n, "input": json.loads(a)}} for i, n, a in calls),
+        ],
     }
+    (said,) = client.beta.threads.messages.list(thread.id, run_id=run.id, order="asc").data[:1]
+    assert said.content[0].text.value == "Looking them up." and said.status == "completed"
     assert second["messages"][2] == {
         "role": "user",
         "content": [{"toolResult": {"toolUseId": i, "content": [{"text": i[-1].upper()}]}} for i, _, _ in calls],
@@ -284,7 +289,9 @@ def test_a_reply_cut_at_max_tokens_makes_the_run_incomplete(client, standin_bedr
         pytest.param(broken_off("This reply never"), "server_error", "Amazon Bedrock's stream broke", 1, id="broken"),
     ],
 )
-def test_a_failing_bedrock_fails_the_run_and_frees_the_thread(client, standin_bedrock, step, code, message, attempts):
+def test_a_failing_bedrock_fails_the_run_and_frees_the_thread(
+    client, standin_bedrock, step, code, message, attempts, request
+):
     model = standin_bedrock.script([step])
     assistant = assistant_for(client, model)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello"}])
@@ -295,7 +302,15 @@ def test_a_failing_bedrock_fails_the_run_and_frees_the_thread(client, standin_be
     assert run.last_error.code == code and run.last_error.message.startswith(message)
     assert run.failed_at is not None and run.completed_at is None
     assert len(standin_bedrock.requests(model)) == attempts  # botocore retries only the call, not a stream
-    assert client.beta.threads.messages.list(thread.id, run_id=run.id).data == []
+    # Text the model wrote before it failed is kept as a reply cut off by a failed run; else nothing.
+    written = {"in-stream-exception": "Let me", "in-stream-throttling": "Let me", "broken": "This reply never"}
+    kept = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    if request.node.callspec.id not in written:
+        assert kept == []
+    else:
+        (cut,) = kept
+        assert cut.status == "incomplete" and cut.incomplete_details.reason == "run_failed"
+        assert cut.content[0].text.value and written[request.node.callspec.id].startswith(cut.content[0].text.value)
     client.beta.threads.messages.create(thread.id, role="user", content="Still there?")  # the thread is free
 
 

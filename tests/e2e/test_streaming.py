@@ -11,7 +11,7 @@ import uuid
 import pytest
 from openai import AssistantEventHandler
 
-from tests.standin_model import broken_stream, length, slow, split_text, text, tool_call
+from tests.standin_model import broken_stream, drip, length, slow, split_text, text, tool_call
 
 CITY = {
     "type": "function",
@@ -169,11 +169,31 @@ def test_a_provider_failure_mid_stream_yields_run_failed_and_then_done(model_ser
     thread = a_thread(client)
     payload = raw_stream(model_server, token, f"/v1/threads/{thread.id}/runs", {"assistant_id": assistant.id})
     names = [line.removeprefix("event: ") for line in payload.splitlines() if line.startswith("event: ")]
-    assert names == ["thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.failed", "done"]
+    # The deltas the model wrote before it died were streamed as they came; the reply ends incomplete.
+    deltas = names.count("thread.message.delta")
+    assert deltas >= 1
+    assert names == [
+        *TEXT_SEQUENCE,
+        *["thread.message.delta"] * deltas,
+        "thread.message.incomplete",
+        "thread.run.step.failed",
+        "thread.run.failed",
+        "done",
+    ]
     assert payload.endswith("event: done\ndata: [DONE]\n\n")
     failed = json.loads(payload.split("event: thread.run.failed\ndata: ")[1].split("\n")[0])
     assert failed["last_error"]["code"] == "server_error"
-    assert client.beta.threads.messages.list(thread.id).data[0].role == "user"  # no partial reply stored
+    streamed = "".join(
+        json.loads(line.removeprefix("data: "))["delta"]["content"][0]["text"]["value"]
+        for line in payload.splitlines()
+        if line.startswith("data: ") and '"object": "thread.message.delta"' in line
+    )
+    # The partial reply is kept as the official API keeps a message cut off by a failed run.
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert reply.role == "assistant" and reply.status == "incomplete"
+    assert reply.incomplete_details.reason == "run_failed" and reply.content[0].text.value == streamed
+    (step,) = client.beta.threads.runs.steps.list(failed["id"], thread_id=thread.id).data
+    assert step.status == "failed" and step.last_error.code == "server_error"
 
 
 def test_a_run_cancelled_while_streaming_ends_cancelled(client, standin):
@@ -215,3 +235,74 @@ def test_the_event_log_is_what_every_stream_is_rendered_from(client, standin, mo
     assert "thread.run.created" not in [e.event for e in second]
     assert second[-1].event == "thread.run.completed"
     time.sleep(0)  # the run is finished: nothing runs in the background
+
+
+class Clocked(Collector):
+    """Notes, for each text delta, how many chunks the stand-in model had sent when it arrived."""
+
+    def __init__(self, standin, model: str) -> None:
+        super().__init__()
+        self.standin, self.model = standin, model
+        self.model_chunks_at_delta: list[int] = []
+        self.deltas_before_completed = 0
+
+    def on_text_delta(self, delta, snapshot) -> None:
+        super().on_text_delta(delta, snapshot)
+        self.model_chunks_at_delta.append(self.standin.chunks_sent.get(self.model, 0))
+
+    def on_event(self, event) -> None:
+        super().on_event(event)
+        if event.event == "thread.run.completed":
+            self.deltas_before_completed = len(self.text_deltas)
+
+
+def test_deltas_reach_the_client_while_the_model_is_still_writing(client, standin):
+    """Live delivery: the first delta arrives while the model (ten deltas, 0.3 s apart) still writes,
+    on_text_delta runs before the run completes, and the stored message is the deltas joined."""
+    pieces = [f"word{number} " for number in range(10)]
+    model = standin.script([drip(pieces, gap_seconds=0.3)])
+    assistant = client.beta.assistants.create(model=model)
+    thread = a_thread(client)
+    handler = Clocked(standin, model)
+
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+        s.until_done()
+
+    assert handler.model_chunks_at_delta[0] < len(pieces)  # the model had not finished writing
+    assert handler.deltas_before_completed == len(handler.text_deltas) == len(pieces)
+    assert "".join(handler.text_deltas) == "".join(pieces)
+    assert handler.names == [*TEXT_SEQUENCE, *["thread.message.delta"] * len(pieces), *TEXT_ENDING]
+    stored = client.beta.threads.messages.list(thread.id).data[0]
+    assert stored.role == "assistant" and stored.content[0].text.value == "".join(pieces)
+    assert client.beta.threads.runs.retrieve(handler.current_run.id, thread_id=thread.id).status == "completed"
+
+
+def test_a_client_that_hangs_up_mid_stream_leaves_a_run_that_completes_once(model_server, standin):
+    """The streaming request's worker goes on without its client: the run completes with one reply and
+    one model call, and a second client polling meanwhile sees a consistent status."""
+    token = f"sk-stream-hangup-{uuid.uuid4().hex}"
+    client = model_server.client(token)
+    pieces = [f"part{number} " for number in range(12)]
+    model = standin.script([drip(pieces, gap_seconds=0.15)])
+    assistant = client.beta.assistants.create(model=model)
+    thread = a_thread(client)
+    connection = http.client.HTTPConnection("127.0.0.1", model_server.port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = json.dumps({"assistant_id": assistant.id, "stream": True})
+    connection.request("POST", f"/v1/threads/{thread.id}/runs", body=body, headers=headers)
+    response = connection.getresponse()
+    seen = b""
+    while b"thread.message.delta" not in seen:  # the reply has begun
+        seen += response.read1(4096)
+    connection.close()  # the client hangs up mid-reply
+
+    run_id = client.beta.threads.runs.list(thread.id).data[0].id
+    statuses = set()
+    while (status := client.beta.threads.runs.retrieve(run_id, thread_id=thread.id).status) != "completed":
+        statuses.add(status)
+        assert status in ("queued", "in_progress"), status
+        time.sleep(0.05)
+    assert statuses <= {"queued", "in_progress"}
+    (reply,) = client.beta.threads.messages.list(thread.id, run_id=run_id).data
+    assert reply.content[0].text.value == "".join(pieces)
+    assert len(standin.requests(model)) == 1  # one model call for the step, not one per worker

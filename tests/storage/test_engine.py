@@ -20,6 +20,7 @@ from chalicelib.storage.records import ListQuery, RunChange
 from tests.storage.conftest import time_passes
 
 PROJECT = "proj_engine"
+DRAFT = lifecycle.new_draft(1)
 
 
 def queued_run(aws):
@@ -187,7 +188,7 @@ def test_a_reply_to_a_deleted_thread_ends_the_run_writes_nothing_into_it_and_lea
     claim = lifecycle.claimed(stored, "worker", time.time(), lease_seconds=60)
     assert store.apply(claim).applied
     working = dataclasses.replace(lifecycle.after(stored, claim), event_seq=stored.event_seq + 1)
-    reply = lifecycle.answered(working, ["too late"], truncated=False, step_usage=lifecycle.usage(1, 1), now=1)
+    reply = lifecycle.answered(working, DRAFT, ["too late"], truncated=False, step_usage=lifecycle.usage(1, 1), now=1)
     assert threads.delete_thread(PROJECT, stored.ref.thread_id)
 
     assert store.apply(reply).applied is True

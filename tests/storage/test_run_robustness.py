@@ -59,7 +59,7 @@ def test_the_stream_deadline_holds_during_a_slow_step(aws, monkeypatch):
     monkeypatch.setattr(streaming, "settings", dataclasses.replace(settings, stream_max_seconds=0.2))
     step_finished = threading.Event()
 
-    def slow_step(ref):
+    def slow_step(ref, listener=None):
         time.sleep(1.0)
         step_finished.set()
         return Outcome(done=False)

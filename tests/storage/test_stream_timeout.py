@@ -19,7 +19,7 @@ def post(api, path: str, body: dict):
 def test_a_run_that_does_not_stop_in_time_ends_the_stream_with_an_error_event(api, monkeypatch):
     monkeypatch.setattr(streaming, "settings", dataclasses.replace(settings, stream_max_seconds=0.3))
     # Another worker owns the run and never finishes: this request can only wait.
-    monkeypatch.setattr(streaming, "advance_run", lambda ref: Outcome(done=False, wait_seconds=1.0))
+    monkeypatch.setattr(streaming, "advance_run", lambda ref, listener=None: Outcome(done=False, wait_seconds=1.0))
     assistant = json.loads(post(api, "/v1/assistants", {"model": "offline"}).body)
     thread = json.loads(post(api, "/v1/threads", {"messages": [{"role": "user", "content": "hi"}]}).body)
 

@@ -12,6 +12,7 @@ from chalicelib.domain.lifecycle import FunctionCall, IllegalTransition
 from chalicelib.storage.records import RunRef, StoredRun
 
 REF = RunRef("proj_unit", "thread_unit", "run_unit")
+DRAFT = lifecycle.new_draft(1)
 RUN = {
     "id": REF.run_id,
     "object": "thread.run",
@@ -51,9 +52,9 @@ def test_every_built_move_is_in_the_table_and_ends_with_the_runs_own_event():
     usage = lifecycle.usage(1, 2)
     changes = [
         lifecycle.claimed(a_run("queued"), "token", 10.0, 20),
-        lifecycle.required_action(working, calls, step_usage=usage, now=5),
-        lifecycle.answered(working, ["Hel", "lo"], truncated=False, step_usage=usage, now=5),
-        lifecycle.answered(working, ["Hel"], truncated=True, step_usage=usage, now=5),
+        lifecycle.required_action(working, DRAFT, calls, step_usage=usage, now=5),
+        lifecycle.answered(working, DRAFT, ["Hel", "lo"], truncated=False, step_usage=usage, now=5),
+        lifecycle.answered(working, DRAFT, ["Hel"], truncated=True, step_usage=usage, now=5),
         lifecycle.incomplete(working, "max_prompt_tokens", 5),
         lifecycle.failed(working, "server_error", "broken", 5),
         lifecycle.cancel_requested(a_run("requires_action"), enqueue_at=None),
@@ -79,7 +80,7 @@ def test_a_move_the_table_lacks_is_refused():
 
 def test_the_answer_carries_its_message_step_and_events_in_the_official_order():
     working = lifecycle.with_usage(a_run("in_progress"), 3, 4)
-    change = lifecycle.answered(working, ["Hel", "lo"], truncated=False, step_usage=lifecycle.usage(3, 4), now=9)
+    change = lifecycle.answered(working, DRAFT, ["Hel", "lo"], truncated=False, step_usage=lifecycle.usage(3, 4), now=9)
     (message,) = change.messages
     (step,) = change.steps
     assert message.content[0]["text"]["value"] == "Hello"
@@ -102,7 +103,7 @@ def test_the_answer_carries_its_message_step_and_events_in_the_official_order():
 def test_private_state_stays_out_of_the_served_run():
     calls = [FunctionCall("call_1", "f", "{}", ("{}",))]
     working = lifecycle.with_usage(a_run("in_progress"), 3, 4)
-    change = lifecycle.required_action(working, calls, step_usage=lifecycle.usage(3, 4), now=5)
+    change = lifecycle.required_action(working, DRAFT, calls, step_usage=lifecycle.usage(3, 4), now=5)
     assert change.tool_step_id == change.steps[0]["id"]
     assert change.usage_so_far == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     served = lifecycle.render_run(lifecycle.after(working, change))
@@ -115,3 +116,31 @@ def test_changes_cannot_be_altered_after_they_are_built():
     with pytest.raises(dataclasses.FrozenInstanceError):
         change.messages = ()  # type: ignore[misc]
     assert isinstance(change.messages, tuple) and isinstance(change.events, tuple)
+
+
+def test_what_streams_live_is_what_the_committed_move_logs():
+    """The events a worker streams while the model writes carry the ids, and the very objects, the
+    committed move logs: a client that saw them live is told only the rest."""
+    working = a_run("in_progress")
+    draft = lifecycle.new_draft(4)
+    live = [*lifecycle.message_opening(working, draft), lifecycle.message_delta(draft, "Hel")]
+    change = lifecycle.answered(working, draft, ["Hel", "lo"], truncated=False, step_usage=lifecycle.usage(1, 2), now=9)
+    assert list(change.events[:4]) == live[:4]  # step created/in_progress, message created/in_progress
+    assert change.messages[0].id == draft.message_id and change.steps[0]["id"] == draft.message_step_id
+    assert live[4]["data"]["id"] == draft.message_id
+
+
+def test_text_before_function_calls_is_kept_as_a_message_of_its_own():
+    working = a_run("in_progress")
+    draft = lifecycle.new_draft(4)
+    calls = [FunctionCall("call_1", "f", "{}", ("{}",))]
+    change = lifecycle.required_action(
+        working, draft, calls, step_usage=lifecycle.usage(1, 2), now=9, text_deltas=["Let me ", "check."]
+    )
+    (message,) = change.messages
+    assert message.content[0]["text"]["value"] == "Let me check." and message.status == "completed"
+    assert [step["type"] for step in change.steps] == ["message_creation", "tool_calls"]
+    assert change.tool_step_id == draft.tool_step_id
+    names = [event["event"] for event in change.events]
+    assert names.index("thread.message.completed") < names.index("thread.run.step.delta")
+    assert names[-1] == "thread.run.requires_action"

@@ -156,6 +156,7 @@ class FunctionCallReply:
     id: str | None
     name: str
     argument_deltas: list[str] = field(default_factory=list)  # as streamed
+    index: int = 0  # the provider's index of the call
 
     @property
     def arguments(self) -> str:
@@ -192,7 +193,7 @@ class Collector:
             if item.text:
                 reply.text_deltas.append(item.text)
         elif isinstance(item, ToolCallDelta):
-            call = self._calls.setdefault(item.index, FunctionCallReply(None, ""))
+            call = self._calls.setdefault(item.index, FunctionCallReply(None, "", index=item.index))
             call.id = call.id or item.id
             call.name = call.name or item.name or ""
             if item.arguments:
