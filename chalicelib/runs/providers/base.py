@@ -140,6 +140,36 @@ class ProviderError(Exception):
         self.message = message
 
 
+class Boundary:
+    """Type checks for values a provider takes from its wire (SDKs build stream objects without
+    validating them), each failing as a ProviderError that names the field: `source` says whose."""
+
+    def __init__(self, source: str, counts_from_zero: bool = False) -> None:
+        self.source = source  # e.g. "The model provider sent a malformed response"
+        self.counts_from_zero = counts_from_zero  # refuse negative counts too
+
+    def malformed(self, field: str, value: Any) -> ProviderError:
+        return ProviderError("server_error", f"{self.source}: `{field}` is {type(value).__name__}.")
+
+    def text(self, value: Any, field: str) -> str:
+        if not isinstance(value, str):
+            raise self.malformed(field, value)
+        return value
+
+    def optional_text(self, value: Any, field: str) -> str | None:
+        return None if value is None else self.text(value, field)
+
+    def count(self, value: Any, field: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or (self.counts_from_zero and value < 0):
+            raise self.malformed(field, value)
+        return value
+
+    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.malformed(field, value)
+        return value
+
+
 class Provider(Protocol):
     def stream(self, request: ModelRequest) -> Events:
         """Yield the reply's events as the model produces them, ending with `Finish` (and `Usage`

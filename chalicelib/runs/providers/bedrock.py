@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from chalicelib.runs.providers.base import (
+    Boundary,
     ChatMessage,
     Events,
     Finish,
@@ -56,6 +57,7 @@ from chalicelib.runs.providers.base import (
 )
 from chalicelib.runs.providers.images import image_bytes, sniffed_media_type
 
+_wire = Boundary("Amazon Bedrock sent a malformed event", counts_from_zero=True)
 STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -161,47 +163,49 @@ class _Reading:
         self.finished = False
 
     def events(self, item: Any) -> Iterator[ProviderEvent]:
-        for kind, body in _mapping(item, "event").items():
+        for kind, body in _wire.mapping(item, "event").items():
             if kind == "contentBlockStart":
-                yield from self._start(_mapping(body, kind))
+                yield from self._start(_wire.mapping(body, kind))
             elif kind == "contentBlockDelta":
-                yield from self._delta(_mapping(body, kind))
+                yield from self._delta(_wire.mapping(body, kind))
             elif kind == "messageStop":
-                yield from self._stop(_mapping(body, kind))
+                yield from self._stop(_wire.mapping(body, kind))
             elif kind == "metadata":
-                usage = _mapping(_mapping(body, kind).get("usage"), "metadata.usage")
-                prompt = _count(usage.get("inputTokens"), "usage.inputTokens") + sum(
-                    _count(usage.get(name, 0), f"usage.{name}")
+                usage = _wire.mapping(_wire.mapping(body, kind).get("usage"), "metadata.usage")
+                prompt = _wire.count(usage.get("inputTokens"), "usage.inputTokens") + sum(
+                    _wire.count(usage.get(name, 0), f"usage.{name}")
                     for name in ("cacheReadInputTokens", "cacheWriteInputTokens")
                 )
-                yield Usage(prompt, _count(usage.get("outputTokens"), "usage.outputTokens"))
+                yield Usage(prompt, _wire.count(usage.get("outputTokens"), "usage.outputTokens"))
             elif kind in STREAM_EXCEPTIONS:
-                raise _refusal(kind, str(_mapping(body, kind).get("message") or "no message"))
+                raise _refusal(kind, str(_wire.mapping(body, kind).get("message") or "no message"))
             # messageStart, contentBlockStop and events this version does not know carry nothing to map
 
     def _start(self, body: Mapping[str, Any]) -> Iterator[ProviderEvent]:
-        index = _count(body.get("contentBlockIndex"), "contentBlockStart.contentBlockIndex")
-        tool = _mapping(body.get("start"), "contentBlockStart.start").get("toolUse")
+        index = _wire.count(body.get("contentBlockIndex"), "contentBlockStart.contentBlockIndex")
+        tool = _wire.mapping(body.get("start"), "contentBlockStart.start").get("toolUse")
         if tool is None:
             return
-        tool = _mapping(tool, "start.toolUse")
+        tool = _wire.mapping(tool, "start.toolUse")
         if index in self.calls:
             raise ProviderError("server_error", f"Amazon Bedrock started content block {index} twice.")
         self.calls[index] = ordinal = len(self.calls)
         yield ToolCallDelta(
-            ordinal, _text(tool.get("toolUseId"), "toolUse.toolUseId"), _text(tool.get("name"), "toolUse.name")
+            ordinal,
+            _wire.text(tool.get("toolUseId"), "toolUse.toolUseId"),
+            _wire.text(tool.get("name"), "toolUse.name"),
         )
 
     def _delta(self, body: Mapping[str, Any]) -> Iterator[ProviderEvent]:
-        index = _count(body.get("contentBlockIndex"), "contentBlockDelta.contentBlockIndex")
-        delta = _mapping(body.get("delta"), "contentBlockDelta.delta")
+        index = _wire.count(body.get("contentBlockIndex"), "contentBlockDelta.contentBlockIndex")
+        delta = _wire.mapping(body.get("delta"), "contentBlockDelta.delta")
         if "text" in delta:
-            yield TextDelta(_text(delta["text"], "delta.text"))
+            yield TextDelta(_wire.text(delta["text"], "delta.text"))
         elif "toolUse" in delta:
-            tool = _mapping(delta["toolUse"], "delta.toolUse")
-            fragment = _text(tool.get("input", ""), "delta.toolUse.input")
-            call_id = _optional_text(tool.get("toolUseId"), "delta.toolUse.toolUseId")
-            name = _optional_text(tool.get("name"), "delta.toolUse.name")
+            tool = _wire.mapping(delta["toolUse"], "delta.toolUse")
+            fragment = _wire.text(tool.get("input", ""), "delta.toolUse.input")
+            call_id = _wire.optional_text(tool.get("toolUseId"), "delta.toolUse.toolUseId")
+            name = _wire.optional_text(tool.get("name"), "delta.toolUse.name")
             ordinal = self.calls.get(index)
             if ordinal is None:
                 # A call named in its delta rather than in a contentBlockStart. (botocore keeps only the
@@ -219,7 +223,7 @@ class _Reading:
                 yield ToolCallDelta(ordinal, call_id, name, fragment)
 
     def _stop(self, body: Mapping[str, Any]) -> Iterator[ProviderEvent]:
-        reason = _text(body.get("stopReason"), "messageStop.stopReason")
+        reason = _wire.text(body.get("stopReason"), "messageStop.stopReason")
         if reason in MALFORMED_STOPS:
             raise ProviderError("server_error", f"The model's reply was malformed (Bedrock stopReason {reason}).")
         finish = STOP_REASONS.get(reason, "stop")  # a reason newer than this list: the reply ended
@@ -227,32 +231,6 @@ class _Reading:
             yield ToolCallDelta(ordinal, arguments="{}")  # a call without input takes no arguments
         self.finished = True
         yield Finish(finish)
-
-
-def _malformed(field: str, value: Any) -> ProviderError:
-    return ProviderError("server_error", f"Amazon Bedrock sent a malformed event: `{field}` is {type(value).__name__}.")
-
-
-def _mapping(value: Any, field: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _malformed(field, value)
-    return value
-
-
-def _text(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise _malformed(field, value)
-    return value
-
-
-def _optional_text(value: Any, field: str) -> str | None:
-    return None if value is None else _text(value, field)
-
-
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _malformed(field, value)
-    return value
 
 
 # --- the request --------------------------------------------------------------------------------

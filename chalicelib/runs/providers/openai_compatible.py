@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from chalicelib.runs.providers.base import (
+    Boundary,
     ChatMessage,
     Events,
     Finish,
@@ -28,6 +29,7 @@ from chalicelib.runs.providers.base import (
     Usage,
 )
 
+_wire = Boundary("The model provider sent a malformed response")
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -84,47 +86,25 @@ def _events(chunk: Any) -> Iterator[ProviderEvent]:
     for choice in chunk.choices or []:
         delta = choice.delta
         if delta is not None and delta.content:
-            yield TextDelta(_text(delta.content, "delta.content"))
+            yield TextDelta(_wire.text(delta.content, "delta.content"))
         for call in (delta.tool_calls if delta is not None else None) or []:
             function = call.function
             yield ToolCallDelta(
-                index=_count(call.index, "tool_calls[].index"),
-                id=_optional_text(call.id, "tool_calls[].id"),
-                name=_optional_text(function.name, "tool_calls[].function.name") if function is not None else None,
-                arguments=_optional_text(function.arguments, "tool_calls[].function.arguments") or ""
+                index=_wire.count(call.index, "tool_calls[].index"),
+                id=_wire.optional_text(call.id, "tool_calls[].id"),
+                name=_wire.optional_text(function.name, "tool_calls[].function.name") if function is not None else None,
+                arguments=_wire.optional_text(function.arguments, "tool_calls[].function.arguments") or ""
                 if function is not None
                 else "",
             )
         if choice.finish_reason:
             # Servers add reasons of their own (e.g. "eos", "abort"): the reply ended, as with "stop".
-            yield Finish(FINISH_REASONS.get(_text(choice.finish_reason, "finish_reason"), "stop"))
+            yield Finish(FINISH_REASONS.get(_wire.text(choice.finish_reason, "finish_reason"), "stop"))
     if chunk.usage is not None:
         yield Usage(
-            _count(chunk.usage.prompt_tokens, "usage.prompt_tokens"),
-            _count(chunk.usage.completion_tokens, "usage.completion_tokens"),
+            _wire.count(chunk.usage.prompt_tokens, "usage.prompt_tokens"),
+            _wire.count(chunk.usage.completion_tokens, "usage.completion_tokens"),
         )
-
-
-def _malformed(field: str, value: Any) -> ProviderError:
-    return ProviderError(
-        "server_error", f"The model provider sent a malformed response: `{field}` is {type(value).__name__}."
-    )
-
-
-def _text(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise _malformed(field, value)
-    return value
-
-
-def _optional_text(value: Any, field: str) -> str | None:
-    return None if value is None else _text(value, field)
-
-
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _malformed(field, value)
-    return value
 
 
 # --- the request --------------------------------------------------------------------------------
