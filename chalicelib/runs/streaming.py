@@ -15,7 +15,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import settings
@@ -29,12 +28,6 @@ IDLE_SLEEP_SECONDS = 0.05
 log = logging.getLogger("spindle.streaming")
 # Yielded when the run did not stop within SPINDLE_STREAM_MAX_SECONDS: the stream ends, the run goes on.
 DEADLINE: Event = {"event": "spindle.deadline", "data": {}}
-
-
-@dataclass(frozen=True)
-class StreamedEvents:
-    events: list[dict[str, Any]]
-    finished: bool  # False: the run did not stop within SPINDLE_STREAM_MAX_SECONDS
 
 
 class _Heard:
@@ -104,10 +97,3 @@ def stream_events(ref: RunRef, after_seq: int) -> Iterator[Event]:
         if not outcome.done:
             time.sleep(min(max(outcome.wait_seconds, 0.0), IDLE_SLEEP_SECONDS))
     yield from store.read_log(ref, seen)[0]
-
-
-def events_until_stop(ref: RunRef, after_seq: int) -> StreamedEvents:
-    """The whole stream at once, for a server that cannot write a response as it is produced."""
-    events = list(stream_events(ref, after_seq))
-    finished = not events or events[-1] is not DEADLINE
-    return StreamedEvents([event for event in events if event is not DEADLINE], finished)
