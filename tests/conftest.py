@@ -50,18 +50,23 @@ def standin():
         yield running
 
 
+def _model_settings(standin) -> dict[str, str]:
+    """The OpenAI-compatible stand-in as the model provider: quick retries, a 5 s model timeout, and a
+    60 s lease (a run that waits out a lease is told apart from one that ends at once)."""
+    return {
+        "SPINDLE_LLM_BASE_URL": standin.base_url,
+        "SPINDLE_LLM_API_KEY": "test",
+        "SPINDLE_LLM_MAX_RETRIES": "2",
+        "SPINDLE_LLM_TIMEOUT_SECONDS": "5",
+        "SPINDLE_RUN_LEASE_SECONDS": "60",
+    }
+
+
 @pytest.fixture(scope="session")
 def model_server(standin) -> Iterator[LocalServer]:
     """The local server with the stand-in as its model provider (quick retries, a 5 s model timeout,
     and a 60 s lease, so that a run that waits out a lease is told apart from one that ends at once)."""
-    with start_local_server(
-        auth="open",
-        SPINDLE_LLM_BASE_URL=standin.base_url,
-        SPINDLE_LLM_API_KEY="test",
-        SPINDLE_LLM_MAX_RETRIES="2",
-        SPINDLE_LLM_TIMEOUT_SECONDS="5",
-        SPINDLE_RUN_LEASE_SECONDS="60",
-    ) as running:
+    with start_local_server(auth="open", **_model_settings(standin)) as running:
         yield running
 
 
@@ -83,10 +88,6 @@ def bedrock_server(standin, standin_bedrock) -> Iterator[LocalServer]:
         SPINDLE_MODEL_PROVIDERS="anthropic.=bedrock",
         SPINDLE_BEDROCK_ENDPOINT=standin_bedrock.endpoint_url,
         SPINDLE_BEDROCK_REGION="us-west-2",
-        SPINDLE_LLM_BASE_URL=standin.base_url,
-        SPINDLE_LLM_API_KEY="test",
-        SPINDLE_LLM_MAX_RETRIES="2",
-        SPINDLE_LLM_TIMEOUT_SECONDS="5",
-        SPINDLE_RUN_LEASE_SECONDS="60",
+        **_model_settings(standin),
     ) as running:
         yield running

@@ -10,9 +10,9 @@ import json
 import uuid
 
 import pytest
-from openai import AssistantEventHandler
 
 from tests import standin_model
+from tests.event_collector import Collector
 from tests.standin_bedrock import (
     broken_off,
     max_tokens,
@@ -100,24 +100,6 @@ def test_a_text_reply_completes_the_run_and_is_stored_as_the_assistant_message(c
     }
     # SigV4-signed for SPINDLE_BEDROCK_REGION, with the credentials of the server's environment
     assert "/us-west-2/bedrock/aws4_request" in standin_bedrock.request_headers(model)[0]["authorization"]
-
-
-class Collector(AssistantEventHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-        self.text_deltas: list[str] = []
-        self.argument_deltas: list[str] = []
-
-    def on_event(self, event) -> None:
-        self.names.append(event.event)
-
-    def on_text_delta(self, delta, snapshot) -> None:
-        self.text_deltas.append(delta.value)
-
-    def on_tool_call_delta(self, delta, snapshot) -> None:
-        if delta.type == "function" and delta.function and delta.function.arguments:
-            self.argument_deltas.append(delta.function.arguments)
 
 
 def test_a_streamed_reply_replays_bedrocks_deltas_and_they_make_the_stored_message(client, standin_bedrock):

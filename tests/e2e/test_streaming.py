@@ -9,8 +9,8 @@ import time
 import uuid
 
 import pytest
-from openai import AssistantEventHandler
 
+from tests.event_collector import Collector
 from tests.standin_model import broken_stream, drip, length, slow, split_text, text, tool_call
 
 CITY = {
@@ -21,28 +21,6 @@ CITY = {
     },
 }
 ARGUMENTS = '{"city": "Paris", "unit": "celsius"}'
-
-
-class Collector(AssistantEventHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-        self.text_deltas: list[str] = []
-        self.argument_deltas: list[str] = []
-        self.steps_done: list[str] = []
-
-    def on_event(self, event) -> None:
-        self.names.append(event.event)
-
-    def on_text_delta(self, delta, snapshot) -> None:
-        self.text_deltas.append(delta.value)
-
-    def on_tool_call_delta(self, delta, snapshot) -> None:
-        if delta.type == "function" and delta.function and delta.function.arguments:
-            self.argument_deltas.append(delta.function.arguments)
-
-    def on_run_step_done(self, run_step) -> None:
-        self.steps_done.append(run_step.type)
 
 
 @pytest.fixture
