@@ -28,7 +28,7 @@ from chalicelib.runs.context import model_request
 from chalicelib.runs.providers import provider_for
 from chalicelib.runs.providers.base import Collector, ProviderError, ProviderEvent, Reply, TextDelta, ToolCallDelta
 from chalicelib.storage import runs as store
-from chalicelib.storage.records import RunChange, RunRef
+from chalicelib.storage.records import Applied, RunChange, RunRef
 
 log = logging.getLogger("spindle.engine")
 # While a model answers, how often the worker looks whether the run is still its own (a cancel stops the
@@ -119,7 +119,7 @@ class _Live:
         return [event for event in events if (event["event"], event["data"].get("id")) not in self.delivered]
 
 
-def _commit(change: RunChange, live: _Live | None, listener: Listener | None) -> Any:
+def _commit(change: RunChange, live: _Live | None, listener: Listener | None) -> Applied:
     """Commit a move and tell the listener what of it it has not seen."""
     applied = lifecycle.commit(change)
     if applied.applied and listener is not None and applied.event_seq is not None:
@@ -169,6 +169,7 @@ def _work(stored: Run, now: float, listener: Listener | None) -> Outcome:
         if current.status == lifecycle.IN_PROGRESS and current.lease_expires:
             return Outcome(done=False, wait_seconds=max(0.05, current.lease_expires - now))
         return Outcome(done=False)
+    assert applied.event_seq is not None  # storage reports the log's length for every applied change
     working = replace(lifecycle.after(stored, claim), event_seq=applied.event_seq)
     live = _Live(working, lifecycle.new_draft(int(time.time())), listener)
     try:
