@@ -85,7 +85,7 @@ def test_the_state_machine_drives_a_run_to_completion(step_functions):
     assert reply["role"] == "assistant" and reply["run_id"] == stored.ref.run_id
 
 
-def test_the_state_machine_waits_and_advances_again_until_the_run_expires(step_functions):
+def test_the_state_machine_waits_and_advances_again_until_the_run_expires(step_functions, monkeypatch):
     sfn, machine_arn, invocations = step_functions
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
     assistant = assistants.create_assistant(PROJECT, {"model": "offline", "tools": [tool]})
@@ -94,7 +94,16 @@ def test_the_state_machine_waits_and_advances_again_until_the_run_expires(step_f
     assert advance_run(stored.ref).done is False
     record = RunRecord.get(thread_key(PROJECT, thread["id"]), stored.ref.run_id)
     assert record.status == "requires_action"
-    record.update(actions=[RunRecord.run.set(dict(record.run, expires_at=int(time.time()) + 1))])
+    invoke = LambdaSimpleBackend.invoke
+
+    def first_invocation_sees_expiry_ahead(self, *args, **kwargs):
+        # Set just before the first invocation (not before the execution starts, which a busy machine
+        # can delay past the expiry): that one waits, and the next one finds the run expired.
+        if not invocations:
+            record.update(actions=[RunRecord.run.set(dict(record.run, expires_at=int(time.time()) + 3))])
+        return invoke(self, *args, **kwargs)
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", first_invocation_sees_expiry_ahead)
 
     described = execute(sfn, machine_arn, stored.ref.key)
     assert described["status"] == "SUCCEEDED"
