@@ -200,15 +200,16 @@ def _watched(working: Run) -> Iterator[threading.Event]:
         renewed = time.monotonic()
         while not done.wait(min(CANCEL_CHECK_SECONDS, lease / 3)):
             try:
-                current = store.get_live_run(working.ref)
-                if current is None or current.status != lifecycle.IN_PROGRESS or current.lease_token != token:
-                    moved_on.set()
-                    return
+                # The renewal first: it keeps the lease, and on a busy machine every moment counts.
                 if time.monotonic() - renewed >= lease / 3:
                     if not store.renew_lease(working.ref, token, time.time() + lease):
                         moved_on.set()
                         return
                     renewed = time.monotonic()
+                current = store.get_live_run(working.ref)
+                if current is None or current.status != lifecycle.IN_PROGRESS or current.lease_token != token:
+                    moved_on.set()
+                    return
             except Exception:  # a storage hiccup: the next look may succeed before the lease ends
                 log.warning("run %s: watching it failed", working.ref.key, exc_info=True)
 
