@@ -23,6 +23,7 @@ class Settings:
     llm_base_url: str | None
     llm_api_key: str | None
     llm_timeout_seconds: float
+    llm_reply_max_seconds: float
     llm_max_retries: int
     model_providers: Mapping[str, str]
     bedrock_region: str | None
@@ -30,6 +31,7 @@ class Settings:
     run_lease_seconds: float
     poll_after_ms: int
     stream_max_seconds: float
+    stream_keepalive_seconds: float
     files_bucket: str
     s3_endpoint: str | None
     max_file_bytes: int
@@ -41,14 +43,14 @@ class Settings:
         return self.max_file_bytes + 64 * 1024
 
 
-def _dev_read_timeout() -> float:
-    value = os.environ.get("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30")
+def _positive_seconds(name: str, default: str) -> float:
+    value = os.environ.get(name, default)
     try:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
     if not 0 < seconds <= 86400:  # also refuses nan; a socket timeout cannot be infinite
-        raise RuntimeError(f"SPINDLE_DEV_READ_TIMEOUT_SECONDS must be seconds, at most a day, not {value!r}")
+        raise RuntimeError(f"{name} must be seconds, at most a day, not {value!r}")
     return seconds
 
 
@@ -82,7 +84,10 @@ def _read() -> Settings:
         state_machine_arn=os.environ.get("SPINDLE_STATE_MACHINE_ARN") or None,
         llm_base_url=os.environ.get("SPINDLE_LLM_BASE_URL") or None,
         llm_api_key=os.environ.get("SPINDLE_LLM_API_KEY") or None,
+        # Each wait for the model (to connect, for its next chunk); the whole reply has a limit of its
+        # own, under the 15 minutes a worker Lambda may run, so a model that trickles forever still ends.
         llm_timeout_seconds=float(os.environ.get("SPINDLE_LLM_TIMEOUT_SECONDS", "60")),
+        llm_reply_max_seconds=_positive_seconds("SPINDLE_LLM_REPLY_MAX_SECONDS", "600"),
         llm_max_retries=int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")),
         model_providers=_model_providers(os.environ.get("SPINDLE_LLM_BASE_URL") or None),
         bedrock_region=os.environ.get("SPINDLE_BEDROCK_REGION") or None,
@@ -91,13 +96,18 @@ def _read() -> Settings:
         # that dies is replaced within one lease, however long model calls take.
         run_lease_seconds=float(os.environ.get("SPINDLE_RUN_LEASE_SECONDS") or "20"),
         poll_after_ms=int(os.environ.get("SPINDLE_POLL_AFTER_MS", "100")),
-        stream_max_seconds=float(os.environ.get("SPINDLE_STREAM_MAX_SECONDS", "25")),
+        # The stream function's Lambda timeout (900 s, API Gateway's limit for a streamed response) less
+        # a margin in which the stream still ends with `error` and `done`: the run goes on regardless.
+        stream_max_seconds=float(os.environ.get("SPINDLE_STREAM_MAX_SECONDS", "870")),
+        # An SSE comment while the run is silent (a model thinking, a tool call waiting): API Gateway
+        # drops a streamed response that sends nothing for 5 minutes, and proxies often sooner.
+        stream_keepalive_seconds=_positive_seconds("SPINDLE_STREAM_KEEPALIVE_SECONDS", "10"),
         files_bucket=os.environ.get("SPINDLE_FILES_BUCKET", "spindle-files"),
         s3_endpoint=os.environ.get("SPINDLE_S3_ENDPOINT") or None,
         # Lambda takes at most 6 MB per request and API Gateway base64-encodes binary bodies (4/3).
         max_file_bytes=int(os.environ.get("SPINDLE_MAX_FILE_BYTES", str(4 * 1024 * 1024))),
         # `make dev` only: how long a client may take to send a request's head (or sit idle).
-        dev_read_timeout_seconds=_dev_read_timeout(),
+        dev_read_timeout_seconds=_positive_seconds("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30"),
     )
 
 

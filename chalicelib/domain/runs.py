@@ -141,7 +141,7 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> Run:
     lifecycle.log_created(new, started, "applied" if stored else "refused")
     if not stored:
         raise _thread_is_busy(project_id, thread_id)
-    return _dispatched(lifecycle.started(new))
+    return _dispatched(lifecycle.started(new), _hand_over_after(body))
 
 
 def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
@@ -182,13 +182,13 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
     started = time.perf_counter()
     store.create_thread_and_run(thread, new)
     lifecycle.log_created(new, started, "applied")
-    return _dispatched(lifecycle.started(new))
+    return _dispatched(lifecycle.started(new), _hand_over_after(body))
 
 
-def _dispatched(run: Run) -> Run:
-    """Tell the run's driver, and answer with the run. A run no driver will advance fails now instead
-    of sitting queued forever."""
-    if drivers.run_changed(run.ref):
+def _dispatched(run: Run, after_seconds: float = 0.0) -> Run:
+    """Tell the run's driver (to advance it after `after_seconds`), and answer with the run. A run no
+    driver will advance fails now instead of sitting queued forever."""
+    if drivers.run_changed(run.ref, after_seconds):
         return run
     current = store.get_run(run.ref)
     if current is None or lifecycle.is_terminal(current):
@@ -285,7 +285,7 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
     applied = lifecycle.commit(change)
     if not applied.applied:
         raise _not_requiring_action(get_run(project_id, thread_id, run_id).status)  # 404 if the thread went
-    return _dispatched(lifecycle.after(current, change)), change.event_seq
+    return _dispatched(lifecycle.after(current, change), _hand_over_after(body)), change.event_seq
 
 
 def _not_requiring_action(status: str) -> InvalidRequest:
@@ -297,13 +297,18 @@ def _enqueue_now() -> float | None:
     return time.time() if _local_driver() else None
 
 
+def _hand_over_after(body: dict[str, Any]) -> float:
+    """Seconds before the run's driver may advance it. A streaming request drives its run itself (one
+    worker per step, so its client hears every delta), and the driver takes over only if the request
+    dies: after one lease."""
+    return settings.run_lease_seconds if body.get("stream") else 0.0
+
+
 def _enqueue_at(body: dict[str, Any]) -> float | None:
-    """Local driver: when the poller should advance the run. A streaming request drives its run itself
-    (one worker per step, so its client hears every delta), and the poller takes over only if the
-    request dies: after one lease."""
+    """Local driver: when the poller should advance the run."""
     if not _local_driver():
         return None
-    return time.time() + (settings.run_lease_seconds if body.get("stream") else 0.0)
+    return time.time() + _hand_over_after(body)
 
 
 def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> dict[str, str]:

@@ -32,9 +32,12 @@ def _stream_reply(stored: Run, after_seq: int) -> Reply:
 
 
 def _server_sent_events(events: Iterator[dict[str, Any]]) -> Iterator[str]:
-    from chalicelib.runs.streaming import DEADLINE
+    from chalicelib.runs.streaming import DEADLINE, KEEP_ALIVE
 
     for item in events:
+        if item is KEEP_ALIVE:
+            yield ": keep-alive\n\n"  # an SSE comment: the SDKs skip it
+            continue
         if item is DEADLINE:
             error = {
                 "code": "stream_timeout",

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from chalicelib.config import settings
@@ -28,6 +28,9 @@ IDLE_SLEEP_SECONDS = 0.05
 log = logging.getLogger("spindle.streaming")
 # Yielded when the run did not stop within SPINDLE_STREAM_MAX_SECONDS: the stream ends, the run goes on.
 DEADLINE: Event = {"event": "spindle.deadline", "data": {}}
+# Yielded when nothing else was for SPINDLE_STREAM_KEEPALIVE_SECONDS (rendered as an SSE comment, which
+# the SDKs skip): a silent model must not look like a dead connection to API Gateway or a proxy.
+KEEP_ALIVE: Event = {"event": "spindle.keep_alive", "data": {}}
 
 
 class _Heard:
@@ -41,6 +44,30 @@ class _Heard:
 
     def committed(self, after_seq: int, through_seq: int, unseen: Sequence[Event]) -> None:
         self.items.put(("committed", after_seq, through_seq, list(unseen)))
+
+
+class _Pace:
+    """The stream's two clocks: its deadline, and the time since it last sent anything."""
+
+    def __init__(self) -> None:
+        now = time.monotonic()
+        self.deadline = now + settings.stream_max_seconds
+        self.last_sent = now
+
+    def sending(self, events: Iterable[Event]) -> Iterator[Event]:
+        for event in events:
+            yield event
+            self.last_sent = time.monotonic()
+
+    def past_deadline(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def quiet_too_long(self) -> bool:
+        return time.monotonic() - self.last_sent >= settings.stream_keepalive_seconds
+
+    def wait_limit(self) -> float:
+        """How long to wait for the next event before a keep-alive or the deadline is due."""
+        return max(0.0, min(self.deadline, self.last_sent + settings.stream_keepalive_seconds) - time.monotonic())
 
 
 def _advance(ref: RunRef, heard: _Heard) -> None:
@@ -59,13 +86,14 @@ def _stopped(ref: RunRef) -> bool:
 
 
 def stream_events(ref: RunRef, after_seq: int) -> Iterator[Event]:
-    """The run's events after log segment `after_seq`, as they happen, until it stops (or DEADLINE).
+    """The run's events after log segment `after_seq`, as they happen, until it stops (or DEADLINE),
+    with KEEP_ALIVE whenever the run has been silent for SPINDLE_STREAM_KEEPALIVE_SECONDS.
     A step still running at the deadline finishes in the background (or its lease passes to a driver)."""
-    deadline = time.monotonic() + settings.stream_max_seconds
+    pace = _Pace()
     logged, seen = store.read_log(ref, after_seq)
-    yield from logged
+    yield from pace.sending(logged)
     while not _stopped(ref):
-        if time.monotonic() >= deadline:
+        if pace.past_deadline():
             yield from store.read_log(ref, seen)[0]
             yield DEADLINE
             return
@@ -75,25 +103,29 @@ def stream_events(ref: RunRef, after_seq: int) -> Iterator[Event]:
         worker.start()
         outcome: Outcome | None = None
         while outcome is None:
-            remaining = deadline - time.monotonic()
             try:
-                item = heard.items.get(timeout=max(remaining, 0))
+                item = heard.items.get(timeout=pace.wait_limit())
             except queue.Empty:
-                yield from store.read_log(ref, seen)[0]
-                yield DEADLINE
-                return
+                if pace.past_deadline():
+                    yield from store.read_log(ref, seen)[0]
+                    yield DEADLINE
+                    return
+                yield from pace.sending([KEEP_ALIVE])
+                continue
             if item[0] == "live":
-                yield item[1]
+                yield from pace.sending([item[1]])
             elif item[0] == "committed":
                 _, after, through, unseen = item
                 if after > seen:  # segments others wrote before this one: in the log's order
-                    yield from store.read_log(ref, seen, after)[0]
-                yield from unseen
+                    yield from pace.sending(store.read_log(ref, seen, after)[0])
+                yield from pace.sending(unseen)
                 seen = through
             else:
                 outcome = item[1]
         logged, seen = store.read_log(ref, seen)  # whatever others logged meanwhile
-        yield from logged
+        yield from pace.sending(logged)
         if not outcome.done:
             time.sleep(min(max(outcome.wait_seconds, 0.0), IDLE_SLEEP_SECONDS))
+            if pace.quiet_too_long():  # another worker holds the step, and it is a long one
+                yield from pace.sending([KEEP_ALIVE])
     yield from store.read_log(ref, seen)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from functools import cache
 from typing import Any
@@ -29,14 +30,21 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions", region_name=settings.region, config=Config(retries={"mode": "standard"}))
 
 
-def run_changed(ref: RunRef) -> bool:
-    """Hand the run to its driver. False if the driver could not be told (the caller fails the run)."""
+def run_changed(ref: RunRef, after_seconds: float = 0.0) -> bool:
+    """Hand the run to its driver, to advance after `after_seconds` (a streaming request drives the run
+    meanwhile). False if the driver could not be told (the caller fails the run).
+
+    The local driver's queue entry, written with the change, already says when. The state machine is
+    started at once, told to wait first (its Wait state takes whole seconds)."""
     if settings.run_driver != "stepfunctions":
         wake_local_poller.set()
         return True
+    task: dict[str, Any] = {"run": ref.key}
+    if after_seconds > 0:
+        task["wait_seconds"] = math.ceil(after_seconds)
     try:
         # botocore's standard retry mode has already retried throttling and transient errors
-        _stepfunctions().start_execution(stateMachineArn=settings.state_machine_arn, input=json.dumps({"run": ref.key}))
+        _stepfunctions().start_execution(stateMachineArn=settings.state_machine_arn, input=json.dumps(task))
     except Exception:
         log.exception("could not start the state machine for %s", ref.key)
         return False

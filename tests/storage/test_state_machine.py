@@ -113,6 +113,43 @@ def test_the_state_machine_waits_and_advances_again_until_the_run_expires(step_f
     assert step["status"] == "expired" and step["expired_at"] is not None
 
 
+def test_a_streamed_run_is_left_to_its_stream_for_one_lease_then_taken_over(step_functions, monkeypatch):
+    """`stream: true` on AWS: the execution is started with the run, but waits one lease before its first
+    step, so the streaming request (which drives its run itself) is the run's one worker; should that
+    request die, the state machine finishes the run."""
+    import dataclasses
+
+    from chalicelib.config import settings
+    from chalicelib.storage import drivers
+
+    sfn, machine_arn, invocations = step_functions
+    deployed = dataclasses.replace(
+        settings, run_driver="stepfunctions", state_machine_arn=machine_arn, run_lease_seconds=1.5
+    )
+    monkeypatch.setattr(drivers, "settings", deployed)
+    monkeypatch.setattr(runs, "settings", deployed)
+    drivers._stepfunctions.cache_clear()
+    assistant = assistants.create_assistant(PROJECT, {"model": "offline"})
+    thread = threads.create_thread(PROJECT, {"messages": [{"role": "user", "content": "hello"}]})
+    started = time.monotonic()
+    stored = runs.create_run(PROJECT, thread["id"], {"assistant_id": assistant["id"], "stream": True})
+    (execution,) = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+    assert json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"]) == {
+        "run": stored.ref.key,
+        "wait_seconds": 2,
+    }
+    deadline = time.monotonic() + 60
+    while sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not finish"
+        if not invocations:
+            assert runs.get_run(PROJECT, thread["id"], stored.ref.run_id).status == "queued"
+        time.sleep(0.1)
+    assert time.monotonic() - started >= 2  # nothing was done before the wait was over
+    assert len(invocations) == 1
+    assert runs.get_run(PROJECT, thread["id"], stored.ref.run_id).status == "completed"
+    drivers._stepfunctions.cache_clear()  # the client belongs to this test's mock
+
+
 def test_cfn_lint_passes_on_the_run_template():
     import subprocess
     import sys

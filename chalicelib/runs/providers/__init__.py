@@ -31,13 +31,20 @@ def _provider(name: str) -> Provider:
         if not settings.llm_base_url:
             raise RuntimeError("SPINDLE_MODEL_PROVIDERS routes a model to openai, but SPINDLE_LLM_BASE_URL is unset")
         return OpenAICompatibleProvider(
-            settings.llm_base_url, settings.llm_api_key, settings.llm_timeout_seconds, settings.llm_max_retries
+            settings.llm_base_url,
+            settings.llm_api_key,
+            settings.llm_timeout_seconds,
+            settings.llm_max_retries,
+            reply_seconds=settings.llm_reply_max_seconds,
         )
     if name == "bedrock":
         from chalicelib.runs.providers.bedrock import BedrockProvider
 
         return BedrockProvider(
-            settings.bedrock_region or settings.region, settings.bedrock_endpoint, settings.llm_timeout_seconds
+            settings.bedrock_region or settings.region,
+            settings.bedrock_endpoint,
+            settings.llm_timeout_seconds,
+            reply_seconds=settings.llm_reply_max_seconds,
         )
     from chalicelib.runs.providers.offline import OfflineProvider
 

@@ -92,13 +92,17 @@ ASSISTANT_IMAGE = "[An image is not shown: Amazon Bedrock takes images only from
 
 
 class BedrockProvider:
-    def __init__(self, region: str, endpoint_url: str | None, timeout: float) -> None:
+    def __init__(
+        self, region: str, endpoint_url: str | None, timeout: float, reply_seconds: float | None = None
+    ) -> None:
+        """`timeout` bounds each wait for Bedrock; `reply_seconds` (default: `timeout`) the whole reply."""
         import boto3  # only runs import boto3: the CRUD path never needs it
         import botocore.exceptions
         import urllib3.exceptions
         from botocore.config import Config
 
         self._timeout = timeout
+        self._reply_seconds = reply_seconds or timeout
         self._botocore = botocore.exceptions
         self._read_timeout = urllib3.exceptions.ReadTimeoutError  # a read in the stream, after the call
         # botocore's standard mode retries the call itself (throttling, 5xx, timeouts) with backoff and
@@ -120,7 +124,7 @@ class BedrockProvider:
             raise ProviderError("server_error", f"Amazon Bedrock could not be called: {error}") from error
         events = response["stream"]
         reading = _Reading()
-        deadline = time.monotonic() + self._timeout
+        deadline = time.monotonic() + self._reply_seconds
         try:
             for item in events:
                 if time.monotonic() > deadline:  # read_timeout bounds each read, not the whole reply

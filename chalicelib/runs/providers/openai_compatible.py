@@ -40,11 +40,14 @@ FINISH_REASONS: dict[str, FinishReason] = {
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, max_retries: int) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None, timeout: float, max_retries: int, reply_seconds: float | None = None
+    ) -> None:
+        """`timeout` bounds each wait for the model; `reply_seconds` (default: `timeout`) the whole reply."""
         import openai  # only runs import the SDK: it costs ~0.5 s of cold start
 
         self._openai = openai
-        self._timeout = timeout
+        self._reply_seconds = reply_seconds or timeout
         # The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter,
         # honouring Retry-After: exactly the policy the provider calls need.
         self._client = openai.OpenAI(
@@ -57,7 +60,7 @@ class OpenAICompatibleProvider:
             stream = self._client.chat.completions.create(
                 **chat_completions_request(request), stream=True, stream_options={"include_usage": True}
             )
-            deadline = time.monotonic() + self._timeout
+            deadline = time.monotonic() + self._reply_seconds
             try:
                 for chunk in stream:
                     if time.monotonic() > deadline:  # the SDK's timeout bounds each read, not the whole reply
