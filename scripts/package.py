@@ -1,8 +1,9 @@
 """`make package`: the deployable SAM template and zip in build/package, from the project's own files.
 
 chalice package makes the functions and the REST API; infra/dynamodb.yaml (tables, bucket),
-infra/runs.yaml (the run state machine) and infra/api.yaml (roles, settings, gateway responses) are
-merged into it with --merge-template.
+infra/runs.yaml (the run state machine) and infra/api.yaml (roles, settings, the stream function,
+gateway responses) are merged into it with --merge-template. Then the routes that can stream are
+pointed at the stream function, with API Gateway's response streaming (chalice cannot say that).
 """
 
 from __future__ import annotations
@@ -32,6 +33,34 @@ def _link_state_machine_to_function(node: Any) -> Any:
     if isinstance(node, str):
         return node.replace("${AdvanceRunFunctionArn}", "${AdvanceRun.Arn}")
     return node
+
+
+# The routes that can answer `stream: true`. API Gateway sends them to the stream function (infra/api.yaml)
+# and streams its response as it is written, for up to 15 minutes; every other route stays on APIHandler.
+STREAM_ROUTES = (
+    ("/v1/threads/runs", "post"),
+    ("/v1/threads/{thread_id}/runs", "post"),
+    ("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "post"),
+)
+STREAM_INVOCATION_URI = (
+    "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${StreamRuns.Arn}"
+    "/response-streaming-invocations"
+)
+STREAM_TIMEOUT_MS = 900_000
+
+
+def stream_routes(template: dict[str, Any]) -> None:
+    """Point the stream-capable routes at the stream function, in STREAM transfer mode, and give the
+    stream function the runtime chalice packaged the dependencies for."""
+    resources = template["Resources"]
+    resources["StreamRuns"]["Properties"]["Runtime"] = resources["APIHandler"]["Properties"]["Runtime"]
+    paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path, method in STREAM_ROUTES:
+        integration = paths[path][method]["x-amazon-apigateway-integration"]
+        integration["uri"] = {"Fn::Sub": STREAM_INVOCATION_URI}
+        integration["responseTransferMode"] = "STREAM"
+        integration["timeoutInMillis"] = STREAM_TIMEOUT_MS
+        integration.pop("contentHandling", None)  # JSON in; the response is passed on as it is written
 
 
 def merge_template() -> dict[str, Any]:
@@ -65,7 +94,11 @@ def package(out: Path) -> Path:
         env=env,
         check=True,
     )
-    return out / "sam.json"
+    sam = out / "sam.json"
+    template = json.loads(sam.read_text())
+    stream_routes(template)
+    sam.write_text(json.dumps(template, indent=2))
+    return sam
 
 
 if __name__ == "__main__":

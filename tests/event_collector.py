@@ -26,3 +26,22 @@ class Collector(AssistantEventHandler):
 
     def on_run_step_done(self, run_step) -> None:
         self.steps_done.append(run_step.type)
+
+
+class Clocked(Collector):
+    """Notes, for each text delta, how many chunks the stand-in model had sent when it arrived."""
+
+    def __init__(self, standin, model: str) -> None:
+        super().__init__()
+        self.standin, self.model = standin, model
+        self.model_chunks_at_delta: list[int] = []
+        self.deltas_before_completed = 0
+
+    def on_text_delta(self, delta, snapshot) -> None:
+        super().on_text_delta(delta, snapshot)
+        self.model_chunks_at_delta.append(self.standin.chunks_sent.get(self.model, 0))
+
+    def on_event(self, event) -> None:
+        super().on_event(event)
+        if event.event == "thread.run.completed":
+            self.deltas_before_completed = len(self.text_deltas)

@@ -106,16 +106,48 @@ def start_local_server(
         **extra_env,
     }
     env.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
-    log_path = Path(tempfile.gettempdir()) / f"spindle-server-{port}.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed when the server stops
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        with _serving([sys.executable, "-m", "chalicelib.local"], ROOT, env, port, moto_port, "server") as running:
+            yield running
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+@contextlib.contextmanager
+def start_stream_function(store: LocalServer, **extra_env: str) -> Iterator[LocalServer]:
+    """The stream function's handler script (chalicelib/stream_function.sh, what the Lambda Web Adapter
+    runs on AWS) as a process on a free port, on `store`'s embedded DynamoDB and S3 and with its settings.
+    `store`'s poller is the background driver that takes over a run whose stream request died."""
+    port = free_port()
+    env = {
+        **store.env,
+        "AWS_LWA_PORT": str(port),
+        "LAMBDA_TASK_ROOT": str(ROOT),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # its python3
+        "SPINDLE_DYNAMODB_ENDPOINT": store.dynamodb_endpoint,
+        "SPINDLE_S3_ENDPOINT": store.dynamodb_endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
+    env.pop("PORT", None)
+    # run from elsewhere: the script finds its package itself, as on Lambda
+    script = [str(ROOT / "chalicelib" / "stream_function.sh")]
+    with _serving(script, Path(tempfile.gettempdir()), env, port, store.moto_port, "stream-function") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _serving(
+    command: list[str], cwd: Path, env: dict[str, str], port: int, moto_port: int, name: str
+) -> Iterator[LocalServer]:
+    """`command` as a process (group) logging to a file, until it serves on `port`; stopped on exit."""
+    log_path = Path(tempfile.gettempdir()) / f"spindle-{name}-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed when the process stops
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         running = LocalServer(port=port, moto_port=moto_port, process=process, log_path=log_path, env=env)
         wait_until_ready(running.base_url, process)
@@ -126,8 +158,6 @@ def start_local_server(
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
         log.close()
-        if scratch is not None:
-            scratch.cleanup()
 
 
 def cli(server: LocalServer, *args: str) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import package as packaging  # noqa: E402
 
-FUNCTIONS = ("APIHandler", "AdvanceRun", "PurgeDeletedThreads")
+FUNCTIONS = ("APIHandler", "StreamRuns", "AdvanceRun", "PurgeDeletedThreads")
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def template(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("package")
     sam = packaging.package(out)
     assert (out / "deployment.zip").stat().st_size > 0
-    return json.loads(sam.read_text()) | {"_path": str(sam)}
+    return json.loads(sam.read_text()) | {"_path": str(sam), "_zip": str(out / "deployment.zip")}
 
 
 def test_cfn_lint_passes_on_the_packaged_template(template):
@@ -86,3 +86,82 @@ def test_cors_admits_the_sdk_headers(template):
     allowed = json.dumps(preflight).lower()
     for header in ("openai-beta", "x-stainless-lang", "x-stainless-retry-count", "authorization"):
         assert header in allowed
+
+
+def _integrations(template) -> dict[tuple[str, str], dict]:
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    return {
+        (path, method): operation["x-amazon-apigateway-integration"]
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if method != "options"  # CORS preflights are answered by API Gateway itself
+    }
+
+
+def test_exactly_the_three_stream_capable_routes_stream_from_the_stream_function(template):
+    streaming = {key: value for key, value in _integrations(template).items() if "responseTransferMode" in value}
+    assert set(streaming) == {
+        ("/v1/threads/runs", "post"),
+        ("/v1/threads/{thread_id}/runs", "post"),
+        ("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "post"),
+    }
+    for integration in streaming.values():
+        assert integration["responseTransferMode"] == "STREAM"
+        assert integration["type"] == "aws_proxy" and integration["httpMethod"] == "POST"
+        uri = integration["uri"]["Fn::Sub"]
+        assert uri.endswith("/2021-11-15/functions/${StreamRuns.Arn}/response-streaming-invocations")
+        assert integration["timeoutInMillis"] == 900_000
+    for key, integration in _integrations(template).items():
+        if key not in streaming:
+            assert "${APIHandler.Arn}/invocations" in integration["uri"]["Fn::Sub"], key
+    assert template["Resources"]["RestAPI"]["Properties"]["EndpointConfiguration"] == "REGIONAL"  # 5 min idle
+
+
+def test_the_stream_function_serves_the_same_package_under_the_web_adapter(template):
+    import stat
+    import zipfile
+
+    resources = template["Resources"]
+    function, handler = resources["StreamRuns"]["Properties"], resources["APIHandler"]["Properties"]
+    assert function["CodeUri"] == handler["CodeUri"] and function["Runtime"] == handler["Runtime"]
+    with zipfile.ZipFile(template["_zip"]) as package:
+        script = package.getinfo(function["Handler"])  # the adapter's /opt/bootstrap executes it
+        assert stat.S_IMODE(script.external_attr >> 16) & stat.S_IXUSR
+        assert b"python3 -m chalicelib.stream_function" in package.read(script)
+        assert "chalicelib/stream_function.py" in package.namelist() and "app.py" in package.namelist()
+    assert any("layer:LambdaAdapterLayerX86:" in layer["Fn::Sub"] for layer in function["Layers"])
+    assert function["Architectures"] == ["x86_64"]
+    variables = function["Environment"]["Variables"]
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    # the same settings as the API handler, and a stream that ends before the function is stopped
+    shared = {name: value for name, value in variables.items() if name != "SPINDLE_STREAM_MAX_SECONDS"}
+    assert {name: value for name, value in shared.items() if name.startswith("SPINDLE_")} == handler["Environment"][
+        "Variables"
+    ]
+    assert function["Timeout"] == 900
+    assert 0 < float(variables["SPINDLE_STREAM_MAX_SECONDS"]) < function["Timeout"] - 10
+    permission = resources["StreamRunsInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "StreamRuns"}
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_the_stream_function_role_has_only_what_its_routes_and_runs_need(template):
+    resources = template["Resources"]
+    role = resources[resources["StreamRuns"]["Properties"]["Role"]["Fn::GetAtt"][0]]
+    statements = [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert "states:StartExecution" in actions and "s3:GetObject" in actions
+    assert not actions & {"dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem", "s3:PutObject"}
+    assert not actions & {"s3:DeleteObject", "states:StopExecution", "lambda:InvokeFunction"}
+    granted = json.dumps(statements)
+    assert "PurgeJobsTable" not in granted and "/index/" not in granted
+
+
+def test_each_worker_outlasts_the_longest_model_reply(template):
+    """A step on the AdvanceRun Lambda ends before the Lambda is stopped: the whole-reply limit
+    (SPINDLE_LLM_REPLY_MAX_SECONDS) fits in its timeout, as it does in the stream function's."""
+    from chalicelib.config import settings
+
+    for name in ("AdvanceRun", "StreamRuns"):
+        assert settings.llm_reply_max_seconds + 60 <= template["Resources"][name]["Properties"]["Timeout"]

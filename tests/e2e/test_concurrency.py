@@ -296,9 +296,7 @@ def test_concurrent_changes_to_a_thread_and_a_run_keep_every_field(busy_server):
         if n % 3 == 0:
             return client.beta.threads.update(thread_id, metadata={"writer": str(n)})
         if n % 3 == 1:
-            return client.beta.threads.update(
-                thread_id, tool_resources={"code_interpreter": {"file_ids": [file.id]}}
-            )
+            return client.beta.threads.update(thread_id, tool_resources={"code_interpreter": {"file_ids": [file.id]}})
         return client.beta.threads.runs.update(run.id, thread_id=thread_id, metadata={"writer": str(n)})
 
     results = all_at_once(8, act)

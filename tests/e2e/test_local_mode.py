@@ -18,7 +18,7 @@ from chalice.config import Config
 from chalice.local import LocalDevServer
 
 from chalicelib.domain.auth import project_for
-from chalicelib.local.server import SpindleRequestHandler
+from chalicelib.http.server import SpindleRequestHandler
 from chalicelib.storage.models import thread_key
 from tests.servers import ROOT, children_of, start_local_server, wait_until_ready
 
@@ -193,7 +193,7 @@ def test_a_clean_stop_keeps_the_data_and_a_fresh_folder_starts_empty(tmp_path):
 def test_a_burst_of_connections_is_queued_not_reset():
     """socketserver listens with a backlog of 5: under a burst, connections beyond it were reset
     (seen as APIConnectionError with 16 clients on a busy machine). The dev server queues 128."""
-    from chalicelib.local.server import SpindleHTTPServer
+    from chalicelib.http.server import SpindleHTTPServer
 
     server = SpindleHTTPServer(("127.0.0.1", 0), SpindleRequestHandler)  # listening, not yet accepting
     opened: list[socket.socket] = []

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.event_collector import Collector
+from tests.event_collector import Clocked, Collector
 from tests.standin_model import broken_stream, drip, length, slow, split_text, text, tool_call
 
 CITY = {
@@ -215,43 +215,31 @@ def test_the_event_log_is_what_every_stream_is_rendered_from(client, standin, mo
     time.sleep(0)  # the run is finished: nothing runs in the background
 
 
-class Clocked(Collector):
-    """Notes, for each text delta, how many chunks the stand-in model had sent when it arrived."""
-
-    def __init__(self, standin, model: str) -> None:
-        super().__init__()
-        self.standin, self.model = standin, model
-        self.model_chunks_at_delta: list[int] = []
-        self.deltas_before_completed = 0
-
-    def on_text_delta(self, delta, snapshot) -> None:
-        super().on_text_delta(delta, snapshot)
-        self.model_chunks_at_delta.append(self.standin.chunks_sent.get(self.model, 0))
-
-    def on_event(self, event) -> None:
-        super().on_event(event)
-        if event.event == "thread.run.completed":
-            self.deltas_before_completed = len(self.text_deltas)
-
-
-def test_deltas_reach_the_client_while_the_model_is_still_writing(client, standin):
-    """Live delivery: the first delta arrives while the model (ten deltas, 0.3 s apart) still writes,
-    on_text_delta runs before the run completes, and the stored message is the deltas joined."""
+def stream_a_slow_reply(api, streams, standin) -> tuple:
+    """Stream (through `streams`; the other calls through `api`) a reply the model writes as ten deltas
+    0.3 s apart, and check it came live: the first delta while the model still wrote, on_text_delta
+    before the run completed, the official sequence, and the stored message the deltas joined, once."""
     pieces = [f"word{number} " for number in range(10)]
     model = standin.script([drip(pieces, gap_seconds=0.3)])
-    assistant = client.beta.assistants.create(model=model)
-    thread = a_thread(client)
+    assistant = api.beta.assistants.create(model=model)
+    thread = a_thread(api)
     handler = Clocked(standin, model)
 
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+    with streams.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
         s.until_done()
 
     assert handler.model_chunks_at_delta[0] < len(pieces)  # the model had not finished writing
     assert handler.deltas_before_completed == len(handler.text_deltas) == len(pieces)
-    assert "".join(handler.text_deltas) == "".join(pieces)
     assert handler.names == [*TEXT_SEQUENCE, *["thread.message.delta"] * len(pieces), *TEXT_ENDING]
-    stored = client.beta.threads.messages.list(thread.id).data[0]
-    assert stored.role == "assistant" and stored.content[0].text.value == "".join(pieces)
+    stored = api.beta.threads.messages.list(thread.id).data[0]
+    assert stored.role == "assistant" and stored.content[0].text.value == "".join(handler.text_deltas)
+    assert "".join(handler.text_deltas) == "".join(pieces)
+    assert len(standin.requests(model)) == 1
+    return handler, thread
+
+
+def test_deltas_reach_the_client_while_the_model_is_still_writing(client, standin):
+    handler, thread = stream_a_slow_reply(client, client, standin)
     assert client.beta.threads.runs.retrieve(handler.current_run.id, thread_id=thread.id).status == "completed"
 
 
