@@ -2,8 +2,8 @@
 
 Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
 this machine; each section's docstring says how it is measured. Run one section with
-`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, load, store, purge,
-modify, faults).
+`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, stream_latency, load,
+store, purge, modify, faults).
 """
 
 from __future__ import annotations
@@ -732,6 +732,8 @@ def section_faults() -> dict[str, Any]:
     return fault_matrix()
 
 
+from bench.stream_latency import section_stream_latency  # noqa: E402 - bench/ is importable once ROOT is on sys.path
+
 SECTIONS = {
     "dynamodb": section_dynamodb,
     "floor": section_floor,
@@ -739,6 +741,7 @@ SECTIONS = {
     "list": section_list,
     "cold_start": section_cold_start,
     "run": section_run,
+    "stream_latency": section_stream_latency,
     "load": section_load,
     "store": section_store,
     "purge": section_purge,
