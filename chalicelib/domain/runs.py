@@ -244,7 +244,8 @@ def modify_run(project_id: str, thread_id: str, run_id: str, body: dict[str, Any
 
 
 def cancel_run(project_id: str, thread_id: str, run_id: str) -> Run:
-    """The answer says `cancelling`; the worker stops the model at its next delta (runs/engine.py)."""
+    """The answer says `cancelling`; the worker sees it within CANCEL_CHECK_SECONDS, stops waiting for
+    the model and ends the run (runs/engine.py)."""
     current = get_run(project_id, thread_id, run_id)
     while True:
         if current.status not in lifecycle.CANCELLABLE:

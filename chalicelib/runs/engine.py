@@ -25,14 +25,15 @@ from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.lifecycle import Draft, FunctionCall, Run
 from chalicelib.runs.context import model_request
+from chalicelib.runs.model_feed import ModelFeed
 from chalicelib.runs.providers import provider_for
 from chalicelib.runs.providers.base import Collector, ProviderError, ProviderEvent, Reply, TextDelta, ToolCallDelta
 from chalicelib.storage import runs as store
 from chalicelib.storage.records import Applied, RunChange, RunRef
 
 log = logging.getLogger("spindle.engine")
-# While a model answers, how often the worker looks whether the run is still its own (a cancel stops the
-# model call at its next delta after that): one consistent read each time.
+# While a model answers, how often the worker looks whether the run is still its own (a cancel then ends
+# the run at once, and the model call at its next delta): one consistent read each time.
 CANCEL_CHECK_SECONDS = 0.25
 
 
@@ -141,8 +142,8 @@ def advance_run(ref: RunRef, listener: Listener | None = None) -> Outcome:
         now = time.time()
         if stored.status == lifecycle.CANCELLING:
             if stored.lease_expires is not None and stored.lease_expires > now:
-                # A worker is writing the reply: it ends the cancel itself at the model's next delta,
-                # keeping the text so far. Should it have died, its lease runs out and this round does.
+                # A worker is writing the reply: it ends the cancel itself within moments, keeping the
+                # text so far. Should it have died, its lease runs out and this round does.
                 return Outcome(done=False, wait_seconds=min(stored.lease_expires - now, CANCEL_CHECK_SECONDS * 4))
             ending = lifecycle.cancelled(stored, store.all_steps(stored.ref), int(now))
         elif now >= stored.run["expires_at"]:
@@ -190,7 +191,7 @@ def _watched(working: Run) -> Iterator[threading.Event]:
     thread: renew the worker's lease every third of its length, so the lease can stay short (a worker
     that dies is replaced within one lease), and look every CANCEL_CHECK_SECONDS whether the run is still
     this worker's. The event it yields is set once it is not (cancelled, expired, taken over, its thread
-    deleted): the model call is then stopped at its next delta."""
+    deleted): the worker then stops waiting for the model (runs/model_feed.py)."""
     assert working.lease_token is not None
     token = working.lease_token
     done, moved_on = threading.Event(), threading.Event()
@@ -233,13 +234,13 @@ def _next_change(working: Run, live: _Live, moved_on: threading.Event) -> RunCha
         empty = "The thread has no messages and the run has no instructions."
         return lifecycle.failed(working, "invalid_prompt", empty, now)
     collector = Collector()
-    stream = provider_for(request.model).stream(request)
+    feed = ModelFeed(provider_for(request.model).stream(request))
     try:
-        for event in stream:
-            if moved_on.is_set():  # what arrives after the cancel was seen is not the run's
-                return _interrupted(working, live, collector.partial)
+        for event in feed.until(moved_on):  # a silent model is not waited for once the run moves on
             collector.add(event)
             live.on(event, collector.partial)
+        if moved_on.is_set():  # what arrives after the cancel was seen is not the run's
+            return _interrupted(working, live, collector.partial)
         result = collector.reply()
     except ProviderError as error:
         if moved_on.is_set():
@@ -247,7 +248,7 @@ def _next_change(working: Run, live: _Live, moved_on: threading.Event) -> RunCha
         streamed = collector.partial.text_deltas if live.text_open and not live.tools_open else []
         return lifecycle.failed(working, error.code, error.message, int(time.time()), streamed, live.draft)
     finally:
-        stream.close()  # stops the model call if it is still going
+        feed.close()  # stops the model call if it is still going
     return _after_model(working, live, result)
 
 

@@ -344,6 +344,27 @@ def test_cancelling_a_run_while_the_model_thinks(client, standin):
     client.beta.threads.messages.create(thread.id, role="user", content="Never mind.")
 
 
+def test_a_cancel_while_the_model_is_silent_ends_the_run_without_waiting_for_it(client, standin):
+    """A reasoning model thinks before its first token: the stop button must not wait for it. The run
+    ends cancelled while the model (silent for 4 s) has sent nothing."""
+    model = standin.script([slow(4, text("Too late."))])
+    assistant = assistant_for(client, model)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Think very hard."}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    standin.wait_for_requests(model, 1)  # the model call is under way, and silent
+
+    asked = time.monotonic()
+    assert client.beta.threads.runs.cancel(run.id, thread_id=thread.id).status == "cancelling"
+    ended = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+    took = time.monotonic() - asked
+
+    print(f"run cancelled {took:.3f} s after the cancel was asked, the model still silent")
+    assert ended.status == "cancelled"
+    assert standin.chunks_sent.get(model, 0) == 0  # it ended before the model said anything
+    assert took < 3  # not the model's 4 s: about 0.3 s (one look by the watcher, one by the worker)
+    assert client.beta.threads.messages.list(thread.id, run_id=run.id).data == []
+
+
 def test_a_thread_takes_one_run_at_a_time(client, standin):
     model = standin.script([tool_call("get_weather", '{"city": "Oslo"}'), text("Cold.")])
     assistant = assistant_for(client, model, tools=[WEATHER])
