@@ -23,6 +23,8 @@ from chalicelib.domain.pagination import MAX_LIMIT  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "openai-assistants-v2.openapi.yaml"
 FILES_REFERENCE = ROOT.parent / "shared" / "reference" / "openai-files.openapi.yaml"
+VECTOR_STORES_REFERENCE = ROOT.parent / "shared" / "reference" / "openai-vector-stores.openapi.yaml"
+REFERENCES = (REFERENCE, FILES_REFERENCE, VECTOR_STORES_REFERENCE)
 OPENAPI_OUT = ROOT / "openapi.yaml"
 SCHEMAS_OUT = ROOT / "chalicelib" / "domain" / "request_schemas.json"
 
@@ -56,6 +58,11 @@ SERVED = [
     ("/threads/{thread_id}/messages/{message_id}", "get"),
     ("/threads/{thread_id}/messages/{message_id}", "post"),
     ("/threads/{thread_id}/messages/{message_id}", "delete"),
+    ("/vector_stores", "get"),
+    ("/vector_stores", "post"),
+    ("/vector_stores/{vector_store_id}", "get"),
+    ("/vector_stores/{vector_store_id}", "post"),
+    ("/vector_stores/{vector_store_id}", "delete"),
 ]
 
 ERROR_STATUSES = {
@@ -84,6 +91,17 @@ LINKS = {
         "GetAssistant": {"operationId": "getAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
         "ModifyAssistant": {"operationId": "modifyAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
         "DeleteAssistant": {"operationId": "deleteAssistant", "parameters": {"assistant_id": "$response.body#/id"}},
+    },
+    ("/vector_stores", "post"): {
+        "GetVectorStore": {"operationId": "getVectorStore", "parameters": {"vector_store_id": "$response.body#/id"}},
+        "ModifyVectorStore": {
+            "operationId": "modifyVectorStore",
+            "parameters": {"vector_store_id": "$response.body#/id"},
+        },
+        "DeleteVectorStore": {
+            "operationId": "deleteVectorStore",
+            "parameters": {"vector_store_id": "$response.body#/id"},
+        },
     },
     ("/threads/{thread_id}/runs", "post"): {
         "GetRun": _run_link("getRun"),
@@ -170,7 +188,13 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
         file_search.pop("oneOf", None)  # vector_store_ids or vector_stores: only the first is served
         del file_search["properties"]["vector_stores"]
         file_search["required"] = ["vector_store_ids"]
-        file_search["x-spindle-extension"] = "Spindle serves no vector stores, so the vector_stores helper is refused."
+        file_search["x-spindle-extension"] = (
+            "Spindle cannot add files to vector stores yet, so the vector_stores helper is refused."
+        )
+    if "CreateVectorStoreRequest" in schemas:
+        file_ids = schemas["CreateVectorStoreRequest"]["properties"]["file_ids"]
+        file_ids["maxItems"] = 0
+        file_ids["x-spindle-extension"] = "Spindle cannot add files to vector stores yet: file_ids must be empty."
 
 
 def _refs(node: Any) -> set[str]:
@@ -265,15 +289,26 @@ def _checked_list_parameters(operation: dict[str, Any], kind: str) -> None:
             parameter["x-spindle-extension"] = "Spindle refuses a cursor that is not an id of the listed kind."
 
 
-def merge_references(assistants: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
-    """The two official cuts as one document (their component names do not collide)."""
-    merged = copy.deepcopy(assistants)
-    merged["paths"].update(copy.deepcopy(files["paths"]))
-    overlap = set(merged["components"]["schemas"]) & set(files["components"]["schemas"])
-    if overlap:
-        raise SystemExit(f"component names collide: {sorted(overlap)}")
-    merged["components"]["schemas"].update(copy.deepcopy(files["components"]["schemas"]))
+def merge_references(first: dict[str, Any], *others: dict[str, Any]) -> dict[str, Any]:
+    """The official cuts as one document. They share a few components (Error, Metadata, ...): those
+    must be the same in every cut, and any other name may be defined once only."""
+    merged = copy.deepcopy(first)
+    for other in others:
+        merged["paths"].update(copy.deepcopy(other["paths"]))
+        schemas = merged["components"]["schemas"]
+        clash = [
+            name
+            for name in other["components"]["schemas"]
+            if name in schemas and schemas[name] != other["components"]["schemas"][name]
+        ]
+        if clash:
+            raise SystemExit(f"component names collide with different schemas: {sorted(clash)}")
+        schemas.update(copy.deepcopy(other["components"]["schemas"]))
     return merged
+
+
+def load_references() -> dict[str, Any]:
+    return merge_references(*(yaml.safe_load(path.read_text()) for path in REFERENCES))
 
 
 def _files_limits(paths: dict[str, Any]) -> None:
@@ -329,6 +364,7 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     _checked_list_parameters(paths["/assistants"]["get"], "assistant")
     _checked_list_parameters(paths["/threads/{thread_id}/runs"]["get"], "run")
     _checked_list_parameters(paths["/threads/{thread_id}/runs/{run_id}/steps"]["get"], "step")
+    _checked_list_parameters(paths["/vector_stores"]["get"], "vector_store")
 
     needed = _closure((_refs(paths) - {"ListThreadsResponse"}) | {"ErrorResponse", "ThreadObject"}, schemas)
     components = {name: copy.deepcopy(schemas[name]) for name in sorted(needed)}
@@ -374,7 +410,7 @@ def render(spec: dict[str, Any], request_schemas: dict[str, Any]) -> tuple[str, 
 
 
 def main() -> int:
-    reference = merge_references(yaml.safe_load(REFERENCE.read_text()), yaml.safe_load(FILES_REFERENCE.read_text()))
+    reference = load_references()
     openapi_text, schemas_text = render(*build(reference))
     OPENAPI_OUT.write_text(openapi_text)
     SCHEMAS_OUT.write_text(schemas_text)

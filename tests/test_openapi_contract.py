@@ -24,15 +24,13 @@ SERVED = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 
 @cache
 def _load_reference() -> dict[str, Any]:
-    return cut_openapi.merge_references(
-        yaml.safe_load(cut_openapi.REFERENCE.read_text()), yaml.safe_load(cut_openapi.FILES_REFERENCE.read_text())
-    )
+    return cut_openapi.load_references()
 
 
 def reference() -> dict[str, Any]:
-    """The official contract (the assistants and files references, merged), which lives beside the
-    checkout in ../shared/reference/. CI always has it, so its absence fails rather than skips."""
-    needed = (cut_openapi.REFERENCE, cut_openapi.FILES_REFERENCE)
+    """The official contract (the assistants, files and vector stores references, merged), which lives
+    beside the checkout in ../shared/reference/. CI always has it, so its absence fails rather than skips."""
+    needed = cut_openapi.REFERENCES
     missing = [os.path.relpath(path, ROOT) for path in needed if not path.is_file()]
     if missing:
         pytest.fail(

@@ -15,7 +15,7 @@ from chalice.app import Request
 
 from chalicelib.config import settings
 from chalicelib.domain.auth import project_for
-from chalicelib.domain.errors import ApiError, PayloadTooLarge, error_body
+from chalicelib.domain.errors import ApiError, InvalidRequest, PayloadTooLarge, error_body
 from chalicelib.domain.validation import parse_json_object
 
 log = logging.getLogger("spindle")
@@ -71,10 +71,14 @@ class Call:
     project_id: str
     request: Request
 
-    def json(self) -> dict[str, Any]:
+    def json(self, required: bool = False) -> dict[str, Any]:
+        """The JSON object sent. An empty body is `{}`, except where the official contract requires a
+        body (`required`): there it is refused."""
         raw = self.request.raw_body or b""
         if isinstance(raw, str):  # chalice types it so; API Gateway and the dev server give bytes
             raw = raw.encode("utf-8")
+        if required and not raw.strip():
+            raise InvalidRequest("This request needs a JSON body (`{}` at least).", code="missing_body")
         if len(raw) > settings.max_body_bytes:
             raise PayloadTooLarge(
                 f"Request body too large: {len(raw)} bytes; the maximum is {settings.max_body_bytes} bytes.",

@@ -91,6 +91,7 @@ class ThreadsByUser(GlobalSecondaryIndex["ThreadRecord"]):
     class Meta:
         index_name = "user-index"
         projection = AllProjection()
+
     user_key = UnicodeAttribute(hash_key=True)
     thread_id = UnicodeAttribute(range_key=True)
 
@@ -117,6 +118,7 @@ class MessagesByRun(GlobalSecondaryIndex["MessageRecord"]):
     class Meta:
         index_name = "run-index"
         projection = AllProjection()
+
     run_key = UnicodeAttribute(hash_key=True)
     message_id = UnicodeAttribute(range_key=True)
 
@@ -148,6 +150,7 @@ class FilesByPurpose(GlobalSecondaryIndex["FileRecord"]):
     class Meta:
         index_name = "purpose-index"
         projection = AllProjection()
+
     purpose_key = UnicodeAttribute(hash_key=True)  # purpose_key()
     file_id = UnicodeAttribute(range_key=True)
 
@@ -177,6 +180,27 @@ class AssistantRecord(Model):
     # Optimistic locking: a modify writes only over the version it read, so concurrent modifies of
     # different fields both land. Items written before versioning have none; the first save adds it.
     version = VersionAttribute()
+
+
+class VectorStoreRecord(Model):
+    """A vector store: its own fields as attributes, so that a modify is one UpdateItem of the fields it
+    names and the file counters (ADD) change atomically beside it, never by read-modify-write."""
+
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "vector-stores"
+
+    project_id = UnicodeAttribute(hash_key=True)
+    vector_store_id = UnicodeAttribute(range_key=True)
+    created_at = NumberAttribute()
+    name = UnicodeAttribute()
+    metadata = CompactJSONAttribute()
+    expires_after = CompactJSONAttribute(null=True)
+    last_active_at = NumberAttribute()
+    usage_bytes = NumberAttribute(default=0)
+    files_in_progress = NumberAttribute(default=0)
+    files_completed = NumberAttribute(default=0)
+    files_failed = NumberAttribute(default=0)
+    files_cancelled = NumberAttribute(default=0)
 
 
 class RunRecord(Model):
@@ -262,6 +286,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     MessageRecord,
     AssistantRecord,
     FileRecord,
+    VectorStoreRecord,
     RunRecord,
     RunStepRecord,
     RunEventRecord,

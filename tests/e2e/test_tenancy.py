@@ -17,6 +17,7 @@ class Owned:
     run: object
     step: object
     file: object
+    vector_store: object
 
 
 @pytest.fixture
@@ -28,7 +29,8 @@ def owned(client):
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
     file = client.files.create(file=("secret.txt", b"tenant A only"), purpose="assistants")
-    return Owned(thread, message, assistant, run, step, file)
+    vector_store = client.vector_stores.create(name="mine", metadata={"k": "v"})
+    return Owned(thread, message, assistant, run, step, file, vector_store)
 
 
 def own_assistant(c):
@@ -72,6 +74,9 @@ OPERATIONS = {
     "createMessage (their file)": lambda c, o: c.beta.threads.messages.create(
         own_thread(c), role="user", content="x", attachments=[{"file_id": o.file.id, "tools": []}]
     ),
+    "getVectorStore": lambda c, o: c.vector_stores.retrieve(o.vector_store.id),
+    "modifyVectorStore": lambda c, o: c.vector_stores.update(o.vector_store.id, name="stolen"),
+    "deleteVectorStore": lambda c, o: c.vector_stores.delete(o.vector_store.id),
     "getRunStep": lambda c, o: c.beta.threads.runs.steps.retrieve(o.step.id, thread_id=o.thread.id, run_id=o.run.id),
 }
 
@@ -88,6 +93,7 @@ def test_another_project_gets_404(client, other_client, owned, operation):
     assert (run.status, run.metadata) == ("completed", {})
     assert client.beta.threads.runs.steps.list(owned.run.id, thread_id=owned.thread.id).data == [owned.step]
     assert client.files.content(owned.file.id).content == b"tenant A only"
+    assert client.vector_stores.retrieve(owned.vector_store.id) == owned.vector_store
 
 
 def test_the_file_list_is_per_project(server):
@@ -95,6 +101,13 @@ def test_the_file_list_is_per_project(server):
     mine = alice.files.create(file=("a.txt", b"a"), purpose="assistants")
     assert [f.id for f in alice.files.list()] == [mine.id]
     assert mallory.files.list().data == [] and mallory.files.list(purpose="assistants").data == []
+
+
+def test_the_vector_store_list_is_per_project(server):
+    alice, mallory = server.client(f"sk-alice-vs-{time.time_ns()}"), server.client(f"sk-mallory-vs-{time.time_ns()}")
+    mine = alice.vector_stores.create(name="alice's")
+    assert [store.id for store in alice.vector_stores.list()] == [mine.id]
+    assert mallory.vector_stores.list().data == []
 
 
 def test_the_assistant_list_is_per_project(server):

@@ -73,6 +73,11 @@ def test_every_operation_costs_what_it_should(api, dynamodb_calls):
     assistant = run("POST", "/v1/assistants", {"model": "m"}, ["PutItem"])
     run("POST", f"/v1/assistants/{assistant['id']}", {"name": "n"}, ["GetItem", "PutItem"])  # over its version
     run("GET", f"/v1/assistants/{assistant['id']}", operations=["GetItem"])
+    store = run("POST", "/v1/vector_stores", {"name": "s"}, ["PutItem"])
+    run("GET", f"/v1/vector_stores/{store['id']}", operations=["GetItem"])
+    run("POST", f"/v1/vector_stores/{store['id']}", {"name": "t"}, ["UpdateItem"])  # the fields it names
+    run("GET", "/v1/vector_stores", operations=["Query"])
+    run("DELETE", f"/v1/vector_stores/{store['id']}", operations=["DeleteItem"])
 
 
 def test_a_list_page_is_one_query_of_limit_plus_one_in_a_large_thread(api, dynamodb_calls):

@@ -1,0 +1,120 @@
+"""Vector stores: create, retrieve, modify, delete, list — the VectorStoreObject of the official API.
+
+A store's status is worked out when it is read: `expired` once `expires_at` has passed (an
+`expires_after` policy counts `days` from `last_active_at`), else `in_progress` while any of its files
+is, else `completed`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.domain.errors import InvalidRequest, not_found
+from chalicelib.domain.ids import is_valid_id, new_id
+from chalicelib.domain.pagination import ListQuery, render_list
+from chalicelib.domain.validation import validate
+from chalicelib.storage import vector_stores as store
+from chalicelib.storage.vector_stores import StoredVectorStore
+
+DAY_SECONDS = 86400
+
+
+def expires_at(stored: StoredVectorStore) -> int | None:
+    policy = stored.expires_after
+    return None if policy is None else stored.last_active_at + int(policy["days"]) * DAY_SECONDS
+
+
+def render(stored: StoredVectorStore, now: float | None = None) -> dict[str, Any]:
+    ends = expires_at(stored)
+    if ends is not None and (now if now is not None else time.time()) >= ends:
+        status = "expired"
+    else:
+        status = "in_progress" if stored.in_progress else "completed"
+    rendered: dict[str, Any] = {
+        "id": stored.id,
+        "object": "vector_store",
+        "created_at": stored.created_at,
+        "name": stored.name,
+        "usage_bytes": stored.usage_bytes,
+        "file_counts": {
+            "in_progress": stored.in_progress,
+            "completed": stored.completed,
+            "failed": stored.failed,
+            "cancelled": stored.cancelled,
+            "total": stored.in_progress + stored.completed + stored.failed + stored.cancelled,
+        },
+        "status": status,
+        "expires_at": ends,
+        "last_active_at": stored.last_active_at,
+        "metadata": stored.metadata,
+    }
+    if stored.expires_after is not None:  # the schema has no null for it: absent when there is none
+        rendered["expires_after"] = stored.expires_after
+    return rendered
+
+
+def _checked_id(vector_store_id: str) -> str:
+    if not is_valid_id("vector_store", vector_store_id):
+        raise not_found("vector store", vector_store_id)
+    return vector_store_id
+
+
+def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(body.get("file_ids"), list) and body["file_ids"]:  # before the schema: it says why
+        raise InvalidRequest(
+            "Spindle does not add files to vector stores yet; create the store without file_ids.",
+            param="file_ids",
+            code="unsupported_parameter",
+        )
+    validate("CreateVectorStoreRequest", body)
+    now = int(time.time())
+    stored = StoredVectorStore(
+        project_id=project_id,
+        id=new_id("vector_store"),
+        created_at=now,
+        name=body.get("name") or "",
+        metadata=body.get("metadata") or {},
+        expires_after=body.get("expires_after"),
+        last_active_at=now,
+        usage_bytes=0,
+        in_progress=0,
+        completed=0,
+        failed=0,
+        cancelled=0,
+    )
+    store.create(stored)
+    return render(stored)
+
+
+def get_vector_store(project_id: str, vector_store_id: str) -> dict[str, Any]:
+    stored = store.get(project_id, _checked_id(vector_store_id))
+    if stored is None:
+        raise not_found("vector store", vector_store_id)
+    return render(stored)
+
+
+def modify_vector_store(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("UpdateVectorStoreRequest", body)
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        changes["name"] = body["name"] or ""
+    if "metadata" in body:
+        changes["metadata"] = body["metadata"] or {}
+    if "expires_after" in body:
+        changes["expires_after"] = body["expires_after"]  # null removes the policy
+    stored = store.modify(project_id, _checked_id(vector_store_id), changes)
+    if stored is None:
+        raise not_found("vector store", vector_store_id)
+    return render(stored)
+
+
+def delete_vector_store(project_id: str, vector_store_id: str) -> dict[str, Any]:
+    if not store.delete(project_id, _checked_id(vector_store_id)):
+        raise not_found("vector store", vector_store_id)
+    return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
+
+
+def list_vector_stores(project_id: str, query: ListQuery) -> dict[str, Any]:
+    now = time.time()
+    return render_list(store.list_page(project_id, query), lambda stored: render(stored, now))

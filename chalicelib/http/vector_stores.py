@@ -1,0 +1,40 @@
+"""/v1/vector_stores: create, list, retrieve, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.domain import vector_stores
+from chalicelib.domain.pagination import parse_list_query
+from chalicelib.http.routing import Call, api_route
+
+blueprint = Blueprint(__name__)
+
+VECTOR_STORE = "/v1/vector_stores/{vector_store_id}"
+
+
+@api_route(blueprint, "/v1/vector_stores", "POST")
+def create_vector_store(call: Call) -> dict[str, Any]:
+    return vector_stores.create_vector_store(call.project_id, call.json(required=True))
+
+
+@api_route(blueprint, "/v1/vector_stores", "GET")
+def list_vector_stores(call: Call) -> dict[str, Any]:
+    return vector_stores.list_vector_stores(call.project_id, parse_list_query(call.query(), "vector_store"))
+
+
+@api_route(blueprint, VECTOR_STORE, "GET")
+def get_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
+    return vector_stores.get_vector_store(call.project_id, vector_store_id)
+
+
+@api_route(blueprint, VECTOR_STORE, "POST")
+def modify_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
+    return vector_stores.modify_vector_store(call.project_id, vector_store_id, call.json(required=True))
+
+
+@api_route(blueprint, VECTOR_STORE, "DELETE")
+def delete_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
+    return vector_stores.delete_vector_store(call.project_id, vector_store_id)
