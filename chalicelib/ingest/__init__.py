@@ -1,0 +1,1 @@
+"""Ingestion of vector-store files: text extraction, offline token counting and chunking."""
