@@ -34,6 +34,15 @@ def purge_deleted_threads(event: CloudWatchEvent) -> None:
     purge(seconds=context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def ingest_pending(event: CloudWatchEvent) -> None:
+    """Ingest the vector store files that are due (added, or left by a worker that died)."""
+    from chalicelib.ingest.worker import ingest_due
+
+    context: Any = event.context
+    ingest_due(seconds=context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
+
+
 @app.lambda_function(name="advance_run")
 def advance_run_task(event: dict[str, Any], context: object) -> dict[str, Any]:
     """The Step Functions task: advance one run by one step; the state machine waits and repeats."""

@@ -63,6 +63,12 @@ SERVED = [
     ("/vector_stores/{vector_store_id}", "get"),
     ("/vector_stores/{vector_store_id}", "post"),
     ("/vector_stores/{vector_store_id}", "delete"),
+    ("/vector_stores/{vector_store_id}/files", "get"),
+    ("/vector_stores/{vector_store_id}/files", "post"),
+    ("/vector_stores/{vector_store_id}/files/{file_id}", "get"),
+    ("/vector_stores/{vector_store_id}/files/{file_id}", "post"),
+    ("/vector_stores/{vector_store_id}/files/{file_id}", "delete"),
+    ("/vector_stores/{vector_store_id}/files/{file_id}/content", "get"),
 ]
 
 ERROR_STATUSES = {
@@ -102,6 +108,17 @@ LINKS = {
             "operationId": "deleteVectorStore",
             "parameters": {"vector_store_id": "$response.body#/id"},
         },
+    },
+    ("/vector_stores/{vector_store_id}/files", "post"): {
+        name: {
+            "operationId": operation,
+            "parameters": {"vector_store_id": "$response.body#/vector_store_id", "file_id": "$response.body#/id"},
+        }
+        for name, operation in (
+            ("GetVectorStoreFile", "getVectorStoreFile"),
+            ("UpdateVectorStoreFileAttributes", "updateVectorStoreFileAttributes"),
+            ("DeleteVectorStoreFile", "deleteVectorStoreFile"),
+        )
     },
     ("/threads/{thread_id}/runs", "post"): {
         "GetRun": _run_link("getRun"),
@@ -189,12 +206,18 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
         del file_search["properties"]["vector_stores"]
         file_search["required"] = ["vector_store_ids"]
         file_search["x-spindle-extension"] = (
-            "Spindle cannot add files to vector stores yet, so the vector_stores helper is refused."
+            "Spindle does not create vector stores from tool_resources yet: the vector_stores helper is refused."
         )
+    if "StaticChunkingStrategy" in schemas:
+        overlap = schemas["StaticChunkingStrategy"]["properties"]["chunk_overlap_tokens"]
+        overlap["minimum"] = 0
+        overlap["x-spindle-extension"] = "An overlap is a number of tokens: at least 0 (and at most half the size)."
     if "CreateVectorStoreRequest" in schemas:
         file_ids = schemas["CreateVectorStoreRequest"]["properties"]["file_ids"]
         file_ids["maxItems"] = 0
-        file_ids["x-spindle-extension"] = "Spindle cannot add files to vector stores yet: file_ids must be empty."
+        file_ids["x-spindle-extension"] = (
+            "Spindle does not add files on create yet (add them one by one): file_ids must be empty."
+        )
 
 
 def _refs(node: Any) -> set[str]:
@@ -365,6 +388,7 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     _checked_list_parameters(paths["/threads/{thread_id}/runs"]["get"], "run")
     _checked_list_parameters(paths["/threads/{thread_id}/runs/{run_id}/steps"]["get"], "step")
     _checked_list_parameters(paths["/vector_stores"]["get"], "vector_store")
+    _checked_list_parameters(paths["/vector_stores/{vector_store_id}/files"]["get"], "file")
 
     needed = _closure((_refs(paths) - {"ListThreadsResponse"}) | {"ErrorResponse", "ThreadObject"}, schemas)
     components = {name: copy.deepcopy(schemas[name]) for name in sorted(needed)}

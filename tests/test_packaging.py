@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import package as packaging  # noqa: E402
 
-FUNCTIONS = ("APIHandler", "StreamRuns", "AdvanceRun", "PurgeDeletedThreads")
+FUNCTIONS = ("APIHandler", "StreamRuns", "AdvanceRun", "PurgeDeletedThreads", "IngestPending")
 
 
 @pytest.fixture(scope="module")

@@ -107,14 +107,15 @@ def tool_resources_object(
 
 
 def refuse_vector_store_helper(requested: Any, param: str = "tool_resources") -> None:
-    """The `vector_stores` helper creates vector stores with files in them, which Spindle cannot do yet
-    (files cannot be added to a store before issue #14's next slice). Checked before the schema, which
-    would otherwise report the missing `vector_store_ids` rather than the reason."""
+    """The `vector_stores` helper creates vector stores with their files in one request, which Spindle
+    does not do yet (issue #14's next slice). Checked before the schema, which would otherwise report
+    the missing `vector_store_ids` rather than the reason."""
     file_search = requested.get("file_search") if isinstance(requested, dict) else None
     if isinstance(file_search, dict) and "vector_stores" in file_search:
         raise InvalidRequest(
-            f"Invalid '{param}.file_search.vector_stores': Spindle cannot create a vector store with files "
-            "yet; create one with POST /v1/vector_stores and pass `vector_store_ids` instead.",
+            f"Invalid '{param}.file_search.vector_stores': Spindle does not create vector stores from "
+            "tool_resources yet; create one with POST /v1/vector_stores, add files, and pass "
+            "`vector_store_ids` instead.",
             param=f"{param}.file_search.vector_stores",
             code="unsupported_parameter",
         )

@@ -14,6 +14,7 @@ from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
+from chalicelib.storage import vector_store_files as file_store
 from chalicelib.storage import vector_stores as store
 from chalicelib.storage.vector_stores import StoredVectorStore
 
@@ -63,7 +64,8 @@ def _checked_id(vector_store_id: str) -> str:
 def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(body.get("file_ids"), list) and body["file_ids"]:  # before the schema: it says why
         raise InvalidRequest(
-            "Spindle does not add files to vector stores yet; create the store without file_ids.",
+            "Spindle does not add files when it creates a vector store yet; create the store, then add "
+            "each file with POST /v1/vector_stores/{vector_store_id}/files.",
             param="file_ids",
             code="unsupported_parameter",
         )
@@ -112,6 +114,7 @@ def modify_vector_store(project_id: str, vector_store_id: str, body: dict[str, A
 def delete_vector_store(project_id: str, vector_store_id: str) -> dict[str, Any]:
     if not store.delete(project_id, _checked_id(vector_store_id)):
         raise not_found("vector store", vector_store_id)
+    file_store.remove_all(project_id, vector_store_id)  # its files and their chunks
     return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
 
 

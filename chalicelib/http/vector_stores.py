@@ -1,4 +1,4 @@
-"""/v1/vector_stores: create, list, retrieve, modify, delete."""
+"""/v1/vector_stores: the stores (create, list, retrieve, modify, delete) and their files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.domain import vector_stores
+from chalicelib.domain import vector_store_files, vector_stores
 from chalicelib.domain.pagination import parse_list_query
 from chalicelib.http.routing import Call, api_route
 
@@ -38,3 +38,41 @@ def modify_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
 @api_route(blueprint, VECTOR_STORE, "DELETE")
 def delete_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
     return vector_stores.delete_vector_store(call.project_id, vector_store_id)
+
+
+# --- a store's files ----------------------------------------------------------------------------
+
+FILES = VECTOR_STORE + "/files"
+FILE = FILES + "/{file_id}"
+
+
+@api_route(blueprint, FILES, "POST")
+def create_vector_store_file(call: Call, vector_store_id: str) -> dict[str, Any]:
+    return vector_store_files.add_file(call.project_id, vector_store_id, call.json(required=True))
+
+
+@api_route(blueprint, FILES, "GET")
+def list_vector_store_files(call: Call, vector_store_id: str) -> dict[str, Any]:
+    params = call.query()
+    query = parse_list_query(params, "file")
+    return vector_store_files.list_files(call.project_id, vector_store_id, query, params.get("filter"))
+
+
+@api_route(blueprint, FILE, "GET")
+def get_vector_store_file(call: Call, vector_store_id: str, file_id: str) -> dict[str, Any]:
+    return vector_store_files.get_file(call.project_id, vector_store_id, file_id)
+
+
+@api_route(blueprint, FILE, "POST")
+def update_vector_store_file_attributes(call: Call, vector_store_id: str, file_id: str) -> dict[str, Any]:
+    return vector_store_files.update_attributes(call.project_id, vector_store_id, file_id, call.json(required=True))
+
+
+@api_route(blueprint, FILE, "DELETE")
+def delete_vector_store_file(call: Call, vector_store_id: str, file_id: str) -> dict[str, Any]:
+    return vector_store_files.remove_file(call.project_id, vector_store_id, file_id)
+
+
+@api_route(blueprint, FILE + "/content", "GET")
+def retrieve_vector_store_file_content(call: Call, vector_store_id: str, file_id: str) -> dict[str, Any]:
+    return vector_store_files.file_content(call.project_id, vector_store_id, file_id)

@@ -1,5 +1,6 @@
-"""Local mode's run driver: a poller in the dev server that advances runs through the same
-`advance_run` the Step Functions task calls. A new run wakes it at once (no fixed sleeps)."""
+"""Local mode's driver: a poller in the dev server that advances runs through the same `advance_run`
+the Step Functions task calls, and ingests vector store files through the same `ingest_due` the
+scheduled Lambda calls. A new run or file wakes it at once (no fixed sleeps)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.config import settings
+from chalicelib.ingest.worker import ingest_due
 from chalicelib.observability import request_scope
 from chalicelib.runs.engine import advance_run
 from chalicelib.storage import runs as store
@@ -23,6 +25,7 @@ class RunPoller:
     def __init__(self, workers: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         self._in_flight: set[str] = set()
+        self._ingesting = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -41,12 +44,27 @@ class RunPoller:
                 log.exception("poll failed; retrying")
 
     def _dispatch_due(self) -> None:
+        with self._lock:
+            ingesting = self._ingesting
+            self._ingesting = True
+        if not ingesting:  # one ingestion pass at a time; each claims its files, so more would only race
+            self._pool.submit(self._ingest)
         for ref, due_key in store.due_runs(time.time()):
             with self._lock:
                 if ref.key in self._in_flight:
                     continue  # a worker has it; this entry waits for the worker to report
                 self._in_flight.add(ref.key)
             self._pool.submit(self._advance, ref, due_key)
+
+    def _ingest(self) -> None:
+        try:
+            with request_scope():
+                ingest_due()
+        except Exception:
+            log.exception("ingestion pass failed; it will be retried")
+        finally:
+            with self._lock:
+                self._ingesting = False
 
     def _advance(self, ref: RunRef, due_key: str) -> None:
         try:

@@ -30,6 +30,13 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions", region_name=settings.region, config=Config(retries={"mode": "standard"}))
 
 
+def ingestion_changed() -> None:
+    """A file was added to a vector store. Locally the poller ingests it at once; on AWS the scheduled
+    `ingest_pending` Lambda (app.py) finds it within a minute."""
+    if settings.run_driver != "stepfunctions":
+        wake_local_poller.set()
+
+
 def run_changed(ref: RunRef, after_seconds: float = 0.0) -> bool:
     """Hand the run to its driver, to advance after `after_seconds` (a streaming request drives the run
     meanwhile). False if the driver could not be told (the caller fails the run).

@@ -15,7 +15,7 @@ from chalicelib.storage.records import ListQuery, Page
 
 
 @cache
-def _s3() -> Any:
+def s3_client() -> Any:
     # botocore is loaded already (pynamodb); boto3 is not needed for three calls.
     import botocore.session
 
@@ -31,7 +31,7 @@ def _s3_key(project_id: str, file_id: str) -> str:
 def save(project_id: str, file: dict[str, Any], content: bytes) -> None:
     """The bytes first, then the object that makes them reachable; a failed write leaves nothing."""
     key = _s3_key(project_id, file["id"])
-    _s3().put_object(Bucket=settings.files_bucket, Key=key, Body=content)
+    s3_client().put_object(Bucket=settings.files_bucket, Key=key, Body=content)
     try:
         FileRecord(
             project_id,
@@ -41,7 +41,7 @@ def save(project_id: str, file: dict[str, Any], content: bytes) -> None:
             s3_key=key,
         ).save(condition=FileRecord.file_id.does_not_exist())
     except Exception:
-        _s3().delete_object(Bucket=settings.files_bucket, Key=key)
+        s3_client().delete_object(Bucket=settings.files_bucket, Key=key)
         raise
 
 
@@ -56,8 +56,8 @@ def content(project_id: str, file_id: str) -> bytes | None:
     """The bytes of a file whose record the caller has just read (one S3 request, no second read of
     the record); None if they are gone, the file deleted meanwhile."""
     try:
-        response = _s3().get_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
-    except _s3().exceptions.NoSuchKey:
+        response = s3_client().get_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
+    except s3_client().exceptions.NoSuchKey:
         return None
     return response["Body"].read()
 
@@ -65,7 +65,7 @@ def content(project_id: str, file_id: str) -> bytes | None:
 def delete(project_id: str, file_id: str) -> bool:
     if not written(lambda: FileRecord(project_id, file_id).delete(condition=FileRecord.file_id.exists())):
         return False
-    _s3().delete_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
+    s3_client().delete_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
     return True
 
 
@@ -89,7 +89,7 @@ def get_many(project_id: str, file_ids: set[str]) -> dict[str, dict[str, Any]]:
 
 def ensure_bucket() -> None:
     """Local mode and tests only: the deployed bucket comes from infra/."""
-    s3 = _s3()
+    s3 = s3_client()
     buckets = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
     if settings.files_bucket not in buckets:
         s3.create_bucket(Bucket=settings.files_bucket)

@@ -75,6 +75,16 @@ def purpose_key(project_id: str, purpose: str) -> str:
     return f"{project_id}#{purpose}"
 
 
+def vector_store_key(project_id: str, vector_store_id: str) -> str:
+    """A vector store's files: VectorStoreFileRecord.store_key."""
+    return f"{project_id}#{vector_store_id}"
+
+
+def split_vector_store_key(key: str) -> tuple[str, str]:
+    project_id, vector_store_id = key.split("#", 1)
+    return project_id, vector_store_id
+
+
 def due_key(due_at: float, key_of_run: str) -> str:
     """RunQueueRecord.due_key: sorts by due time, then run."""
     return f"{due_at:017.6f}#{key_of_run}"
@@ -203,6 +213,42 @@ class VectorStoreRecord(Model):
     files_cancelled = NumberAttribute(default=0)
 
 
+class PendingIngestion(GlobalSecondaryIndex["VectorStoreFileRecord"]):
+    """Sparse: only files waiting for ingestion (or being ingested) appear, sorted by when they are due.
+    The local poller and, on AWS, a scheduled Lambda read it with one Query."""
+
+    class Meta:
+        index_name = "pending-index"
+        projection = AllProjection()
+
+    ingest_queue = UnicodeAttribute(hash_key=True)  # INGEST_QUEUE while pending
+    ingest_due = UnicodeAttribute(range_key=True)  # due_key(due_at, "store_key/file_id")
+
+
+class VectorStoreFileRecord(Model):
+    """A file in a vector store: the VectorStoreFileObject's fields, and its place in the ingestion queue
+    while it is in progress. Its chunks are in S3 (storage/vector_store_files.py)."""
+
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "vector-store-files"
+
+    store_key = UnicodeAttribute(hash_key=True)  # vector_store_key()
+    file_id = UnicodeAttribute(range_key=True)
+    created_at = NumberAttribute()
+    status = UnicodeAttribute()
+    usage_bytes = NumberAttribute(default=0)
+    last_error = CompactJSONAttribute(null=True)
+    chunking_strategy = CompactJSONAttribute()
+    attributes = CompactJSONAttribute(null=True)
+    filename = UnicodeAttribute()
+    ingest_queue = UnicodeAttribute(null=True)
+    ingest_due = UnicodeAttribute(null=True)
+    lease_token = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+
+    pending = PendingIngestion()
+
+
 class RunRecord(Model):
     """A run. `status` and `metadata` live beside the rest of the RunObject so that the engine, a
     cancel and a metadata update never overwrite each other's writes."""
@@ -287,6 +333,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     AssistantRecord,
     FileRecord,
     VectorStoreRecord,
+    VectorStoreFileRecord,
     RunRecord,
     RunStepRecord,
     RunEventRecord,

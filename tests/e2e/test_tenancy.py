@@ -30,6 +30,8 @@ def owned(client):
     step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
     file = client.files.create(file=("secret.txt", b"tenant A only"), purpose="assistants")
     vector_store = client.vector_stores.create(name="mine", metadata={"k": "v"})
+    client.vector_stores.files.create_and_poll(file_id=file.id, vector_store_id=vector_store.id, poll_interval_ms=50)
+    vector_store = client.vector_stores.retrieve(vector_store.id)
     return Owned(thread, message, assistant, run, step, file, vector_store)
 
 
@@ -77,6 +79,18 @@ OPERATIONS = {
     "getVectorStore": lambda c, o: c.vector_stores.retrieve(o.vector_store.id),
     "modifyVectorStore": lambda c, o: c.vector_stores.update(o.vector_store.id, name="stolen"),
     "deleteVectorStore": lambda c, o: c.vector_stores.delete(o.vector_store.id),
+    "listVectorStoreFiles": lambda c, o: c.vector_stores.files.list(o.vector_store.id),
+    "createVectorStoreFile (their store)": lambda c, o: c.vector_stores.files.create(
+        vector_store_id=o.vector_store.id, file_id=c.files.create(file=("x.txt", b"x"), purpose="assistants").id
+    ),
+    "getVectorStoreFile": lambda c, o: c.vector_stores.files.retrieve(o.file.id, vector_store_id=o.vector_store.id),
+    "updateVectorStoreFileAttributes": lambda c, o: c.vector_stores.files.update(
+        o.file.id, vector_store_id=o.vector_store.id, attributes={"x": "y"}
+    ),
+    "deleteVectorStoreFile": lambda c, o: c.vector_stores.files.delete(o.file.id, vector_store_id=o.vector_store.id),
+    "retrieveVectorStoreFileContent": lambda c, o: c.vector_stores.files.content(
+        o.file.id, vector_store_id=o.vector_store.id
+    ),
     "getRunStep": lambda c, o: c.beta.threads.runs.steps.retrieve(o.step.id, thread_id=o.thread.id, run_id=o.run.id),
 }
 
@@ -94,6 +108,8 @@ def test_another_project_gets_404(client, other_client, owned, operation):
     assert client.beta.threads.runs.steps.list(owned.run.id, thread_id=owned.thread.id).data == [owned.step]
     assert client.files.content(owned.file.id).content == b"tenant A only"
     assert client.vector_stores.retrieve(owned.vector_store.id) == owned.vector_store
+    mine = client.vector_stores.files.retrieve(owned.file.id, vector_store_id=owned.vector_store.id)
+    assert (mine.status, mine.attributes) == ("completed", None)
 
 
 def test_the_file_list_is_per_project(server):

@@ -77,7 +77,29 @@ def test_every_operation_costs_what_it_should(api, dynamodb_calls):
     run("GET", f"/v1/vector_stores/{store['id']}", operations=["GetItem"])
     run("POST", f"/v1/vector_stores/{store['id']}", {"name": "t"}, ["UpdateItem"])  # the fields it names
     run("GET", "/v1/vector_stores", operations=["Query"])
-    run("DELETE", f"/v1/vector_stores/{store['id']}", operations=["DeleteItem"])
+    run("DELETE", f"/v1/vector_stores/{store['id']}", operations=["DeleteItem", "Query"])  # and its files' Query
+
+
+def test_vector_store_files_cost_what_they_should(api, dynamodb_calls):
+    from chalicelib.domain.files import create_file
+
+    file = create_file(project_of(api), {"purpose": "assistants"}, "a.txt", b"alpha")
+    store = call(api, "POST", "/v1/vector_stores", {})
+    files = f"/v1/vector_stores/{store['id']}/files"
+
+    def run(method, path, body=None, operations=()):
+        dynamodb_calls.clear()
+        result = call(api, method, path, body)
+        assert dynamodb_calls.operations == list(operations), (method, path)
+        return result
+
+    # the store, the file, then the file record and the store's count in one transaction
+    run("POST", files, {"file_id": file["id"]}, ["GetItem", "GetItem", "TransactWriteItems"])
+    run("GET", f"{files}/{file['id']}", operations=["GetItem"])
+    run("POST", f"{files}/{file['id']}", {"attributes": {"a": "b"}}, ["UpdateItem"])
+    run("GET", files, operations=["GetItem", "Query"])
+    run("GET", f"{files}?filter=completed", operations=["GetItem", "Query"])
+    run("DELETE", f"{files}/{file['id']}", operations=["GetItem", "TransactWriteItems"])
 
 
 def test_a_list_page_is_one_query_of_limit_plus_one_in_a_large_thread(api, dynamodb_calls):

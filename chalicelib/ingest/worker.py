@@ -1,0 +1,66 @@
+"""Ingestion: a file added to a vector store is read, its text extracted, chunked and stored, and the
+file ends `completed`, or `failed` with `last_error`. Every driver calls `ingest_due` (the local poller,
+and on AWS the scheduled `ingest_pending` Lambda): whoever claims a file ingests it; a worker that dies
+leaves it due again when its lease ends, and after MAX_ATTEMPTS claims it fails instead."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+
+from chalicelib.ingest.chunks import chunk_text
+from chalicelib.ingest.text import FileNotReadable, extract_text
+from chalicelib.storage import files as file_store
+from chalicelib.storage import vector_store_files as store
+from chalicelib.storage.vector_store_files import FileRef, StoredFile
+
+log = logging.getLogger("spindle.ingest")
+LEASE_SECONDS = 120.0  # far above what a 4 MiB file takes; a dead worker's file waits this long
+MAX_ATTEMPTS = 3
+
+
+def ingest_due(seconds: float = 5.0) -> int:
+    """Ingest files that are due, until none is or `seconds` have passed. How many were ingested."""
+    deadline = time.monotonic() + seconds
+    done = 0
+    while time.monotonic() < deadline:
+        due = store.due_files(time.time())
+        if not due:
+            break
+        for ref in due:
+            done += ingest(ref)
+            if time.monotonic() >= deadline:
+                break
+    return done
+
+
+def ingest(ref: FileRef) -> bool:
+    """Ingest one file if it can be claimed. True if this call ended its ingestion."""
+    claimed = store.claim(ref, time.time(), LEASE_SECONDS)
+    if claimed is None:
+        return False
+    if claimed.attempts > MAX_ATTEMPTS:
+        return _failed(claimed, "server_error", f"Spindle could not process the file in {MAX_ATTEMPTS} attempts.")
+    try:
+        data = file_store.content(ref.project_id, ref.file_id)
+        if data is None:
+            return _failed(claimed, "invalid_file", "The file was deleted before it could be processed.")
+        text = extract_text(claimed.filename, data)
+        static = claimed.chunking_strategy["static"]
+        chunks = chunk_text(text, static["max_chunk_size_tokens"], static["chunk_overlap_tokens"])
+        store.save_chunks(ref, text, [asdict(chunk) for chunk in chunks])
+    except FileNotReadable as error:
+        return _failed(claimed, error.code, error.message)
+    except Exception:  # a storage hiccup or a bug: the file is due again when the lease ends
+        log.exception("ingesting %s failed (attempt %d)", ref.key, claimed.attempts)
+        return False
+    if store.finish(claimed, "completed", len(text.encode("utf-8")), None):
+        return True
+    if store.get(ref) is None:  # removed while it was ingested: its chunks must not outlive it
+        store.delete_chunks(ref)
+    return False
+
+
+def _failed(claimed: StoredFile, code: str, message: str) -> bool:
+    return store.finish(claimed, "failed", 0, {"code": code, "message": message})

@@ -1,0 +1,291 @@
+"""A vector store's files: their records in DynamoDB (VectorStoreFileRecord), their chunks in S3, and
+the store's file counters, which every change of a file's status moves in the same transaction.
+
+A file waits for ingestion in a sparse index (PendingIngestion), sorted by when it is due. A worker
+claims it with one conditional write that moves it a lease into the future, so two workers never
+ingest one file at once, and a worker that dies leaves a file that is due again when its lease ends.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.config import settings
+from chalicelib.storage.dynamo import transact, written
+from chalicelib.storage.files import s3_client
+from chalicelib.storage.models import (
+    VectorStoreFileRecord,
+    VectorStoreRecord,
+    due_key,
+    due_key_bound,
+    split_vector_store_key,
+    vector_store_key,
+)
+from chalicelib.storage.pages import read_page
+from chalicelib.storage.records import ListQuery, Page
+
+INGEST_QUEUE = "ingest"
+# The store's counter for each status a file can be in.
+COUNTERS = {
+    "in_progress": VectorStoreRecord.files_in_progress,
+    "completed": VectorStoreRecord.files_completed,
+    "failed": VectorStoreRecord.files_failed,
+    "cancelled": VectorStoreRecord.files_cancelled,
+}
+
+
+@dataclass(frozen=True)
+class FileRef:
+    project_id: str
+    vector_store_id: str
+    file_id: str
+
+    @property
+    def store_key(self) -> str:
+        return vector_store_key(self.project_id, self.vector_store_id)
+
+    @property
+    def key(self) -> str:
+        """How the ingestion queue names the file."""
+        return f"{self.store_key}/{self.file_id}"
+
+    @classmethod
+    def parse(cls, key: str) -> FileRef:
+        store_key, file_id = key.rsplit("/", 1)
+        project_id, vector_store_id = split_vector_store_key(store_key)
+        return cls(project_id, vector_store_id, file_id)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    ref: FileRef
+    created_at: int
+    status: str
+    usage_bytes: int
+    last_error: dict[str, Any] | None
+    chunking_strategy: dict[str, Any]
+    attributes: dict[str, Any] | None
+    filename: str
+    lease_token: str | None = None
+    attempts: int = 0
+
+
+def _stored(record: VectorStoreFileRecord) -> StoredFile:
+    project_id, vector_store_id = split_vector_store_key(record.store_key)
+    return StoredFile(
+        ref=FileRef(project_id, vector_store_id, record.file_id),
+        created_at=int(record.created_at),
+        status=record.status,
+        usage_bytes=int(record.usage_bytes or 0),
+        last_error=record.last_error,
+        chunking_strategy=record.chunking_strategy,
+        attributes=record.attributes,
+        filename=record.filename,
+        lease_token=record.lease_token,
+        attempts=int(record.attempts or 0),
+    )
+
+
+def _store_record(ref: FileRef) -> VectorStoreRecord:
+    return VectorStoreRecord(ref.project_id, ref.vector_store_id)
+
+
+def add(file: StoredFile, due_at: float) -> StoredFile | None:
+    """Put the file in its store, in progress and due for ingestion at `due_at`, and count it, in one
+    transaction. The file as stored: this one, or the one already there (adding a file twice changes
+    nothing). None if the store is gone."""
+    ref = file.ref
+    record = VectorStoreFileRecord(
+        ref.store_key,
+        ref.file_id,
+        created_at=file.created_at,
+        status="in_progress",
+        usage_bytes=0,
+        last_error=None,
+        chunking_strategy=file.chunking_strategy,
+        attributes=file.attributes,
+        filename=file.filename,
+        ingest_queue=INGEST_QUEUE,
+        ingest_due=due_key(due_at, ref.key),
+        attempts=0,
+    )
+
+    def build(transaction: Any) -> None:
+        transaction.save(record, condition=VectorStoreFileRecord.file_id.does_not_exist())
+        transaction.update(
+            _store_record(ref),
+            actions=[VectorStoreRecord.files_in_progress.add(1)],
+            condition=VectorStoreRecord.vector_store_id.exists(),
+        )
+
+    refusal = transact(build)
+    if refusal is None:
+        return file
+    if refusal.failed_at(0):  # already in the store
+        return get(ref)
+    return None
+
+
+def get(ref: FileRef) -> StoredFile | None:
+    try:
+        return _stored(VectorStoreFileRecord.get(ref.store_key, ref.file_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def list_page(project_id: str, vector_store_id: str, query: ListQuery, status: str | None) -> Page:
+    """One Query. With `status`, a filter on it: a page may then hold fewer than `limit` files while
+    `has_more` says more follow (DynamoDB filters after it reads)."""
+    key = vector_store_key(project_id, vector_store_id)
+    condition = None if status is None else VectorStoreFileRecord.status == status
+    page = read_page(
+        lambda **kw: VectorStoreFileRecord.query(key, consistent_read=True, filter_condition=condition, **kw),
+        VectorStoreFileRecord.file_id,
+        query,
+    )
+    return Page(items=[_stored(record) for record in page.items], has_more=page.has_more)
+
+
+def set_attributes(ref: FileRef, attributes: dict[str, Any] | None) -> StoredFile | None:
+    record = VectorStoreFileRecord(ref.store_key, ref.file_id)
+    action = (
+        VectorStoreFileRecord.attributes.remove()
+        if attributes is None
+        else (VectorStoreFileRecord.attributes.set(attributes))
+    )
+    if not written(lambda: record.update(actions=[action], condition=VectorStoreFileRecord.file_id.exists())):
+        return None
+    return _stored(record)
+
+
+def remove(ref: FileRef) -> bool:
+    """Take the file out of its store and its counts (one transaction, over the status it was read in),
+    then delete its chunks. False if it is not in the store."""
+    for _ in range(5):  # a status that moved meanwhile (ingestion finished) is read again
+        current = get(ref)
+        if current is None:
+            return False
+
+        def build(transaction: Any, current: StoredFile = current) -> None:
+            transaction.delete(
+                VectorStoreFileRecord(ref.store_key, ref.file_id),
+                condition=VectorStoreFileRecord.status == current.status,
+            )
+            transaction.update(
+                _store_record(ref),
+                actions=[COUNTERS[current.status].add(-1), VectorStoreRecord.usage_bytes.add(-current.usage_bytes)],
+                condition=VectorStoreRecord.vector_store_id.exists(),
+            )
+
+        refusal = transact(build)
+        if refusal is None or not refusal.failed_at(0):
+            # Removed; or its store is gone (deleted meanwhile), in which case the record goes alone.
+            if refusal is not None:
+                written(lambda: VectorStoreFileRecord(ref.store_key, ref.file_id).delete())
+            delete_chunks(ref)
+            return True
+    return False
+
+
+def remove_all(project_id: str, vector_store_id: str) -> None:
+    """A deleted store's files and chunks (the store item is gone already): one Query per page."""
+    key = vector_store_key(project_id, vector_store_id)
+    for record in VectorStoreFileRecord.query(key, consistent_read=True, attributes_to_get=["store_key", "file_id"]):
+        record.delete()  # one by one: the API role has no BatchWriteItem, and a store holds few files
+        delete_chunks(FileRef(project_id, vector_store_id, record.file_id))
+
+
+# --- ingestion --------------------------------------------------------------------------------------
+
+
+def due_files(now: float, limit: int = 20) -> list[FileRef]:
+    """Files due for ingestion by `now`, soonest first: one Query on the sparse index."""
+    entries = VectorStoreFileRecord.pending.query(
+        INGEST_QUEUE, VectorStoreFileRecord.ingest_due <= due_key_bound(now), limit=limit, page_size=limit
+    )
+    return [FileRef.parse(entry.ingest_due.split("#", 1)[1]) for entry in entries]
+
+
+def claim(ref: FileRef, now: float, lease_seconds: float) -> StoredFile | None:
+    """Take the file for ingestion if it is in progress and due: its due time moves a lease ahead (it
+    is due again should this worker die). The file as claimed, with its lease token; None if another
+    worker has it or it is done."""
+    token = uuid.uuid4().hex
+    record = VectorStoreFileRecord(ref.store_key, ref.file_id)
+    claimed = written(
+        lambda: record.update(
+            actions=[
+                VectorStoreFileRecord.lease_token.set(token),
+                VectorStoreFileRecord.ingest_due.set(due_key(now + lease_seconds, ref.key)),
+                VectorStoreFileRecord.attempts.add(1),
+            ],
+            condition=(VectorStoreFileRecord.status == "in_progress")
+            & (VectorStoreFileRecord.ingest_due <= due_key_bound(now)),
+        )
+    )
+    return _stored(record) if claimed else None
+
+
+def finish(claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[str, Any] | None) -> bool:
+    """End the claimed file's ingestion as `status` and move the store's counts, in one transaction
+    that holds only while the claim does (the file still in progress under this worker's lease)."""
+    ref = claimed.ref
+
+    def build(transaction: Any) -> None:
+        transaction.update(
+            VectorStoreFileRecord(ref.store_key, ref.file_id),
+            actions=[
+                VectorStoreFileRecord.status.set(status),
+                VectorStoreFileRecord.usage_bytes.set(usage_bytes),
+                VectorStoreFileRecord.last_error.set(last_error)
+                if last_error is not None
+                else VectorStoreFileRecord.last_error.remove(),
+                VectorStoreFileRecord.ingest_queue.remove(),
+                VectorStoreFileRecord.ingest_due.remove(),
+                VectorStoreFileRecord.lease_token.remove(),
+            ],
+            condition=(VectorStoreFileRecord.status == "in_progress")
+            & (VectorStoreFileRecord.lease_token == claimed.lease_token),
+        )
+        transaction.update(
+            _store_record(ref),
+            actions=[
+                VectorStoreRecord.files_in_progress.add(-1),
+                COUNTERS[status].add(1),
+                VectorStoreRecord.usage_bytes.add(usage_bytes),
+            ],
+            condition=VectorStoreRecord.vector_store_id.exists(),
+        )
+
+    return transact(build) is None
+
+
+# --- chunks in S3 -----------------------------------------------------------------------------------
+
+
+def _chunks_key(ref: FileRef) -> str:
+    return f"vector-stores/{ref.project_id}/{ref.vector_store_id}/{ref.file_id}.json"
+
+
+def save_chunks(ref: FileRef, text: str, chunks: list[dict[str, Any]]) -> None:
+    body = json.dumps({"text": text, "chunks": chunks}, ensure_ascii=False).encode("utf-8")
+    s3_client().put_object(Bucket=settings.files_bucket, Key=_chunks_key(ref), Body=body)
+
+
+def load_chunks(ref: FileRef) -> dict[str, Any] | None:
+    client = s3_client()
+    try:
+        response = client.get_object(Bucket=settings.files_bucket, Key=_chunks_key(ref))
+    except client.exceptions.NoSuchKey:
+        return None
+    loaded: dict[str, Any] = json.loads(response["Body"].read())
+    return loaded
+
+
+def delete_chunks(ref: FileRef) -> None:
+    s3_client().delete_object(Bucket=settings.files_bucket, Key=_chunks_key(ref))

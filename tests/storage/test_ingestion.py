@@ -1,0 +1,93 @@
+"""Ingestion in-process: claims are exclusive, a dead worker's file is taken again after its lease,
+a file that keeps failing ends `failed`, and the store's counts move with every status change."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from chalicelib.domain import files, vector_store_files, vector_stores
+from chalicelib.ingest import worker
+from chalicelib.storage import vector_store_files as store
+from chalicelib.storage.vector_store_files import FileRef
+
+PROJECT = "proj_ingestion"
+
+
+def a_store_with(*contents: tuple[str, bytes]) -> tuple[str, list[str]]:
+    vector_store = vector_stores.create_vector_store(PROJECT, {})
+    ids = []
+    for name, content in contents:
+        file = files.create_file(PROJECT, {"purpose": "assistants"}, name, content)
+        vector_store_files.add_file(PROJECT, vector_store["id"], {"file_id": file["id"]})
+        ids.append(file["id"])
+    return vector_store["id"], ids
+
+
+def counts(vector_store_id: str) -> dict[str, int]:
+    return vector_stores.get_vector_store(PROJECT, vector_store_id)["file_counts"]
+
+
+def test_two_workers_never_ingest_one_file(aws):
+    vector_store_id, (file_id,) = a_store_with(("a.txt", b"alpha beta"))
+    ref = FileRef(PROJECT, vector_store_id, file_id)
+    now = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        claims = list(pool.map(lambda _: store.claim(ref, now, 60), range(8)))
+    assert sum(claim is not None for claim in claims) == 1
+    assert worker.ingest(ref) is False  # claimed by another: not due until its lease ends
+    (claimed,) = [claim for claim in claims if claim is not None]
+    assert store.finish(claimed, "completed", 10, None)
+    assert counts(vector_store_id) == {"in_progress": 0, "completed": 1, "failed": 0, "cancelled": 0, "total": 1}
+    assert not store.finish(claimed, "completed", 10, None)  # only once
+
+
+def test_a_dead_workers_file_is_taken_again_after_its_lease_then_fails_after_max_attempts(aws, monkeypatch):
+    vector_store_id, (file_id,) = a_store_with(("a.txt", b"alpha"))
+    ref = FileRef(PROJECT, vector_store_id, file_id)
+    monkeypatch.setattr(worker, "LEASE_SECONDS", 0.05)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the worker died here")
+
+    monkeypatch.setattr(worker, "extract_text", crash)
+    for _ in range(worker.MAX_ATTEMPTS):
+        assert worker.ingest(ref) is False
+        assert store.get(ref).status == "in_progress"
+        time.sleep(0.06)  # the lease runs out: due again
+    assert worker.ingest(ref) is True
+    failed = store.get(ref)
+    assert failed.status == "failed" and failed.last_error["code"] == "server_error"
+    assert counts(vector_store_id)["failed"] == 1 and counts(vector_store_id)["in_progress"] == 0
+    assert store.due_files(time.time() + 3600) == []  # out of the pending index
+
+
+def test_counts_hold_while_files_are_added_ingested_and_removed_at_once(aws):
+    contents = [(f"f{number}.txt", f"text {number}".encode()) for number in range(12)]
+    vector_store_id, ids = a_store_with(*contents)
+    assert counts(vector_store_id)["in_progress"] == 12
+    with ThreadPoolExecutor(4) as pool:
+        done = sum(pool.map(lambda _: worker.ingest_due(seconds=5), range(4)))
+    assert done == 12
+    assert counts(vector_store_id) == {"in_progress": 0, "completed": 12, "failed": 0, "cancelled": 0, "total": 12}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda file_id: vector_store_files.remove_file(PROJECT, vector_store_id, file_id), ids[:6]))
+    assert counts(vector_store_id)["completed"] == 6
+    assert vector_stores.get_vector_store(PROJECT, vector_store_id)["usage_bytes"] == sum(
+        len(content) for _, content in contents[6:]
+    )
+
+
+def test_a_file_removed_while_it_is_ingested_leaves_no_chunks(aws, monkeypatch):
+    vector_store_id, (file_id,) = a_store_with(("a.txt", b"alpha"))
+    ref = FileRef(PROJECT, vector_store_id, file_id)
+    original = store.save_chunks
+
+    def removed_first(*args):  # the file is removed just before its chunks are written
+        vector_store_files.remove_file(PROJECT, vector_store_id, file_id)
+        return original(*args)
+
+    monkeypatch.setattr(store, "save_chunks", removed_first)
+    assert worker.ingest(ref) is False
+    assert store.get(ref) is None and store.load_chunks(ref) is None
+    assert counts(vector_store_id)["total"] == 0
