@@ -8,6 +8,8 @@ import uuid
 import openai
 import pytest
 
+from tests.pdf_maker import make_pdf
+
 MANUAL = "Spindle manual.\n\nTo reset the device, hold the power button for ten seconds.\n" * 3
 
 
@@ -43,6 +45,18 @@ def test_a_text_file_is_ingested_and_counted(client):
     assert [(part.type, part.text) for part in content] == [("text", MANUAL)]
 
 
+def test_a_pdf_is_read_page_by_page(client):
+    store = client.vector_stores.create(name="manuals")
+    pdf = make_pdf(["To reset the device, hold the power button", "for ten seconds."], ["Warranty: two years."])
+    added = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("manual.pdf", pdf), poll_interval_ms=50
+    )
+    assert (added.status, added.last_error) == ("completed", None)
+    text = "To reset the device, hold the power button\nfor ten seconds.\n\nWarranty: two years."
+    assert [part.text for part in client.vector_stores.files.content(added.id, vector_store_id=store.id)] == [text]
+    assert added.usage_bytes == len(text.encode())
+
+
 def test_upload_and_poll_and_static_chunking(client):
     store = client.vector_stores.create()
     added = client.vector_stores.files.upload_and_poll(
@@ -63,6 +77,7 @@ def test_upload_and_poll_and_static_chunking(client):
         ("broken.txt", b"\xff\xfe\xfa not utf-8 \xc3", "invalid_file"),
         ("empty.txt", b"", "invalid_file"),
         ("bad.json", b"{not json", "invalid_file"),
+        ("broken.pdf", b"%PDF-1.4 truncated", "invalid_file"),
     ],
 )
 def test_a_file_that_cannot_be_read_fails_with_last_error(client, name, content, code):

@@ -21,6 +21,7 @@ from chalicelib.ingest.text import (
     file_extension,
 )
 from chalicelib.ingest.tokens import SYMBOL_CHARS_PER_TOKEN, count_tokens, iter_token_spans, token_spans
+from tests.pdf_maker import make_pdf
 
 # Two samples with their real cl100k_base token counts, measured once with an offline copy of the
 # tokenizer (the `bpe-openai` package, not a dependency of Spindle).
@@ -596,7 +597,7 @@ def test_an_empty_json_file_is_invalid():
 
 
 @pytest.mark.parametrize(
-    "filename", ["setup.exe", "photo.png", "photo.JPG", "report.pdf", "report.docx", "slides.pptx", "README", "a."]
+    "filename", ["setup.exe", "photo.png", "photo.JPG", "report.docx", "slides.pptx", "README", "a."]
 )
 def test_unsupported_extensions_are_an_unsupported_file(filename):
     with pytest.raises(UnsupportedFile) as raised:
@@ -620,10 +621,32 @@ def test_the_error_codes_are_the_official_last_error_codes():
     assert str(InvalidFile("why")) == "why"
 
 
-def test_pdf_has_no_extractor_yet_and_one_can_be_registered(monkeypatch):
-    assert "pdf" not in EXTRACTORS
-    monkeypatch.setitem(text_module.EXTRACTORS, "pdf", lambda data: f"{len(data)} bytes of PDF")
-    assert extract_text("paper.PDF", b"%PDF-1.7") == "8 bytes of PDF"
+def test_an_extractor_can_be_registered(monkeypatch):
+    assert "docx" not in EXTRACTORS
+    monkeypatch.setitem(text_module.EXTRACTORS, "docx", lambda data: f"{len(data)} bytes of Word")
+    assert extract_text("paper.DOCX", b"PK\x03\x04") == "4 bytes of Word"
+
+
+def test_a_pdf_gives_the_text_of_its_pages():
+    pdf = make_pdf(["To reset the device (model X),", "hold the power button."], ["Warranty: two years."])
+    assert (
+        extract_text("manual.PDF", pdf)
+        == "To reset the device (model X),\nhold the power button.\n\nWarranty: two years."
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"%PDF-1.4\nthis is no PDF at all", "The PDF could not be read"),
+        (b"", "The PDF could not be read"),
+        (make_pdf([]), "The file has no text."),
+    ],
+)
+def test_a_pdf_that_cannot_be_read_or_has_no_text_is_an_invalid_file(content, message):
+    with pytest.raises(InvalidFile, match=message.replace("(", r"\(").replace(")", r"\)")) as raised:
+        extract_text("broken.pdf", content)
+    assert raised.value.code == "invalid_file"
 
 
 def test_every_extractor_extension_is_lower_case_without_a_dot():
