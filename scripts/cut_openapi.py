@@ -69,6 +69,10 @@ SERVED = [
     ("/vector_stores/{vector_store_id}/files/{file_id}", "post"),
     ("/vector_stores/{vector_store_id}/files/{file_id}", "delete"),
     ("/vector_stores/{vector_store_id}/files/{file_id}/content", "get"),
+    ("/vector_stores/{vector_store_id}/file_batches", "post"),
+    ("/vector_stores/{vector_store_id}/file_batches/{batch_id}", "get"),
+    ("/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", "post"),
+    ("/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", "get"),
 ]
 
 ERROR_STATUSES = {
@@ -118,6 +122,17 @@ LINKS = {
             ("GetVectorStoreFile", "getVectorStoreFile"),
             ("UpdateVectorStoreFileAttributes", "updateVectorStoreFileAttributes"),
             ("DeleteVectorStoreFile", "deleteVectorStoreFile"),
+        )
+    },
+    ("/vector_stores/{vector_store_id}/file_batches", "post"): {
+        name: {
+            "operationId": operation,
+            "parameters": {"vector_store_id": "$response.body#/vector_store_id", "batch_id": "$response.body#/id"},
+        }
+        for name, operation in (
+            ("GetVectorStoreFileBatch", "getVectorStoreFileBatch"),
+            ("CancelVectorStoreFileBatch", "cancelVectorStoreFileBatch"),
+            ("ListFilesInVectorStoreBatch", "listFilesInVectorStoreBatch"),
         )
     },
     ("/threads/{thread_id}/runs", "post"): {
@@ -212,12 +227,11 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
         overlap = schemas["StaticChunkingStrategy"]["properties"]["chunk_overlap_tokens"]
         overlap["minimum"] = 0
         overlap["x-spindle-extension"] = "An overlap is a number of tokens: at least 0 (and at most half the size)."
-    if "CreateVectorStoreRequest" in schemas:
-        file_ids = schemas["CreateVectorStoreRequest"]["properties"]["file_ids"]
-        file_ids["maxItems"] = 0
-        file_ids["x-spindle-extension"] = (
-            "Spindle does not add files on create yet (add them one by one): file_ids must be empty."
-        )
+    if "CreateVectorStoreFileBatchRequest" in schemas:
+        for name in ("file_ids", "files"):
+            listed = schemas["CreateVectorStoreFileBatchRequest"]["properties"][name]
+            listed["maxItems"] = 500
+            listed["x-spindle-extension"] = "At most 500 files a batch, as for a new store's file_ids."
 
 
 def _refs(node: Any) -> set[str]:
@@ -389,6 +403,7 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     _checked_list_parameters(paths["/threads/{thread_id}/runs/{run_id}/steps"]["get"], "step")
     _checked_list_parameters(paths["/vector_stores"]["get"], "vector_store")
     _checked_list_parameters(paths["/vector_stores/{vector_store_id}/files"]["get"], "file")
+    _checked_list_parameters(paths["/vector_stores/{vector_store_id}/file_batches/{batch_id}/files"]["get"], "file")
 
     needed = _closure((_refs(paths) - {"ListThreadsResponse"}) | {"ErrorResponse", "ThreadObject"}, schemas)
     components = {name: copy.deepcopy(schemas[name]) for name in sorted(needed)}

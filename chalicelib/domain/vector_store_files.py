@@ -6,17 +6,19 @@ with `last_error`."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain import vector_stores
 from chalicelib.domain.errors import InvalidRequest, NotFound, not_found
-from chalicelib.domain.ids import is_valid_id
+from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
 from chalicelib.domain.vector_stores import get_vector_store
 from chalicelib.storage import drivers
 from chalicelib.storage import files as file_store
 from chalicelib.storage import vector_store_files as store
-from chalicelib.storage.vector_store_files import FileRef, StoredFile
+from chalicelib.storage.vector_store_files import FileRef, StoredBatch, StoredFile
 
 # The official defaults and bounds of static chunking; `auto` is 800 tokens with 400 overlapping.
 AUTO_CHUNKING = {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}
@@ -65,33 +67,88 @@ def _ref(project_id: str, vector_store_id: str, file_id: str) -> FileRef:
     return FileRef(project_id, vector_store_id, file_id)
 
 
+@dataclass(frozen=True)
+class _Adding:
+    """A file to add, as the request named it."""
+
+    file_id: str
+    chunking_strategy: dict[str, Any]
+    attributes: dict[str, Any] | None
+
+
+def _open_store(project_id: str, vector_store_id: str) -> None:
+    """404 for no such store (or another project's), 400 for an expired one."""
+    if get_vector_store(project_id, vector_store_id)["status"] == "expired":
+        raise InvalidRequest(f"Vector store {vector_store_id} has expired; files cannot be added to it.")
+
+
+def _filenames(project_id: str, file_ids: list[str]) -> dict[str, str]:
+    """The uploaded files' names, by id; 404 naming the first id that is no file of the project's."""
+    wellformed = {file_id for file_id in file_ids if is_valid_id("file", file_id)}
+    found = {file_id: file["filename"] for file_id, file in file_store.get_many(project_id, wellformed).items()}
+    for file_id in file_ids:
+        if file_id not in found:
+            raise NotFound(f"No file found with id '{file_id}'.", param="file_id")
+    return found
+
+
+def add_files(
+    project_id: str,
+    vector_store_id: str,
+    adding: list[_Adding],
+    batch_id: str | None = None,
+    filenames: dict[str, str] | None = None,
+) -> list[StoredFile]:
+    """Add the files (already checked) to the store, each in progress and due for ingestion now; a file
+    already in the store stays as it is. `filenames` if the caller has read them already."""
+    if filenames is None:
+        filenames = _filenames(project_id, [entry.file_id for entry in adding]) if adding else {}
+    now = int(time.time())
+    added = []
+    for entry in adding:
+        stored = store.add(
+            StoredFile(
+                ref=FileRef(project_id, vector_store_id, entry.file_id),
+                created_at=now,
+                status="in_progress",
+                usage_bytes=0,
+                last_error=None,
+                chunking_strategy=entry.chunking_strategy,
+                attributes=entry.attributes,
+                filename=filenames[entry.file_id],
+                batch_id=batch_id,
+            ),
+            due_at=now,
+        )
+        if stored is None:  # the store was deleted meanwhile
+            raise not_found("vector store", vector_store_id)
+        added.append(stored)
+    drivers.ingestion_changed()
+    return added
+
+
+def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A store, and the files its `file_ids` name (with its `chunking_strategy`), added as if one by
+    one. Everything is checked before anything is stored."""
+    validate("CreateVectorStoreRequest", body)
+    named = list(dict.fromkeys(body.get("file_ids") or []))
+    filenames = _filenames(project_id, named)  # before the chunking: it applies only to files there are
+    entries = batch_entries({"file_ids": named, "chunking_strategy": body.get("chunking_strategy")}) if named else []
+    created = vector_stores.create_vector_store(
+        project_id, {name: value for name, value in body.items() if name not in ("file_ids", "chunking_strategy")}
+    )
+    if not entries:
+        return created
+    add_files(project_id, created["id"], entries, filenames=filenames)
+    return get_vector_store(project_id, created["id"])
+
+
 def add_file(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("CreateVectorStoreFileRequest", body)
-    vector_store = get_vector_store(project_id, vector_store_id)
-    file_id = body["file_id"]
-    file = file_store.get(project_id, file_id) if is_valid_id("file", file_id) else None
-    if file is None:
-        raise NotFound(f"No file found with id '{file_id}'.", param="file_id")
-    strategy = chunking_strategy(body.get("chunking_strategy"))
-    if vector_store["status"] == "expired":
-        raise InvalidRequest(f"Vector store {vector_store_id} has expired; files cannot be added to it.")
-    now = int(time.time())
-    stored = store.add(
-        StoredFile(
-            ref=FileRef(project_id, vector_store_id, file_id),
-            created_at=now,
-            status="in_progress",
-            usage_bytes=0,
-            last_error=None,
-            chunking_strategy=strategy,
-            attributes=body.get("attributes"),
-            filename=file["filename"],
-        ),
-        due_at=now,
-    )
-    if stored is None:  # the store was deleted meanwhile
-        raise not_found("vector store", vector_store_id)
-    drivers.ingestion_changed()
+    _open_store(project_id, vector_store_id)
+    filenames = _filenames(project_id, [body["file_id"]])
+    adding = _Adding(body["file_id"], chunking_strategy(body.get("chunking_strategy")), body.get("attributes"))
+    (stored,) = add_files(project_id, vector_store_id, [adding], filenames=filenames)
     return render(stored)
 
 
@@ -116,13 +173,17 @@ def remove_file(project_id: str, vector_store_id: str, file_id: str) -> dict[str
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 
-def list_files(project_id: str, vector_store_id: str, query: ListQuery, status: str | None) -> dict[str, Any]:
+def _check_status_filter(status: str | None) -> None:
     if status is not None and status not in STATUSES:
         raise InvalidRequest(
             f"Invalid value: '{status}'. Supported values are: {', '.join(repr(s) for s in STATUSES)}.",
             param="filter",
             code="invalid_value",
         )
+
+
+def list_files(project_id: str, vector_store_id: str, query: ListQuery, status: str | None) -> dict[str, Any]:
+    _check_status_filter(status)
     get_vector_store(project_id, vector_store_id)
     return render_list(store.list_page(project_id, vector_store_id, query, status), render)
 
@@ -144,3 +205,104 @@ def file_content(project_id: str, vector_store_id: str, file_id: str) -> dict[st
         "has_more": False,
         "next_page": None,
     }
+
+
+# --- file batches -------------------------------------------------------------------------------
+
+# At most this many files in one batch (the official API's limit for new stores; its schema says 2000).
+MAX_BATCH_FILES = 500
+
+
+def render_batch(batch: StoredBatch) -> dict[str, Any]:
+    if batch.cancelled:
+        status = "cancelled"
+    else:
+        status = "in_progress" if batch.in_progress else "completed"
+    return {
+        "id": batch.id,
+        "object": "vector_store.files_batch",
+        "created_at": batch.created_at,
+        "vector_store_id": batch.vector_store_id,
+        "status": status,
+        "file_counts": {
+            "in_progress": batch.in_progress,
+            "completed": batch.completed,
+            "failed": batch.failed,
+            "cancelled": batch.cancelled_files,
+            "total": batch.in_progress + batch.completed + batch.failed + batch.cancelled_files,
+        },
+    }
+
+
+def batch_entries(body: dict[str, Any], param: str = "") -> list[_Adding]:
+    """The files a batch request (or a store's `file_ids`) names, each with its chunking and attributes,
+    checked; a file named twice is added once."""
+    if body.get("files") is not None and body.get("file_ids") is not None:
+        raise InvalidRequest(f"Give either '{param}file_ids' or '{param}files', not both.", param=f"{param}files")
+    if body.get("files") is not None:
+        entries = [
+            _Adding(
+                item["file_id"],
+                chunking_strategy(item.get("chunking_strategy"), f"{param}files[{index}].chunking_strategy"),
+                item.get("attributes"),
+            )
+            for index, item in enumerate(body["files"])
+        ]
+    else:
+        strategy = chunking_strategy(body.get("chunking_strategy"), f"{param}chunking_strategy")
+        entries = [_Adding(file_id, strategy, body.get("attributes")) for file_id in body.get("file_ids") or []]
+    unique = list({entry.file_id: entry for entry in entries}.values())
+    if len(unique) > MAX_BATCH_FILES:
+        raise InvalidRequest(
+            f"A batch may add at most {MAX_BATCH_FILES} files; this one names {len(unique)}.",
+            param=f"{param}file_ids",
+            code="array_above_max_length",
+        )
+    return unique
+
+
+def create_batch(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    validate("CreateVectorStoreFileBatchRequest", body)
+    _open_store(project_id, vector_store_id)
+    named = [item["file_id"] for item in body.get("files") or []] or list(body.get("file_ids") or [])
+    filenames = _filenames(project_id, named)  # 404 before anything else is looked at
+    entries = batch_entries(body)
+    batch_id = new_id("vector_store_file_batch")
+    store.create_batch(project_id, vector_store_id, batch_id, int(time.time()))
+    add_files(project_id, vector_store_id, entries, batch_id, filenames)
+    return get_batch(project_id, vector_store_id, batch_id)
+
+
+def _batch(project_id: str, vector_store_id: str, batch_id: str) -> StoredBatch:
+    if not (is_valid_id("vector_store", vector_store_id) and is_valid_id("vector_store_file_batch", batch_id)):
+        raise not_found("vector store file batch", batch_id)
+    batch = store.get_batch(project_id, vector_store_id, batch_id)
+    if batch is None:
+        raise not_found("vector store file batch", batch_id)
+    return batch
+
+
+def get_batch(project_id: str, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+    return render_batch(_batch(project_id, vector_store_id, batch_id))
+
+
+def cancel_batch(project_id: str, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+    """Cancel a batch in progress: its files not yet ingested end `cancelled` (a worker ingesting one
+    loses it), those done stay."""
+    batch = _batch(project_id, vector_store_id, batch_id)
+    if render_batch(batch)["status"] != "in_progress":
+        raise InvalidRequest(
+            f"Cannot cancel a batch with status '{render_batch(batch)['status']}'.", code="batch_not_cancellable"
+        )
+    store.mark_cancelled(project_id, vector_store_id, batch_id)
+    for file in store.in_progress_of_batch(project_id, vector_store_id, batch_id):
+        store.cancel(file)
+    return get_batch(project_id, vector_store_id, batch_id)
+
+
+def list_batch_files(
+    project_id: str, vector_store_id: str, batch_id: str, query: ListQuery, status: str | None
+) -> dict[str, Any]:
+    _check_status_filter(status)
+    _batch(project_id, vector_store_id, batch_id)
+    return render_list(store.batch_files_page(project_id, vector_store_id, batch_id, query, status), render)

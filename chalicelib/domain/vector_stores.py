@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.domain.errors import InvalidRequest, not_found
+from chalicelib.domain.errors import not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
@@ -62,13 +62,7 @@ def _checked_id(vector_store_id: str) -> str:
 
 
 def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(body.get("file_ids"), list) and body["file_ids"]:  # before the schema: it says why
-        raise InvalidRequest(
-            "Spindle does not add files when it creates a vector store yet; create the store, then add "
-            "each file with POST /v1/vector_stores/{vector_store_id}/files.",
-            param="file_ids",
-            code="unsupported_parameter",
-        )
+    """The store alone: its files (`file_ids`) are added by domain/vector_store_files.py."""
     validate("CreateVectorStoreRequest", body)
     now = int(time.time())
     stored = StoredVectorStore(

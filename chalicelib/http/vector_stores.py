@@ -17,7 +17,7 @@ VECTOR_STORE = "/v1/vector_stores/{vector_store_id}"
 
 @api_route(blueprint, "/v1/vector_stores", "POST")
 def create_vector_store(call: Call) -> dict[str, Any]:
-    return vector_stores.create_vector_store(call.project_id, call.json(required=True))
+    return vector_store_files.create_vector_store(call.project_id, call.json(required=True))
 
 
 @api_route(blueprint, "/v1/vector_stores", "GET")
@@ -76,3 +76,31 @@ def delete_vector_store_file(call: Call, vector_store_id: str, file_id: str) -> 
 @api_route(blueprint, FILE + "/content", "GET")
 def retrieve_vector_store_file_content(call: Call, vector_store_id: str, file_id: str) -> dict[str, Any]:
     return vector_store_files.file_content(call.project_id, vector_store_id, file_id)
+
+
+# --- file batches -------------------------------------------------------------------------------
+
+BATCHES = VECTOR_STORE + "/file_batches"
+BATCH = BATCHES + "/{batch_id}"
+
+
+@api_route(blueprint, BATCHES, "POST")
+def create_vector_store_file_batch(call: Call, vector_store_id: str) -> dict[str, Any]:
+    return vector_store_files.create_batch(call.project_id, vector_store_id, call.json(required=True))
+
+
+@api_route(blueprint, BATCH, "GET")
+def get_vector_store_file_batch(call: Call, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+    return vector_store_files.get_batch(call.project_id, vector_store_id, batch_id)
+
+
+@api_route(blueprint, BATCH + "/cancel", "POST")
+def cancel_vector_store_file_batch(call: Call, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+    return vector_store_files.cancel_batch(call.project_id, vector_store_id, batch_id)
+
+
+@api_route(blueprint, BATCH + "/files", "GET")
+def list_files_in_vector_store_batch(call: Call, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+    params = call.query()
+    query = parse_list_query(params, "file")
+    return vector_store_files.list_batch_files(call.project_id, vector_store_id, batch_id, query, params.get("filter"))

@@ -57,7 +57,8 @@ def ingest(ref: FileRef) -> bool:
         return False
     if store.finish(claimed, "completed", len(text.encode("utf-8")), None):
         return True
-    if store.get(ref) is None:  # removed while it was ingested: its chunks must not outlive it
+    now = store.get(ref)
+    if now is None or now.status != "completed":  # removed or cancelled meanwhile: no chunks outlive it
         store.delete_chunks(ref)
     return False
 

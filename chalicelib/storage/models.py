@@ -80,6 +80,11 @@ def vector_store_key(project_id: str, vector_store_id: str) -> str:
     return f"{project_id}#{vector_store_id}"
 
 
+def batch_key(project_id: str, vector_store_id: str, batch_id: str) -> str:
+    """A file batch's files: VectorStoreFileRecord.batch_key."""
+    return f"{vector_store_key(project_id, vector_store_id)}#{batch_id}"
+
+
 def split_vector_store_key(key: str) -> tuple[str, str]:
     project_id, vector_store_id = key.split("#", 1)
     return project_id, vector_store_id
@@ -225,6 +230,33 @@ class PendingIngestion(GlobalSecondaryIndex["VectorStoreFileRecord"]):
     ingest_due = UnicodeAttribute(range_key=True)  # due_key(due_at, "store_key/file_id")
 
 
+class FilesOfBatch(GlobalSecondaryIndex["VectorStoreFileRecord"]):
+    """Sparse: only files added by a batch appear, keyed by their batch."""
+
+    class Meta:
+        index_name = "batch-index"
+        projection = AllProjection()
+
+    batch_key = UnicodeAttribute(hash_key=True)  # batch_key()
+    file_id = UnicodeAttribute(range_key=True)
+
+
+class VectorStoreFileBatchRecord(Model):
+    """A file batch: its own counters (moved with its files' counters in the same transactions)."""
+
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "vector-store-file-batches"
+
+    store_key = UnicodeAttribute(hash_key=True)  # vector_store_key()
+    batch_id = UnicodeAttribute(range_key=True)
+    created_at = NumberAttribute()
+    cancelled = NumberAttribute(default=0)  # 1 once cancelled
+    files_in_progress = NumberAttribute(default=0)
+    files_completed = NumberAttribute(default=0)
+    files_failed = NumberAttribute(default=0)
+    files_cancelled = NumberAttribute(default=0)
+
+
 class VectorStoreFileRecord(Model):
     """A file in a vector store: the VectorStoreFileObject's fields, and its place in the ingestion queue
     while it is in progress. Its chunks are in S3 (storage/vector_store_files.py)."""
@@ -245,8 +277,10 @@ class VectorStoreFileRecord(Model):
     ingest_due = UnicodeAttribute(null=True)
     lease_token = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
+    batch_key = UnicodeAttribute(null=True)  # batch_key() for a file a batch added
 
     pending = PendingIngestion()
+    of_batch = FilesOfBatch()
 
 
 class RunRecord(Model):
@@ -334,6 +368,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     FileRecord,
     VectorStoreRecord,
     VectorStoreFileRecord,
+    VectorStoreFileBatchRecord,
     RunRecord,
     RunStepRecord,
     RunEventRecord,

@@ -19,8 +19,10 @@ from chalicelib.config import settings
 from chalicelib.storage.dynamo import transact, written
 from chalicelib.storage.files import s3_client
 from chalicelib.storage.models import (
+    VectorStoreFileBatchRecord,
     VectorStoreFileRecord,
     VectorStoreRecord,
+    batch_key,
     due_key,
     due_key_bound,
     split_vector_store_key,
@@ -30,6 +32,13 @@ from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import ListQuery, Page
 
 INGEST_QUEUE = "ingest"
+# The batch's counter for each status.
+BATCH_COUNTERS = {
+    "in_progress": VectorStoreFileBatchRecord.files_in_progress,
+    "completed": VectorStoreFileBatchRecord.files_completed,
+    "failed": VectorStoreFileBatchRecord.files_failed,
+    "cancelled": VectorStoreFileBatchRecord.files_cancelled,
+}
 # The store's counter for each status a file can be in.
 COUNTERS = {
     "in_progress": VectorStoreRecord.files_in_progress,
@@ -73,6 +82,7 @@ class StoredFile:
     filename: str
     lease_token: str | None = None
     attempts: int = 0
+    batch_id: str | None = None
 
 
 def _stored(record: VectorStoreFileRecord) -> StoredFile:
@@ -88,11 +98,34 @@ def _stored(record: VectorStoreFileRecord) -> StoredFile:
         filename=record.filename,
         lease_token=record.lease_token,
         attempts=int(record.attempts or 0),
+        batch_id=record.batch_key.rsplit("#", 1)[1] if record.batch_key else None,
     )
 
 
 def _store_record(ref: FileRef) -> VectorStoreRecord:
     return VectorStoreRecord(ref.project_id, ref.vector_store_id)
+
+
+def _batch_record(ref: FileRef, batch_id: str) -> VectorStoreFileBatchRecord:
+    return VectorStoreFileBatchRecord(ref.store_key, batch_id)
+
+
+def _count(transaction: Any, file: StoredFile, moves: dict[str, int], usage_bytes: int = 0) -> None:
+    """Move the counts of the file's store (and of its batch, if a batch added it) by `moves`, a change
+    per status, in the transaction that changes the file."""
+    ref = file.ref
+    transaction.update(
+        _store_record(ref),
+        actions=[COUNTERS[status].add(by) for status, by in moves.items()]
+        + ([VectorStoreRecord.usage_bytes.add(usage_bytes)] if usage_bytes else []),
+        condition=VectorStoreRecord.vector_store_id.exists(),
+    )
+    if file.batch_id is not None:
+        transaction.update(
+            _batch_record(ref, file.batch_id),
+            actions=[BATCH_COUNTERS[status].add(by) for status, by in moves.items()],
+            condition=VectorStoreFileBatchRecord.batch_id.exists(),
+        )
 
 
 def add(file: StoredFile, due_at: float) -> StoredFile | None:
@@ -115,13 +148,12 @@ def add(file: StoredFile, due_at: float) -> StoredFile | None:
         attempts=0,
     )
 
+    if file.batch_id is not None:
+        record.batch_key = batch_key(ref.project_id, ref.vector_store_id, file.batch_id)
+
     def build(transaction: Any) -> None:
         transaction.save(record, condition=VectorStoreFileRecord.file_id.does_not_exist())
-        transaction.update(
-            _store_record(ref),
-            actions=[VectorStoreRecord.files_in_progress.add(1)],
-            condition=VectorStoreRecord.vector_store_id.exists(),
-        )
+        _count(transaction, file, {"in_progress": 1})
 
     refusal = transact(build)
     if refusal is None:
@@ -176,11 +208,7 @@ def remove(ref: FileRef) -> bool:
                 VectorStoreFileRecord(ref.store_key, ref.file_id),
                 condition=VectorStoreFileRecord.status == current.status,
             )
-            transaction.update(
-                _store_record(ref),
-                actions=[COUNTERS[current.status].add(-1), VectorStoreRecord.usage_bytes.add(-current.usage_bytes)],
-                condition=VectorStoreRecord.vector_store_id.exists(),
-            )
+            _count(transaction, current, {current.status: -1}, -current.usage_bytes)
 
         refusal = transact(build)
         if refusal is None or not refusal.failed_at(0):
@@ -252,17 +280,113 @@ def finish(claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[
             condition=(VectorStoreFileRecord.status == "in_progress")
             & (VectorStoreFileRecord.lease_token == claimed.lease_token),
         )
-        transaction.update(
-            _store_record(ref),
-            actions=[
-                VectorStoreRecord.files_in_progress.add(-1),
-                COUNTERS[status].add(1),
-                VectorStoreRecord.usage_bytes.add(usage_bytes),
-            ],
-            condition=VectorStoreRecord.vector_store_id.exists(),
-        )
+        _count(transaction, claimed, {"in_progress": -1, status: 1}, usage_bytes)
 
     return transact(build) is None
+
+
+def cancel(file: StoredFile) -> bool:
+    """End an in-progress file `cancelled` (its batch was cancelled); a worker that has it loses it."""
+    ref = file.ref
+
+    def build(transaction: Any) -> None:
+        transaction.update(
+            VectorStoreFileRecord(ref.store_key, ref.file_id),
+            actions=[
+                VectorStoreFileRecord.status.set("cancelled"),
+                VectorStoreFileRecord.ingest_queue.remove(),
+                VectorStoreFileRecord.ingest_due.remove(),
+                VectorStoreFileRecord.lease_token.remove(),
+            ],
+            condition=VectorStoreFileRecord.status == "in_progress",
+        )
+        _count(transaction, file, {"in_progress": -1, "cancelled": 1})
+
+    return transact(build) is None
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    project_id: str
+    vector_store_id: str
+    id: str
+    created_at: int
+    cancelled: bool
+    in_progress: int
+    completed: int
+    failed: int
+    cancelled_files: int
+
+
+def _stored_batch(record: VectorStoreFileBatchRecord) -> StoredBatch:
+    project_id, vector_store_id = split_vector_store_key(record.store_key)
+    return StoredBatch(
+        project_id=project_id,
+        vector_store_id=vector_store_id,
+        id=record.batch_id,
+        created_at=int(record.created_at),
+        cancelled=bool(record.cancelled),
+        in_progress=int(record.files_in_progress or 0),
+        completed=int(record.files_completed or 0),
+        failed=int(record.files_failed or 0),
+        cancelled_files=int(record.files_cancelled or 0),
+    )
+
+
+def create_batch(project_id: str, vector_store_id: str, batch_id: str, created_at: int) -> None:
+    VectorStoreFileBatchRecord(
+        vector_store_key(project_id, vector_store_id),
+        batch_id,
+        created_at=created_at,
+        cancelled=0,
+        files_in_progress=0,
+        files_completed=0,
+        files_failed=0,
+        files_cancelled=0,
+    ).save(condition=VectorStoreFileBatchRecord.batch_id.does_not_exist())
+
+
+def get_batch(project_id: str, vector_store_id: str, batch_id: str) -> StoredBatch | None:
+    try:
+        record = VectorStoreFileBatchRecord.get(
+            vector_store_key(project_id, vector_store_id), batch_id, consistent_read=True
+        )
+    except DoesNotExist:
+        return None
+    return _stored_batch(record)
+
+
+def mark_cancelled(project_id: str, vector_store_id: str, batch_id: str) -> bool:
+    record = VectorStoreFileBatchRecord(vector_store_key(project_id, vector_store_id), batch_id)
+    return written(
+        lambda: record.update(
+            actions=[VectorStoreFileBatchRecord.cancelled.set(1)],
+            condition=VectorStoreFileBatchRecord.batch_id.exists(),
+        )
+    )
+
+
+def batch_files_page(
+    project_id: str, vector_store_id: str, batch_id: str, query: ListQuery, status: str | None
+) -> Page:
+    """One Query on the batch index (eventually consistent on AWS, as every GSI read)."""
+    key = batch_key(project_id, vector_store_id, batch_id)
+    condition = None if status is None else VectorStoreFileRecord.status == status
+    page = read_page(
+        lambda **kw: VectorStoreFileRecord.of_batch.query(key, filter_condition=condition, **kw),
+        VectorStoreFileRecord.file_id,
+        query,
+    )
+    return Page(items=[_stored(record) for record in page.items], has_more=page.has_more)
+
+
+def in_progress_of_batch(project_id: str, vector_store_id: str, batch_id: str) -> list[StoredFile]:
+    key = batch_key(project_id, vector_store_id, batch_id)
+    records = VectorStoreFileRecord.of_batch.query(key, filter_condition=VectorStoreFileRecord.status == "in_progress")
+    return [_stored(record) for record in records]
 
 
 # --- chunks in S3 -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ class Owned:
     step: object
     file: object
     vector_store: object
+    batch: object
 
 
 @pytest.fixture
@@ -32,7 +33,8 @@ def owned(client):
     vector_store = client.vector_stores.create(name="mine", metadata={"k": "v"})
     client.vector_stores.files.create_and_poll(file_id=file.id, vector_store_id=vector_store.id, poll_interval_ms=50)
     vector_store = client.vector_stores.retrieve(vector_store.id)
-    return Owned(thread, message, assistant, run, step, file, vector_store)
+    batch = client.vector_stores.file_batches.create(vector_store_id=vector_store.id, file_ids=[file.id])
+    return Owned(thread, message, assistant, run, step, file, vector_store, batch)
 
 
 def own_assistant(c):
@@ -91,6 +93,18 @@ OPERATIONS = {
     "retrieveVectorStoreFileContent": lambda c, o: c.vector_stores.files.content(
         o.file.id, vector_store_id=o.vector_store.id
     ),
+    "createVectorStoreFileBatch (their store)": lambda c, o: c.vector_stores.file_batches.create(
+        vector_store_id=o.vector_store.id, file_ids=[c.files.create(file=("x.txt", b"x"), purpose="assistants").id]
+    ),
+    "getVectorStoreFileBatch": lambda c, o: c.vector_stores.file_batches.retrieve(
+        o.batch.id, vector_store_id=o.vector_store.id
+    ),
+    "cancelVectorStoreFileBatch": lambda c, o: c.vector_stores.file_batches.cancel(
+        o.batch.id, vector_store_id=o.vector_store.id
+    ),
+    "listFilesInVectorStoreBatch": lambda c, o: c.vector_stores.file_batches.list_files(
+        o.batch.id, vector_store_id=o.vector_store.id
+    ),
     "getRunStep": lambda c, o: c.beta.threads.runs.steps.retrieve(o.step.id, thread_id=o.thread.id, run_id=o.run.id),
 }
 
@@ -110,6 +124,9 @@ def test_another_project_gets_404(client, other_client, owned, operation):
     assert client.vector_stores.retrieve(owned.vector_store.id) == owned.vector_store
     mine = client.vector_stores.files.retrieve(owned.file.id, vector_store_id=owned.vector_store.id)
     assert (mine.status, mine.attributes) == ("completed", None)
+    assert (
+        client.vector_stores.file_batches.retrieve(owned.batch.id, vector_store_id=owned.vector_store.id) == owned.batch
+    )
 
 
 def test_the_file_list_is_per_project(server):

@@ -93,7 +93,7 @@ def test_delete_removes_the_store(client):
         ({"name": 7}, "name"),
         ({"metadata": {"k": "v" * 513}}, "metadata.k"),
         ({"unknown": 1}, None),
-        ({"file_ids": ["file-abc"]}, "file_ids"),  # not yet: files cannot be added before #14's next slice
+        ({"file_ids": "file-abc"}, "file_ids"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_stored(client, body, param):

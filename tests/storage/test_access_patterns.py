@@ -94,7 +94,7 @@ def test_vector_store_files_cost_what_they_should(api, dynamodb_calls):
         return result
 
     # the store, the file, then the file record and the store's count in one transaction
-    run("POST", files, {"file_id": file["id"]}, ["GetItem", "GetItem", "TransactWriteItems"])
+    run("POST", files, {"file_id": file["id"]}, ["GetItem", "BatchGetItem", "TransactWriteItems"])
     run("GET", f"{files}/{file['id']}", operations=["GetItem"])
     run("POST", f"{files}/{file['id']}", {"attributes": {"a": "b"}}, ["UpdateItem"])
     run("GET", files, operations=["GetItem", "Query"])

@@ -91,3 +91,28 @@ def test_a_file_removed_while_it_is_ingested_leaves_no_chunks(aws, monkeypatch):
     assert worker.ingest(ref) is False
     assert store.get(ref) is None and store.load_chunks(ref) is None
     assert counts(vector_store_id)["total"] == 0
+
+
+def test_a_batch_counts_its_files_and_a_cancel_takes_them_from_a_worker(aws, monkeypatch):
+    vector_store = vector_stores.create_vector_store(PROJECT, {})
+    ids = [files.create_file(PROJECT, {"purpose": "assistants"}, f"f{n}.txt", b"text")["id"] for n in range(4)]
+    batch = vector_store_files.create_batch(PROJECT, vector_store["id"], {"file_ids": ids})
+    assert batch["file_counts"]["in_progress"] == 4
+    first = FileRef(PROJECT, vector_store["id"], ids[0])
+    assert worker.ingest(first) is True  # one done before the cancel
+
+    original = store.save_chunks
+
+    def cancelled_meanwhile(*args):  # a worker has the second file when the batch is cancelled
+        vector_store_files.cancel_batch(PROJECT, vector_store["id"], batch["id"])
+        return original(*args)
+
+    monkeypatch.setattr(store, "save_chunks", cancelled_meanwhile)
+    second = FileRef(PROJECT, vector_store["id"], ids[1])
+    assert worker.ingest(second) is False
+    assert store.get(second).status == "cancelled" and store.load_chunks(second) is None
+    after = vector_store_files.get_batch(PROJECT, vector_store["id"], batch["id"])
+    assert after["status"] == "cancelled"
+    assert after["file_counts"] == {"in_progress": 0, "completed": 1, "failed": 0, "cancelled": 3, "total": 4}
+    assert counts(vector_store["id"]) == after["file_counts"]
+    assert store.due_files(time.time() + 3600) == []
