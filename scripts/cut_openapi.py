@@ -215,14 +215,6 @@ def _documented_limits(schemas: dict[str, Any]) -> None:
     text = schemas["MessageRequestContentTextObject"]["properties"]["text"]
     text["minLength"] = 1
     text["x-spindle-extension"] = "The official API refuses empty message content."
-    for name in ("CreateThreadRequest", "CreateAssistantRequest"):
-        file_search = schemas[name]["properties"]["tool_resources"]["anyOf"][0]["properties"]["file_search"]
-        file_search.pop("oneOf", None)  # vector_store_ids or vector_stores: only the first is served
-        del file_search["properties"]["vector_stores"]
-        file_search["required"] = ["vector_store_ids"]
-        file_search["x-spindle-extension"] = (
-            "Spindle does not create vector stores from tool_resources yet: the vector_stores helper is refused."
-        )
     if "StaticChunkingStrategy" in schemas:
         overlap = schemas["StaticChunkingStrategy"]["properties"]["chunk_overlap_tokens"]
         overlap["minimum"] = 0

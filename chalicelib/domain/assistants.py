@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chalicelib.domain import vector_store_files
 from chalicelib.domain.errors import Conflict, not_found
 from chalicelib.domain.files import check_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
-from chalicelib.domain.threads import check_stored_size, refuse_vector_store_helper, tool_resources_object
+from chalicelib.domain.threads import check_stored_size, tool_resources_object
 from chalicelib.domain.validation import validate
 from chalicelib.storage import assistants as store
 
@@ -28,13 +29,13 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _changes(body: dict[str, Any]) -> dict[str, Any]:
+def _changes(body: dict[str, Any], creating: bool = False) -> dict[str, Any]:
     """The fields a request sets, as stored: null resets a field to its default, tool resources take
     their object shape. Worked out once, however often a modify re-applies them after a lost race."""
     changes: dict[str, Any] = {}
     for name, value in body.items():
         if name == "tool_resources":
-            changes[name] = tool_resources_object(value, kind="assistant")
+            changes[name] = tool_resources_object(value, kind="assistant", creating=creating)
         elif name != "reasoning_effort":  # accepted for compatibility; chat providers get `model` only
             changes[name] = _DEFAULTS.get(name) if value is None else value
     return changes
@@ -58,8 +59,8 @@ def _checked_id(assistant_id: str) -> str:
 
 
 def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    refuse_vector_store_helper(body.get("tool_resources"))
     validate("CreateAssistantRequest", body)
+    helpers = vector_store_files.helper_stores(project_id, body.get("tool_resources"), "tool_resources")
     assistant = {
         "id": new_id("assistant"),
         "object": "assistant",
@@ -68,9 +69,10 @@ def create_assistant(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         "model": body["model"],
         "tool_resources": {},
     }
-    changes = _changes(body)
+    changes = _changes(body, creating=True)
     assistant = _apply(assistant, changes)
     _check_references(project_id, changes)
+    vector_store_files.create_helper_stores(project_id, helpers, assistant["tool_resources"])
     store.create(project_id, assistant)
     return assistant
 

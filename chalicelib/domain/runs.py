@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.domain import lifecycle
+from chalicelib.domain import lifecycle, vector_store_files
 from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.files import check_references, messages_file_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
@@ -20,7 +20,6 @@ from chalicelib.domain.threads import (
     check_stored_size,
     checked_thread_id,
     new_message,
-    refuse_vector_store_helper,
     render_thread,
     tool_resources_object,
 )
@@ -146,10 +145,8 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> Run:
 
 def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
     thread_body = body.get("thread") or {}
-    refuse_vector_store_helper(
-        thread_body.get("tool_resources") if isinstance(thread_body, dict) else None, "thread.tool_resources"
-    )
     validate("CreateThreadAndRunRequest", body)
+    helpers = vector_store_files.helper_stores(project_id, thread_body.get("tool_resources"), "thread.tool_resources")
     assistant = _assistant_of(project_id, body["assistant_id"])
     requested_messages = thread_body.get("messages") or []
     _check_message_count(requested_messages, "thread.messages")
@@ -160,7 +157,7 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
         id=new_id("thread"),
         created_at=now,
         metadata=thread_body.get("metadata") or {},
-        tool_resources=tool_resources_object(resources, "thread.tool_resources"),
+        tool_resources=tool_resources_object(resources, "thread.tool_resources", creating=True),
     )
     ref = RunRef(project_id, thread.id, new_id("run"))
     run = _new_run(ref, assistant, body, now)
@@ -176,6 +173,7 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
             *messages_file_references(requested_messages, "thread.messages"),
         ],
     )
+    vector_store_files.create_helper_stores(project_id, helpers, thread.tool_resources)
     new = lifecycle.created(
         ref, body.get("metadata") or {}, run, messages, enqueue_at=_enqueue_at(body), new_thread=render_thread(thread)
     )

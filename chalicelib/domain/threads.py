@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from chalicelib.domain import vector_store_files
 from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.files import (
     check_references,
@@ -92,12 +93,15 @@ def check_stored_size(value: object, limit: int, param: str, kind: str) -> None:
 
 
 def tool_resources_object(
-    requested: dict[str, Any] | None, param: str = "tool_resources", kind: str = "thread"
+    requested: dict[str, Any] | None, param: str = "tool_resources", kind: str = "thread", creating: bool = False
 ) -> dict[str, Any]:
-    """The ThreadObject shape of requested tool resources: only the official fields, defaults filled."""
+    """The ThreadObject shape of requested tool resources: only the official fields, defaults filled.
+    Where an object is created (`creating`), the `vector_stores` helper may stand for the stores it
+    will create: their ids are filled in once they are (domain/vector_store_files.py)."""
     resources: dict[str, Any] = {}
     requested = requested or {}
-    refuse_vector_store_helper(requested, param)
+    if not creating:
+        refuse_vector_store_helper(requested, param)
     if "code_interpreter" in requested:
         resources["code_interpreter"] = {"file_ids": requested["code_interpreter"].get("file_ids") or []}
     if "file_search" in requested:
@@ -107,17 +111,15 @@ def tool_resources_object(
 
 
 def refuse_vector_store_helper(requested: Any, param: str = "tool_resources") -> None:
-    """The `vector_stores` helper creates vector stores with their files in one request, which Spindle
-    does not do yet (issue #14's next slice). Checked before the schema, which would otherwise report
-    the missing `vector_store_ids` rather than the reason."""
+    """The `vector_stores` helper creates stores, so it belongs to creating an assistant or a thread; a
+    modify names its stores by id (the official modify schemas have no helper)."""
     file_search = requested.get("file_search") if isinstance(requested, dict) else None
     if isinstance(file_search, dict) and "vector_stores" in file_search:
         raise InvalidRequest(
-            f"Invalid '{param}.file_search.vector_stores': Spindle does not create vector stores from "
-            "tool_resources yet; create one with POST /v1/vector_stores, add files, and pass "
-            "`vector_store_ids` instead.",
+            f"Invalid '{param}.file_search.vector_stores': the vector_stores helper creates stores, so it is "
+            "taken only when an assistant or a thread is created; pass `vector_store_ids` here.",
             param=f"{param}.file_search.vector_stores",
-            code="unsupported_parameter",
+            code="unknown_parameter",
         )
 
 
@@ -157,8 +159,8 @@ def _message_ids(thread_id: str, message_id: str) -> tuple[str, str]:
 
 
 def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    refuse_vector_store_helper(body.get("tool_resources"))
     validate("CreateThreadRequest", body)
+    helpers = vector_store_files.helper_stores(project_id, body.get("tool_resources"), "tool_resources")
     requested_messages = body.get("messages") or []
     if len(requested_messages) > MAX_INITIAL_MESSAGES:
         raise InvalidRequest(
@@ -173,7 +175,7 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         id=new_id("thread"),
         created_at=now,
         metadata=body.get("metadata") or {},
-        tool_resources=tool_resources_object(body.get("tool_resources")),
+        tool_resources=tool_resources_object(body.get("tool_resources"), creating=True),
     )
     messages = [
         new_message(project_id, thread.id, request, f"messages[{index}].", now)
@@ -186,6 +188,7 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
             *messages_file_references(requested_messages, "messages"),
         ],
     )
+    vector_store_files.create_helper_stores(project_id, helpers, thread.tool_resources)
     store.create_thread(thread, messages)
     return render_thread(thread)
 

@@ -143,6 +143,48 @@ def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]
     return get_vector_store(project_id, created["id"])
 
 
+@dataclass(frozen=True)
+class HelperStore:
+    """A store that the `vector_stores` helper of `tool_resources.file_search` asks for, checked."""
+
+    metadata: dict[str, Any]
+    entries: list[_Adding]
+    filenames: dict[str, str]
+
+
+def helper_stores(project_id: str, tool_resources: Any, param: str) -> list[HelperStore]:
+    """The stores the helper asks for (the request has passed its schema), with their files checked
+    (404 for one that is no file of the project's) and their chunking; nothing is created yet."""
+    file_search = tool_resources.get("file_search") if isinstance(tool_resources, dict) else None
+    helpers = file_search.get("vector_stores") if isinstance(file_search, dict) else None
+    checked = []
+    for index, helper in enumerate(helpers or []):
+        named = list(dict.fromkeys(helper.get("file_ids") or []))
+        filenames = _filenames(project_id, named)
+        where = f"{param}.file_search.vector_stores[{index}]."
+        entries = (
+            batch_entries({"file_ids": named, "chunking_strategy": helper.get("chunking_strategy")}, where)
+            if named
+            else []
+        )
+        checked.append(HelperStore(helper.get("metadata") or {}, entries, filenames))
+    return checked
+
+
+def create_helper_stores(project_id: str, helpers: list[HelperStore], resources: dict[str, Any]) -> None:
+    """Create the helper's stores, once everything else in the request has been checked, and name
+    them in `resources` (the ThreadObject shape of the object being created)."""
+    if not helpers:
+        return
+    ids = []
+    for helper in helpers:
+        created = vector_stores.create_vector_store(project_id, {"metadata": helper.metadata})
+        if helper.entries:
+            add_files(project_id, created["id"], helper.entries, filenames=helper.filenames)
+        ids.append(created["id"])
+    resources["file_search"] = {"vector_store_ids": ids}
+
+
 def add_file(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:
     validate("CreateVectorStoreFileRequest", body)
     _open_store(project_id, vector_store_id)

@@ -157,3 +157,35 @@ def test_deleting_a_store_removes_its_files(client):
         client.vector_stores.files.retrieve(file_id=file.id, vector_store_id=store.id)
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.files.list(store.id)
+
+
+def test_the_vector_stores_helper_creates_a_store_for_an_assistant_or_a_thread(client):
+    (manual,) = [upload(client, "manual.txt", MANUAL.encode()).id]
+    helper = {"vector_stores": [{"file_ids": [manual], "metadata": {"from": "helper"}}]}
+    assistant = client.beta.assistants.create(
+        model="offline", tools=[{"type": "file_search"}], tool_resources={"file_search": helper}
+    )
+    thread = client.beta.threads.create(tool_resources={"file_search": helper})
+    run = client.beta.threads.create_and_run(
+        assistant_id=assistant.id, thread={"tool_resources": {"file_search": helper}}
+    )
+    made = [
+        assistant.tool_resources.file_search.vector_store_ids,
+        thread.tool_resources.file_search.vector_store_ids,
+        client.beta.threads.retrieve(run.thread_id).tool_resources.file_search.vector_store_ids,
+    ]
+    assert all(len(ids) == 1 for ids in made) and len({ids[0] for ids in made}) == 3
+    for (store_id,) in made:
+        store = client.vector_stores.retrieve(store_id)
+        assert store.metadata == {"from": "helper"} and store.file_counts.total == 1
+        (file,) = client.vector_stores.files.list(store_id).data
+        assert file.id == manual
+
+
+def test_the_helper_with_an_unknown_file_creates_nothing(client):
+    helper = {"vector_stores": [{"file_ids": ["file-" + "0" * 23]}]}
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.create(model="offline", tool_resources={"file_search": helper})
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.create(tool_resources={"file_search": helper})
+    assert client.vector_stores.list().data == [] and client.beta.assistants.list().data == []
