@@ -43,6 +43,15 @@ def ingest_pending(event: CloudWatchEvent) -> None:
     ingest_due(seconds=context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
 
 
+@app.lambda_function(name="ingest_files")
+def ingest_files(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Invoked (asynchronously) when files are added to a vector store: ingest what is due."""
+    from chalicelib.ingest.worker import ingest_due
+
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 60.0
+    return {"ingested": ingest_due(seconds=remaining - PURGE_MARGIN_SECONDS)}
+
+
 @app.lambda_function(name="advance_run")
 def advance_run_task(event: dict[str, Any], context: object) -> dict[str, Any]:
     """The Step Functions task: advance one run by one step; the state machine waits and repeats."""

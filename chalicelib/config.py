@@ -20,6 +20,7 @@ class Settings:
     key_cache_seconds: float
     run_driver: str
     state_machine_arn: str | None
+    ingest_function: str | None
     llm_base_url: str | None
     llm_api_key: str | None
     llm_timeout_seconds: float
@@ -82,6 +83,8 @@ def _read() -> Settings:
         key_cache_seconds=float(os.environ.get("SPINDLE_KEY_CACHE_SECONDS", "30")),
         run_driver=os.environ.get("SPINDLE_RUN_DRIVER", "local"),
         state_machine_arn=os.environ.get("SPINDLE_STATE_MACHINE_ARN") or None,
+        # AWS: the Lambda that ingests vector store files, invoked (asynchronously) when one is added.
+        ingest_function=os.environ.get("SPINDLE_INGEST_FUNCTION") or None,
         llm_base_url=os.environ.get("SPINDLE_LLM_BASE_URL") or None,
         llm_api_key=os.environ.get("SPINDLE_LLM_API_KEY") or None,
         # Each wait for the model (to connect, for its next chunk); the whole reply has a limit of its

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import package as packaging  # noqa: E402
 
-FUNCTIONS = ("APIHandler", "StreamRuns", "AdvanceRun", "PurgeDeletedThreads", "IngestPending")
+FUNCTIONS = ("APIHandler", "StreamRuns", "AdvanceRun", "PurgeDeletedThreads", "IngestPending", "IngestFiles")
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_the_stream_function_role_has_only_what_its_routes_and_runs_need(templat
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert "states:StartExecution" in actions and "s3:GetObject" in actions
     assert not actions & {"dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem", "s3:PutObject"}
-    assert not actions & {"s3:DeleteObject", "states:StopExecution", "lambda:InvokeFunction"}
+    assert not actions & {"s3:DeleteObject", "states:StopExecution"}
     granted = json.dumps(statements)
     assert "PurgeJobsTable" not in granted and "/index/" not in granted
 
@@ -165,3 +165,27 @@ def test_each_worker_outlasts_the_longest_model_reply(template):
 
     for name in ("AdvanceRun", "StreamRuns"):
         assert settings.llm_reply_max_seconds + 60 <= template["Resources"][name]["Properties"]["Timeout"]
+
+
+def test_an_added_file_is_ingested_by_a_function_the_api_may_only_invoke(template):
+    """The API hands added files to `IngestFiles` (asynchronously); the scheduled IngestPending sweeps
+    whatever that missed. Both ingest with the same rights, and the API can invoke nothing else."""
+    resources = template["Resources"]
+    for name in ("APIHandler", "StreamRuns"):
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["SPINDLE_INGEST_FUNCTION"] == {"Ref": "IngestFiles"}
+        role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]
+        invoking = [
+            statement
+            for policy in role["Properties"]["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+            if "lambda:InvokeFunction" in json.dumps(statement["Action"])
+        ]
+        assert [statement["Resource"] for statement in invoking] == [{"Fn::GetAtt": ["IngestFiles", "Arn"]}]
+    pending, added = (
+        resources[name]["Properties"]["Role"]["Fn::GetAtt"][0] for name in ("IngestPending", "IngestFiles")
+    )
+    assert resources[pending]["Properties"]["Policies"] == resources[added]["Properties"]["Policies"]
+    assert (
+        resources["IngestFiles"]["Properties"]["Timeout"] == resources["IngestPending"]["Properties"]["Timeout"] == 300
+    )

@@ -30,11 +30,27 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions", region_name=settings.region, config=Config(retries={"mode": "standard"}))
 
 
+@cache
+def _lambda() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("lambda", region_name=settings.region, config=Config(retries={"mode": "standard"}))
+
+
 def ingestion_changed() -> None:
-    """A file was added to a vector store. Locally the poller ingests it at once; on AWS the scheduled
-    `ingest_pending` Lambda (app.py) finds it within a minute."""
+    """A file was added to a vector store. Locally the poller ingests it at once. On AWS the `ingest_files`
+    Lambda is invoked without waiting (InvocationType Event); should that fail, the scheduled
+    `ingest_pending` Lambda (app.py) finds the file within a minute, so a failure is only logged."""
     if settings.run_driver != "stepfunctions":
         wake_local_poller.set()
+        return
+    if settings.ingest_function is None:
+        return
+    try:
+        _lambda().invoke(FunctionName=settings.ingest_function, InvocationType="Event", Payload=b"{}")
+    except Exception:
+        log.warning("could not invoke %s; the scheduled sweep will ingest the file", settings.ingest_function)
 
 
 def run_changed(ref: RunRef, after_seconds: float = 0.0) -> bool:

@@ -116,3 +116,45 @@ def test_a_batch_counts_its_files_and_a_cancel_takes_them_from_a_worker(aws, mon
     assert after["file_counts"] == {"in_progress": 0, "completed": 1, "failed": 0, "cancelled": 3, "total": 4}
     assert counts(vector_store["id"]) == after["file_counts"]
     assert store.due_files(time.time() + 3600) == []
+
+
+def test_on_aws_an_added_file_is_handed_to_the_ingest_function_at_once(aws, monkeypatch):
+    """`SPINDLE_RUN_DRIVER=stepfunctions`: adding a file invokes the `ingest_files` Lambda (moto's
+    Lambda, whose invocation runs app.py's real handler here), so the file is ingested without waiting
+    for the scheduled sweep."""
+    import dataclasses
+    import json
+
+    import boto3
+    from moto.awslambda.models import LambdaBackend
+
+    from chalicelib.config import settings
+    from chalicelib.storage import drivers
+
+    invocations = []
+
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
+        from app import ingest_files
+
+        invocations.append((function_name, headers.get("X-Amz-Invocation-Type")))
+        return json.dumps(ingest_files(json.loads(body or b"{}"), None)).encode()
+
+    monkeypatch.setattr(LambdaBackend, "invoke", invoke)  # no Docker: the handler runs in this process
+    role = boto3.client("iam").create_role(RoleName="ingest", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    boto3.client("lambda").create_function(
+        FunctionName="ingest_files",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.ingest_files",
+        Code={"ZipFile": b"not used by the simple backend"},
+    )
+    deployed = dataclasses.replace(settings, run_driver="stepfunctions", ingest_function="ingest_files")
+    monkeypatch.setattr(drivers, "settings", deployed)
+    drivers._lambda.cache_clear()
+    try:
+        vector_store_id, (file_id,) = a_store_with(("a.txt", b"alpha"))
+    finally:
+        drivers._lambda.cache_clear()  # the client belongs to this test's mock
+    assert invocations == [("ingest_files", "Event")]
+    assert store.get(FileRef(PROJECT, vector_store_id, file_id)).status == "completed"
+    assert counts(vector_store_id)["completed"] == 1
