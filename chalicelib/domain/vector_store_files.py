@@ -21,8 +21,8 @@ from chalicelib.storage import vector_store_files as store
 from chalicelib.storage.vector_store_files import FileRef, StoredBatch, StoredFile
 
 # The official defaults and bounds of static chunking; `auto` is 800 tokens with 400 overlapping.
+# (The 100-4096 bounds of a static size are in the request schema.)
 AUTO_CHUNKING = {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}
-MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 100, 4096
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
@@ -93,16 +93,10 @@ def _filenames(project_id: str, file_ids: list[str]) -> dict[str, str]:
 
 
 def add_files(
-    project_id: str,
-    vector_store_id: str,
-    adding: list[_Adding],
-    batch_id: str | None = None,
-    filenames: dict[str, str] | None = None,
+    project_id: str, vector_store_id: str, adding: list[_Adding], filenames: dict[str, str], batch_id: str | None = None
 ) -> list[StoredFile]:
-    """Add the files (already checked) to the store, each in progress and due for ingestion now; a file
-    already in the store stays as it is. `filenames` if the caller has read them already."""
-    if filenames is None:
-        filenames = _filenames(project_id, [entry.file_id for entry in adding]) if adding else {}
+    """Add the files (checked, their names read by `_filenames`) to the store, each in progress and due
+    for ingestion now; a file already in the store stays as it is."""
     now = int(time.time())
     added = []
     for entry in adding:
@@ -127,62 +121,61 @@ def add_files(
     return added
 
 
+@dataclass(frozen=True)
+class _NewStore:
+    """A store to create with its files (`file_ids` and one `chunking_strategy`), all checked."""
+
+    body: dict[str, Any]  # the store's own fields
+    entries: list[_Adding]
+    filenames: dict[str, str]
+
+    def create(self, project_id: str) -> dict[str, Any]:
+        created = vector_stores.create_vector_store(project_id, self.body)
+        if not self.entries:
+            return created
+        add_files(project_id, created["id"], self.entries, self.filenames)
+        return get_vector_store(project_id, created["id"])
+
+
+def _new_store(project_id: str, body: dict[str, Any], file_ids: list[str], chunking: Any, param: str) -> _NewStore:
+    """Check the files (404 for one that is no file of the project's), then their chunking: it applies
+    only to files there are."""
+    named = list(dict.fromkeys(file_ids))
+    filenames = _filenames(project_id, named)
+    entries = batch_entries({"file_ids": named, "chunking_strategy": chunking}, param) if named else []
+    return _NewStore(body, entries, filenames)
+
+
 def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """A store, and the files its `file_ids` name (with its `chunking_strategy`), added as if one by
     one. Everything is checked before anything is stored."""
     validate("CreateVectorStoreRequest", body)
-    named = list(dict.fromkeys(body.get("file_ids") or []))
-    filenames = _filenames(project_id, named)  # before the chunking: it applies only to files there are
-    entries = batch_entries({"file_ids": named, "chunking_strategy": body.get("chunking_strategy")}) if named else []
-    created = vector_stores.create_vector_store(
-        project_id, {name: value for name, value in body.items() if name not in ("file_ids", "chunking_strategy")}
-    )
-    if not entries:
-        return created
-    add_files(project_id, created["id"], entries, filenames=filenames)
-    return get_vector_store(project_id, created["id"])
+    own = {name: value for name, value in body.items() if name not in ("file_ids", "chunking_strategy")}
+    return _new_store(project_id, own, body.get("file_ids") or [], body.get("chunking_strategy"), "").create(project_id)
 
 
-@dataclass(frozen=True)
-class HelperStore:
-    """A store that the `vector_stores` helper of `tool_resources.file_search` asks for, checked."""
-
-    metadata: dict[str, Any]
-    entries: list[_Adding]
-    filenames: dict[str, str]
-
-
-def helper_stores(project_id: str, tool_resources: Any, param: str) -> list[HelperStore]:
-    """The stores the helper asks for (the request has passed its schema), with their files checked
-    (404 for one that is no file of the project's) and their chunking; nothing is created yet."""
+def helper_stores(project_id: str, tool_resources: Any, param: str) -> list[_NewStore]:
+    """The stores the `vector_stores` helper of `tool_resources.file_search` asks for (the request has
+    passed its schema), checked; nothing is created yet."""
     file_search = tool_resources.get("file_search") if isinstance(tool_resources, dict) else None
     helpers = file_search.get("vector_stores") if isinstance(file_search, dict) else None
-    checked = []
-    for index, helper in enumerate(helpers or []):
-        named = list(dict.fromkeys(helper.get("file_ids") or []))
-        filenames = _filenames(project_id, named)
-        where = f"{param}.file_search.vector_stores[{index}]."
-        entries = (
-            batch_entries({"file_ids": named, "chunking_strategy": helper.get("chunking_strategy")}, where)
-            if named
-            else []
+    return [
+        _new_store(
+            project_id,
+            {"metadata": helper.get("metadata") or {}},
+            helper.get("file_ids") or [],
+            helper.get("chunking_strategy"),
+            f"{param}.file_search.vector_stores[{index}].",
         )
-        checked.append(HelperStore(helper.get("metadata") or {}, entries, filenames))
-    return checked
+        for index, helper in enumerate(helpers or [])
+    ]
 
 
-def create_helper_stores(project_id: str, helpers: list[HelperStore], resources: dict[str, Any]) -> None:
+def create_helper_stores(project_id: str, helpers: list[_NewStore], resources: dict[str, Any]) -> None:
     """Create the helper's stores, once everything else in the request has been checked, and name
     them in `resources` (the ThreadObject shape of the object being created)."""
-    if not helpers:
-        return
-    ids = []
-    for helper in helpers:
-        created = vector_stores.create_vector_store(project_id, {"metadata": helper.metadata})
-        if helper.entries:
-            add_files(project_id, created["id"], helper.entries, filenames=helper.filenames)
-        ids.append(created["id"])
-    resources["file_search"] = {"vector_store_ids": ids}
+    if helpers:
+        resources["file_search"] = {"vector_store_ids": [helper.create(project_id)["id"] for helper in helpers]}
 
 
 def add_file(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +183,7 @@ def add_file(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dic
     _open_store(project_id, vector_store_id)
     filenames = _filenames(project_id, [body["file_id"]])
     adding = _Adding(body["file_id"], chunking_strategy(body.get("chunking_strategy")), body.get("attributes"))
-    (stored,) = add_files(project_id, vector_store_id, [adding], filenames=filenames)
+    (stored,) = add_files(project_id, vector_store_id, [adding], filenames)
     return render(stored)
 
 
@@ -255,24 +248,20 @@ def file_content(project_id: str, vector_store_id: str, file_id: str) -> dict[st
 MAX_BATCH_FILES = 500
 
 
-def render_batch(batch: StoredBatch) -> dict[str, Any]:
+def _batch_status(batch: StoredBatch) -> str:
     if batch.cancelled:
-        status = "cancelled"
-    else:
-        status = "in_progress" if batch.in_progress else "completed"
+        return "cancelled"
+    return "in_progress" if batch.files.in_progress else "completed"
+
+
+def render_batch(batch: StoredBatch) -> dict[str, Any]:
     return {
         "id": batch.id,
         "object": "vector_store.files_batch",
         "created_at": batch.created_at,
         "vector_store_id": batch.vector_store_id,
-        "status": status,
-        "file_counts": {
-            "in_progress": batch.in_progress,
-            "completed": batch.completed,
-            "failed": batch.failed,
-            "cancelled": batch.cancelled_files,
-            "total": batch.in_progress + batch.completed + batch.failed + batch.cancelled_files,
-        },
+        "status": _batch_status(batch),
+        "file_counts": batch.files.as_object(),
     }
 
 
@@ -311,7 +300,7 @@ def create_batch(project_id: str, vector_store_id: str, body: dict[str, Any]) ->
     entries = batch_entries(body)
     batch_id = new_id("vector_store_file_batch")
     store.create_batch(project_id, vector_store_id, batch_id, int(time.time()))
-    add_files(project_id, vector_store_id, entries, batch_id, filenames)
+    add_files(project_id, vector_store_id, entries, filenames, batch_id)
     return get_batch(project_id, vector_store_id, batch_id)
 
 
@@ -331,11 +320,9 @@ def get_batch(project_id: str, vector_store_id: str, batch_id: str) -> dict[str,
 def cancel_batch(project_id: str, vector_store_id: str, batch_id: str) -> dict[str, Any]:
     """Cancel a batch in progress: its files not yet ingested end `cancelled` (a worker ingesting one
     loses it), those done stay."""
-    batch = _batch(project_id, vector_store_id, batch_id)
-    if render_batch(batch)["status"] != "in_progress":
-        raise InvalidRequest(
-            f"Cannot cancel a batch with status '{render_batch(batch)['status']}'.", code="batch_not_cancellable"
-        )
+    status = _batch_status(_batch(project_id, vector_store_id, batch_id))
+    if status != "in_progress":
+        raise InvalidRequest(f"Cannot cancel a batch with status '{status}'.", code="batch_not_cancellable")
     store.mark_cancelled(project_id, vector_store_id, batch_id)
     for file in store.in_progress_of_batch(project_id, vector_store_id, batch_id):
         store.cancel(file)

@@ -16,6 +16,7 @@ from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
 from chalicelib.storage import vector_store_files as file_store
 from chalicelib.storage import vector_stores as store
+from chalicelib.storage.records import FileCounts
 from chalicelib.storage.vector_stores import StoredVectorStore
 
 DAY_SECONDS = 86400
@@ -31,20 +32,14 @@ def render(stored: StoredVectorStore, now: float | None = None) -> dict[str, Any
     if ends is not None and (now if now is not None else time.time()) >= ends:
         status = "expired"
     else:
-        status = "in_progress" if stored.in_progress else "completed"
+        status = "in_progress" if stored.files.in_progress else "completed"
     rendered: dict[str, Any] = {
         "id": stored.id,
         "object": "vector_store",
         "created_at": stored.created_at,
         "name": stored.name,
         "usage_bytes": stored.usage_bytes,
-        "file_counts": {
-            "in_progress": stored.in_progress,
-            "completed": stored.completed,
-            "failed": stored.failed,
-            "cancelled": stored.cancelled,
-            "total": stored.in_progress + stored.completed + stored.failed + stored.cancelled,
-        },
+        "file_counts": stored.files.as_object(),
         "status": status,
         "expires_at": ends,
         "last_active_at": stored.last_active_at,
@@ -74,10 +69,7 @@ def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]
         expires_after=body.get("expires_after"),
         last_active_at=now,
         usage_bytes=0,
-        in_progress=0,
-        completed=0,
-        failed=0,
-        cancelled=0,
+        files=FileCounts(),
     )
     store.create(stored)
     return render(stored)

@@ -23,6 +23,36 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class FileCounts:
+    """How many of a vector store's (or a file batch's) files are in each status."""
+
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @classmethod
+    def of(cls, record: Any) -> FileCounts:
+        """From a record's `files_<status>` counters (VectorStoreRecord, VectorStoreFileBatchRecord)."""
+        return cls(
+            in_progress=int(record.files_in_progress or 0),
+            completed=int(record.files_completed or 0),
+            failed=int(record.files_failed or 0),
+            cancelled=int(record.files_cancelled or 0),
+        )
+
+    def as_object(self) -> dict[str, int]:
+        """The official `file_counts` object."""
+        return {
+            "in_progress": self.in_progress,
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "total": self.in_progress + self.completed + self.failed + self.cancelled,
+        }
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[Any]
     has_more: bool

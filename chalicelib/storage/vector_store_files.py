@@ -29,7 +29,7 @@ from chalicelib.storage.models import (
     vector_store_key,
 )
 from chalicelib.storage.pages import read_page
-from chalicelib.storage.records import ListQuery, Page
+from chalicelib.storage.records import FileCounts, ListQuery, Page
 
 INGEST_QUEUE = "ingest"
 # The batch's counter for each status.
@@ -224,7 +224,9 @@ def remove_all(project_id: str, vector_store_id: str) -> None:
     """A deleted store's files and chunks (the store item is gone already): one Query per page."""
     key = vector_store_key(project_id, vector_store_id)
     for record in VectorStoreFileRecord.query(key, consistent_read=True, attributes_to_get=["store_key", "file_id"]):
-        record.delete()  # one by one: the API role has no BatchWriteItem, and a store holds few files
+        # One by one (the API role has no BatchWriteItem), within the request that deleted the store:
+        # README states the bound this puts on the stores that can be deleted at once.
+        record.delete()
         delete_chunks(FileRef(project_id, vector_store_id, record.file_id))
 
 
@@ -315,10 +317,7 @@ class StoredBatch:
     id: str
     created_at: int
     cancelled: bool
-    in_progress: int
-    completed: int
-    failed: int
-    cancelled_files: int
+    files: FileCounts
 
 
 def _stored_batch(record: VectorStoreFileBatchRecord) -> StoredBatch:
@@ -329,10 +328,7 @@ def _stored_batch(record: VectorStoreFileBatchRecord) -> StoredBatch:
         id=record.batch_id,
         created_at=int(record.created_at),
         cancelled=bool(record.cancelled),
-        in_progress=int(record.files_in_progress or 0),
-        completed=int(record.files_completed or 0),
-        failed=int(record.files_failed or 0),
-        cancelled_files=int(record.files_cancelled or 0),
+        files=FileCounts.of(record),
     )
 
 
@@ -342,10 +338,6 @@ def create_batch(project_id: str, vector_store_id: str, batch_id: str, created_a
         batch_id,
         created_at=created_at,
         cancelled=0,
-        files_in_progress=0,
-        files_completed=0,
-        files_failed=0,
-        files_cancelled=0,
     ).save(condition=VectorStoreFileBatchRecord.batch_id.does_not_exist())
 
 

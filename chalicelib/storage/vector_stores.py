@@ -11,7 +11,7 @@ from pynamodb.expressions.update import Action
 from chalicelib.storage.dynamo import written
 from chalicelib.storage.models import VectorStoreRecord
 from chalicelib.storage.pages import read_page
-from chalicelib.storage.records import ListQuery, Page
+from chalicelib.storage.records import FileCounts, ListQuery, Page
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,7 @@ class StoredVectorStore:
     expires_after: dict[str, Any] | None
     last_active_at: int
     usage_bytes: int
-    in_progress: int
-    completed: int
-    failed: int
-    cancelled: int
+    files: FileCounts
 
 
 def _stored(record: VectorStoreRecord) -> StoredVectorStore:
@@ -40,10 +37,7 @@ def _stored(record: VectorStoreRecord) -> StoredVectorStore:
         expires_after=record.expires_after,
         last_active_at=int(record.last_active_at),
         usage_bytes=int(record.usage_bytes or 0),
-        in_progress=int(record.files_in_progress or 0),
-        completed=int(record.files_completed or 0),
-        failed=int(record.files_failed or 0),
-        cancelled=int(record.files_cancelled or 0),
+        files=FileCounts.of(record),
     )
 
 
@@ -57,10 +51,6 @@ def create(store: StoredVectorStore) -> None:
         expires_after=store.expires_after,
         last_active_at=store.last_active_at,
         usage_bytes=0,
-        files_in_progress=0,
-        files_completed=0,
-        files_failed=0,
-        files_cancelled=0,
     ).save(condition=VectorStoreRecord.vector_store_id.does_not_exist())
 
 
