@@ -36,6 +36,7 @@ class Settings:
     files_bucket: str
     s3_endpoint: str | None
     max_file_bytes: int
+    search_cache_mb: int
     dev_read_timeout_seconds: float
 
     @property
@@ -109,6 +110,8 @@ def _read() -> Settings:
         s3_endpoint=os.environ.get("SPINDLE_S3_ENDPOINT") or None,
         # Lambda takes at most 6 MB per request and API Gateway base64-encodes binary bodies (4/3).
         max_file_bytes=int(os.environ.get("SPINDLE_MAX_FILE_BYTES", str(4 * 1024 * 1024))),
+        # What one process keeps of the files it has searched (their text and keyword index).
+        search_cache_mb=int(os.environ.get("SPINDLE_SEARCH_CACHE_MB", "256")),
         # `make dev` only: how long a client may take to send a request's head (or sit idle).
         dev_read_timeout_seconds=_positive_seconds("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30"),
     )

@@ -69,6 +69,7 @@ SERVED = [
     ("/vector_stores/{vector_store_id}/files/{file_id}", "post"),
     ("/vector_stores/{vector_store_id}/files/{file_id}", "delete"),
     ("/vector_stores/{vector_store_id}/files/{file_id}/content", "get"),
+    ("/vector_stores/{vector_store_id}/search", "post"),
     ("/vector_stores/{vector_store_id}/file_batches", "post"),
     ("/vector_stores/{vector_store_id}/file_batches/{batch_id}", "get"),
     ("/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", "post"),
@@ -110,6 +111,10 @@ LINKS = {
         },
         "DeleteVectorStore": {
             "operationId": "deleteVectorStore",
+            "parameters": {"vector_store_id": "$response.body#/id"},
+        },
+        "SearchVectorStore": {
+            "operationId": "searchVectorStore",
             "parameters": {"vector_store_id": "$response.body#/id"},
         },
     },

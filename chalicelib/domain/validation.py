@@ -137,12 +137,21 @@ def _label(path: str) -> str:
     return path or "request body"
 
 
-def _check(schema: dict[str, Any], value: Any, path: str) -> None:
+Schema = dict[str, Any]
+
+
+def _check(schema: Schema, value: Any, path: str, anchor: Schema | None = None) -> None:
+    """`anchor` is the innermost enclosing schema marked `$recursiveAnchor`, which `$recursiveRef: "#"`
+    names (a compound filter's filters may be compound filters)."""
+    if "$recursiveRef" in schema and anchor is not None:
+        schema = anchor
+    if schema.get("$recursiveAnchor"):
+        anchor = schema
     if value is None and schema.get("nullable"):
         return
     alternatives = schema.get("anyOf") or schema.get("oneOf")
     if alternatives:
-        _check_alternatives(alternatives, value, path, exactly_one="oneOf" in schema)
+        _check_alternatives(alternatives, value, path, "oneOf" in schema, anchor)
     expected = schema.get("type")
     if expected is not None:
         expected_types = expected if isinstance(expected, list) else [expected]
@@ -161,16 +170,20 @@ def _check(schema: dict[str, Any], value: Any, path: str) -> None:
             code="invalid_value",
         )
     if isinstance(value, dict):
-        _check_object(schema, value, path)
+        _check_object(schema, value, path, anchor)
     elif isinstance(value, list):
-        _check_array(schema, value, path)
+        _check_array(schema, value, path, anchor)
     elif isinstance(value, str):
         _check_string(schema, value, path)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         _check_number(schema, value, path)
 
 
-def _check_alternatives(alternatives: list[dict[str, Any]], value: Any, path: str, exactly_one: bool) -> None:
+def _check_alternatives(
+    alternatives: list[Schema], value: Any, path: str, exactly_one: bool, anchor: Schema | None
+) -> None:
+    if anchor is not None:
+        alternatives = [anchor if "$recursiveRef" in a else a for a in alternatives]
     typed = [a for a in alternatives if "type" not in a or _matches_type(a["type"], value)]
     if not typed:
         wanted = " or ".join(dict.fromkeys(_TYPE_NAMES[a["type"]] for a in alternatives if "type" in a))
@@ -181,13 +194,13 @@ def _check_alternatives(alternatives: list[dict[str, Any]], value: Any, path: st
         )
     discriminated = _by_discriminator(typed, value, path)
     if discriminated is not None:
-        _check(discriminated, value, path)
+        _check(discriminated, value, path, anchor)
         return
     first_error: InvalidRequest | None = None
     passed = 0
     for alternative in typed:
         try:
-            _check(alternative, value, path)
+            _check(alternative, value, path, anchor)
             passed += 1
         except InvalidRequest as error:
             first_error = first_error or error
@@ -229,7 +242,7 @@ def _by_discriminator(alternatives: list[dict[str, Any]], value: Any, path: str)
     )
 
 
-def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> None:
+def _check_object(schema: Schema, value: dict[str, Any], path: str, anchor: Schema | None) -> None:
     properties: dict[str, Any] = schema.get("properties", {})
     for name in schema.get("required", []):
         if name not in value:
@@ -249,7 +262,7 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> N
                 code="invalid_property_name",
             )
         if key in properties:
-            _check(properties[key], item, _join(path, key))
+            _check(properties[key], item, _join(path, key), anchor)
             value[key] = _as_declared(properties[key], item)
         elif extra is False:
             raise InvalidRequest(
@@ -258,7 +271,7 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> N
                 code="unknown_parameter",
             )
         elif isinstance(extra, dict):
-            _check(extra, item, _join(path, key))
+            _check(extra, item, _join(path, key), anchor)
             value[key] = _as_declared(extra, item)
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         raise InvalidRequest(
@@ -269,7 +282,7 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> N
         )
 
 
-def _check_array(schema: dict[str, Any], value: list[Any], path: str) -> None:
+def _check_array(schema: Schema, value: list[Any], path: str, anchor: Schema | None) -> None:
     if "minItems" in schema and len(value) < schema["minItems"]:
         raise InvalidRequest(
             f"Invalid '{_label(path)}': empty array. Expected an array with minimum length {schema['minItems']}, "
@@ -287,7 +300,7 @@ def _check_array(schema: dict[str, Any], value: list[Any], path: str) -> None:
     items = schema.get("items")
     if isinstance(items, dict):
         for index, item in enumerate(value):
-            _check(items, item, f"{path}[{index}]")
+            _check(items, item, f"{path}[{index}]", anchor)
             value[index] = _as_declared(items, item)
 
 

@@ -236,7 +236,7 @@ def file_content(project_id: str, vector_store_id: str, file_id: str) -> dict[st
         )
     return {
         "object": "vector_store.file_content.page",
-        "data": [{"type": "text", "text": parsed["text"]}],
+        "data": [{"type": "text", "text": parsed.text}],
         "has_more": False,
         "next_page": None,
     }

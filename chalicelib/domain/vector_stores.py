@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.domain.errors import not_found
+from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
@@ -107,3 +107,62 @@ def delete_vector_store(project_id: str, vector_store_id: str) -> dict[str, Any]
 def list_vector_stores(project_id: str, query: ListQuery) -> dict[str, Any]:
     now = time.time()
     return render_list(store.list_page(project_id, query), lambda stored: render(stored, now))
+
+
+# --- search -------------------------------------------------------------------------------------
+
+SEARCH_DEFAULT_RESULTS = 10  # the search endpoint's default (the file_search tool's is 20)
+ACTIVITY_RESOLUTION_SECONDS = 60  # last_active_at moves at most once a minute: a search is a read
+
+
+def usable_store(project_id: str, vector_store_id: str) -> StoredVectorStore:
+    """A store a search may read: the project's, and not expired."""
+    stored = store.get(project_id, _checked_id(vector_store_id))
+    if stored is None:
+        raise not_found("vector store", vector_store_id)
+    if render(stored)["status"] == "expired":
+        raise InvalidRequest(f"Vector store {vector_store_id} has expired.", code="vector_store_expired")
+    return stored
+
+
+def touch(stored: StoredVectorStore) -> None:
+    """Searching a store is activity: it keeps an expiry policy's clock from running out."""
+    now = int(time.time())
+    if now - stored.last_active_at >= ACTIVITY_RESOLUTION_SECONDS:
+        store.modify(stored.project_id, stored.id, {"last_active_at": now})
+
+
+def search_vector_store(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The official VectorStoreSearchResultsPage: every result in one page, as OpenAI's."""
+    from chalicelib.search import retrieval  # only searches load the index code
+
+    validate("VectorStoreSearchRequest", body)
+    touch(usable_store(project_id, vector_store_id))
+    queries = [body["query"]] if isinstance(body["query"], str) else list(body["query"])
+    if body.get("rewrite_query"):
+        queries = [retrieval.rewritten(query) for query in queries]
+    ranking = body.get("ranking_options") or {}
+    hits = retrieval.search(
+        project_id,
+        [vector_store_id],
+        queries,
+        max_results=body.get("max_num_results") or SEARCH_DEFAULT_RESULTS,
+        score_threshold=ranking.get("score_threshold") or 0.0,
+        filters=body.get("filters"),
+    )
+    return {
+        "object": "vector_store.search_results.page",
+        "search_query": queries,
+        "data": [
+            {
+                "file_id": hit.file_id,
+                "filename": hit.filename,
+                "score": round(hit.score, 6),
+                "attributes": dict(hit.attributes) if hit.attributes is not None else None,
+                "content": [{"type": "text", "text": hit.text}],
+            }
+            for hit in hits
+        ],
+        "has_more": False,
+        "next_page": None,
+    }

@@ -40,6 +40,11 @@ def delete_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
     return vector_stores.delete_vector_store(call.project_id, vector_store_id)
 
 
+@api_route(blueprint, VECTOR_STORE + "/search", "POST")
+def search_vector_store(call: Call, vector_store_id: str) -> dict[str, Any]:
+    return vector_stores.search_vector_store(call.project_id, vector_store_id, call.json(required=True))
+
+
 # --- a store's files ----------------------------------------------------------------------------
 
 FILES = VECTOR_STORE + "/files"

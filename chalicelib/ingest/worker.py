@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 
 from chalicelib.ingest.chunks import chunk_text
 from chalicelib.ingest.text import FileNotReadable, extract_text
+from chalicelib.search.keywords import index_chunks
 from chalicelib.storage import files as file_store
 from chalicelib.storage import vector_store_files as store
-from chalicelib.storage.vector_store_files import FileRef, StoredFile
+from chalicelib.storage.vector_store_files import FileRef, ParsedFile, StoredFile
 
 log = logging.getLogger("spindle.ingest")
 LEASE_SECONDS = 120.0  # far above what a 4 MiB file takes; a dead worker's file waits this long
@@ -49,7 +49,9 @@ def ingest(ref: FileRef) -> bool:
         text = extract_text(claimed.filename, data)
         static = claimed.chunking_strategy["static"]
         chunks = chunk_text(text, static["max_chunk_size_tokens"], static["chunk_overlap_tokens"])
-        store.save_chunks(ref, text, [asdict(chunk) for chunk in chunks])
+        spans = [(chunk.start, chunk.end, chunk.tokens) for chunk in chunks]
+        keywords = index_chunks(chunk.text for chunk in chunks)
+        store.save_chunks(ref, ParsedFile(text, spans, keywords))
     except FileNotReadable as error:
         return _failed(claimed, error.code, error.message)
     except Exception:  # a storage hiccup or a bug: the file is due again when the lease ends

@@ -278,6 +278,9 @@ class VectorStoreFileRecord(Model):
     lease_token = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     batch_key = UnicodeAttribute(null=True)  # batch_key() for a file a batch added
+    # The lease token of the ingestion that made its chunks: searches cache a file's index by it, so a
+    # file removed and added again is never searched with the chunks it had before.
+    chunks_version = UnicodeAttribute(null=True)
 
     pending = PendingIngestion()
     of_batch = FilesOfBatch()

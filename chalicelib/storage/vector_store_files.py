@@ -83,6 +83,7 @@ class StoredFile:
     lease_token: str | None = None
     attempts: int = 0
     batch_id: str | None = None
+    chunks_version: str | None = None
 
 
 def _stored(record: VectorStoreFileRecord) -> StoredFile:
@@ -99,6 +100,7 @@ def _stored(record: VectorStoreFileRecord) -> StoredFile:
         lease_token=record.lease_token,
         attempts=int(record.attempts or 0),
         batch_id=record.batch_key.rsplit("#", 1)[1] if record.batch_key else None,
+        chunks_version=record.chunks_version,
     )
 
 
@@ -265,6 +267,7 @@ def finish(claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[
     """End the claimed file's ingestion as `status` and move the store's counts, in one transaction
     that holds only while the claim does (the file still in progress under this worker's lease)."""
     ref = claimed.ref
+    version = claimed.lease_token or ""  # claim() always sets it
 
     def build(transaction: Any) -> None:
         transaction.update(
@@ -278,6 +281,7 @@ def finish(claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[
                 VectorStoreFileRecord.ingest_queue.remove(),
                 VectorStoreFileRecord.ingest_due.remove(),
                 VectorStoreFileRecord.lease_token.remove(),
+                VectorStoreFileRecord.chunks_version.set(version),
             ],
             condition=(VectorStoreFileRecord.status == "in_progress")
             & (VectorStoreFileRecord.lease_token == claimed.lease_token),
@@ -375,6 +379,15 @@ def batch_files_page(
     return Page(items=[_stored(record) for record in page.items], has_more=page.has_more)
 
 
+def completed_files(project_id: str, vector_store_id: str) -> list[StoredFile]:
+    """The store's searchable files: one Query, paged by DynamoDB (a store holds at most 10,000)."""
+    key = vector_store_key(project_id, vector_store_id)
+    records = VectorStoreFileRecord.query(
+        key, consistent_read=True, filter_condition=VectorStoreFileRecord.status == "completed"
+    )
+    return [_stored(record) for record in records]
+
+
 def in_progress_of_batch(project_id: str, vector_store_id: str, batch_id: str) -> list[StoredFile]:
     key = batch_key(project_id, vector_store_id, batch_id)
     records = VectorStoreFileRecord.of_batch.query(key, filter_condition=VectorStoreFileRecord.status == "in_progress")
@@ -388,19 +401,39 @@ def _chunks_key(ref: FileRef) -> str:
     return f"vector-stores/{ref.project_id}/{ref.vector_store_id}/{ref.file_id}.json"
 
 
-def save_chunks(ref: FileRef, text: str, chunks: list[dict[str, Any]]) -> None:
-    body = json.dumps({"text": text, "chunks": chunks}, ensure_ascii=False).encode("utf-8")
-    s3_client().put_object(Bucket=settings.files_bucket, Key=_chunks_key(ref), Body=body)
+@dataclass(frozen=True)
+class ParsedFile:
+    """What ingestion made of a file: its text, its chunks as `text[start:end]` spans with their token
+    counts, and its keyword index (search/keywords.py)."""
+
+    text: str
+    spans: list[tuple[int, int, int]]  # (start, end, tokens)
+    keywords: dict[str, Any]
+
+    def chunk(self, number: int) -> str:
+        start, end, _ = self.spans[number]
+        return self.text[start:end]
 
 
-def load_chunks(ref: FileRef) -> dict[str, Any] | None:
+def save_chunks(ref: FileRef, parsed: ParsedFile) -> None:
+    body = {"text": parsed.text, "chunks": [list(span) for span in parsed.spans], "keywords": parsed.keywords}
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    s3_client().put_object(Bucket=settings.files_bucket, Key=_chunks_key(ref), Body=data)
+
+
+def load_chunks(ref: FileRef) -> ParsedFile | None:
     client = s3_client()
     try:
         response = client.get_object(Bucket=settings.files_bucket, Key=_chunks_key(ref))
     except client.exceptions.NoSuchKey:
         return None
-    loaded: dict[str, Any] = json.loads(response["Body"].read())
-    return loaded
+    loaded = json.loads(response["Body"].read())
+    # Files ingested before search existed stored each chunk as an object with its text, and no index.
+    spans = [
+        (chunk["start"], chunk["end"], chunk["tokens"]) if isinstance(chunk, dict) else tuple(chunk)
+        for chunk in loaded["chunks"]
+    ]
+    return ParsedFile(loaded["text"], spans, loaded.get("keywords") or {})
 
 
 def delete_chunks(ref: FileRef) -> None:

@@ -105,6 +105,7 @@ OPERATIONS = {
     "listFilesInVectorStoreBatch": lambda c, o: c.vector_stores.file_batches.list_files(
         o.batch.id, vector_store_id=o.vector_store.id
     ),
+    "searchVectorStore": lambda c, o: c.vector_stores.search(o.vector_store.id, query="tenant"),
     "getRunStep": lambda c, o: c.beta.threads.runs.steps.retrieve(o.step.id, thread_id=o.thread.id, run_id=o.run.id),
 }
 

@@ -1,0 +1,161 @@
+"""Searching vector stores: the one search that both `POST /v1/vector_stores/{id}/search` and the
+`file_search` tool run.
+
+A search reads the stores' completed files (one Query per store), keeps those whose attributes pass the
+filter, and ranks their chunks with BM25 (search/keywords.py) over all of them at once. Each file's
+index and text come from S3 the first time a process searches it and are then kept in memory, keyed by
+the ingestion that made them, up to SPINDLE_SEARCH_CACHE_MB: a warm Lambda or `make dev` reads S3 only
+for files it has not seen.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.config import settings
+from chalicelib.search.filters import matches
+from chalicelib.search.keywords import STOP_WORDS, Corpus, Segment, index_chunks
+from chalicelib.storage import vector_store_files as store
+from chalicelib.storage.vector_store_files import ParsedFile, StoredFile
+
+LOADERS = 8  # S3 reads in flight while a search loads files it has not seen
+
+
+@dataclass(frozen=True)
+class Hit:
+    vector_store_id: str
+    file_id: str
+    filename: str
+    attributes: Mapping[str, Any] | None
+    score: float  # 0 to 1
+    text: str
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    parsed: ParsedFile
+    segment: Segment
+
+    @property
+    def size(self) -> int:
+        """Roughly the bytes it holds: its text, and 8 bytes per posting and chunk length."""
+        postings = sum(len(pairs) for pairs in self.segment.postings.values())
+        return 2 * len(self.parsed.text) + 8 * (postings + len(self.segment.lengths))
+
+
+class _Cache:
+    """Loaded files, least recently searched dropped first once they hold more than `budget` bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._held = 0
+        self._files: OrderedDict[tuple[str, str, str], _Indexed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> _Indexed | None:
+        with self._lock:
+            found = self._files.get(key)
+            if found is not None:
+                self._files.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, str, str], indexed: _Indexed) -> None:
+        with self._lock:
+            if key in self._files:
+                return
+            self._files[key] = indexed
+            self._held += indexed.size
+            while self._held > self.budget and len(self._files) > 1:
+                _, dropped = self._files.popitem(last=False)
+                self._held -= dropped.size
+
+
+_cache = _Cache(settings.search_cache_mb * 1024 * 1024)
+
+
+def _key(file: StoredFile) -> tuple[str, str, str]:
+    return (file.ref.store_key, file.ref.file_id, file.chunks_version or "")
+
+
+def _read(file: StoredFile) -> _Indexed | None:
+    parsed = store.load_chunks(file.ref)
+    if parsed is None:  # removed since the Query read it
+        return None
+    keywords = parsed.keywords
+    if not keywords and parsed.spans:  # ingested before files had an index
+        keywords = index_chunks(parsed.chunk(number) for number in range(len(parsed.spans)))
+    indexed = _Indexed(parsed, Segment.of(keywords))
+    _cache.put(_key(file), indexed)
+    return indexed
+
+
+def _indexed(files: Sequence[StoredFile]) -> list[tuple[StoredFile, _Indexed]]:
+    found = {index: hit for index, file in enumerate(files) if (hit := _cache.get(_key(file))) is not None}
+    missing = [index for index in range(len(files)) if index not in found]
+    if len(missing) == 1:
+        loaded = _read(files[missing[0]])
+        if loaded is not None:
+            found[missing[0]] = loaded
+    elif missing:
+        with ThreadPoolExecutor(max_workers=min(LOADERS, len(missing))) as pool:
+            for index, loaded_file in zip(missing, pool.map(lambda i: _read(files[i]), missing), strict=True):
+                if loaded_file is not None:
+                    found[index] = loaded_file
+    return [(files[index], found[index]) for index in sorted(found)]
+
+
+def rewritten(query: str) -> str:
+    """`rewrite_query`: the query as a keyword search sees it, without the words that carry no meaning
+    ("What is the return policy?" becomes "return policy"). OpenAI rewrites with a model; Spindle has
+    none to spare for it, and this is the part of a rewrite that matters to keyword ranking."""
+    words = [word for word in re.findall(r"\w+", query) if word.lower() not in STOP_WORDS]
+    return " ".join(words) or query
+
+
+def search(
+    project_id: str,
+    vector_store_ids: Sequence[str],
+    queries: Sequence[str],
+    *,
+    max_results: int,
+    score_threshold: float = 0.0,
+    filters: Mapping[str, Any] | None = None,
+) -> list[Hit]:
+    """The best `max_results` chunks of the stores' completed files for any of `queries`, best first,
+    each scoring at least `score_threshold`; only files whose attributes pass `filters`."""
+    candidates = [
+        file
+        for vector_store_id in vector_store_ids
+        for file in store.completed_files(project_id, vector_store_id)
+        if matches(filters, file.attributes)
+    ]
+    indexed = _indexed(candidates)
+    corpus = Corpus([entry.segment for _, entry in indexed])
+    best: dict[tuple[int, int], float] = {}
+    for query in queries:
+        for hit in corpus.search(query, max_results):
+            key = (hit.segment, hit.chunk)
+            best[key] = max(best.get(key, 0.0), hit.score)
+    ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
+    hits: list[Hit] = []
+    for (number, chunk), score in ranked:
+        if score < score_threshold or len(hits) == max_results:
+            break
+        file, entry = indexed[number]
+        hits.append(
+            Hit(
+                file.ref.vector_store_id,
+                file.ref.file_id,
+                file.filename,
+                file.attributes,
+                score,
+                entry.parsed.chunk(chunk),
+            )
+        )
+    return hits
