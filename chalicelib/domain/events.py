@@ -8,7 +8,10 @@ grows by `thread.run.step.delta` (calls by index, arguments concatenated).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from chalicelib.domain.citations import Scanner, Sources
 
 Event = dict[str, Any]
 
@@ -32,9 +35,9 @@ def run_event(run: dict[str, Any]) -> Event:
     return event(f"thread.run.{run['status']}", run)
 
 
-def message_delta(message_id: str, text: str) -> Event:
-    """One fragment of an assistant message's text (content index 0)."""
-    content = [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]
+def message_delta(message_id: str, text: str, annotations: Sequence[dict[str, Any]] = ()) -> Event:
+    """One fragment of an assistant message's text (content index 0), with the citations it completed."""
+    content = [{"index": 0, "type": "text", "text": {"value": text, "annotations": list(annotations)}}]
     return event(
         "thread.message.delta", {"id": message_id, "object": "thread.message.delta", "delta": {"content": content}}
     )
@@ -48,10 +51,12 @@ def message_opening(message: dict[str, Any]) -> list[Event]:
     return [event("thread.message.created", growing), event("thread.message.in_progress", growing)]
 
 
-def message_events(message: dict[str, Any], text_deltas: list[str]) -> list[Event]:
-    """created → in_progress → delta… → completed|incomplete, for a finished assistant message."""
+def message_events(message: dict[str, Any], text_deltas: list[str], sources: Sources) -> list[Event]:
+    """created → in_progress → delta… → completed|incomplete, for a finished assistant message; each
+    delta carries the citations it completed."""
     events = message_opening(message)
-    events += [message_delta(message["id"], delta) for delta in coalesced(text_deltas)]
+    scanner = Scanner(sources)
+    events += [message_delta(message["id"], delta, scanner.feed(delta)) for delta in coalesced(text_deltas)]
     events.append(event(f"thread.message.{message['status']}", message))
     return events
 
@@ -69,6 +74,11 @@ def tool_call_announced(step_id: str, index: int, call_id: str, name: str) -> Ev
     return tool_call_delta(step_id, {"index": index, "id": call_id, "type": "function", "function": function})
 
 
+def builtin_call_announced(step_id: str, index: int, call_id: str, kind: str) -> Event:
+    """A call of a tool the engine runs itself (file_search): its delta is the call's type and id only."""
+    return tool_call_delta(step_id, {"index": index, "id": call_id, "type": kind, kind: {}})
+
+
 def tool_call_arguments(step_id: str, index: int, fragment: str) -> Event:
     return tool_call_delta(step_id, {"index": index, "type": "function", "function": {"arguments": fragment}})
 
@@ -81,12 +91,17 @@ def opening_step_events(step: dict[str, Any]) -> list[Event]:
     return [event("thread.run.step.created", opening), event("thread.run.step.in_progress", opening)]
 
 
-def tool_call_delta_events(step: dict[str, Any], argument_deltas: list[list[str]]) -> list[Event]:
-    """Each call appears with its id and name, then its arguments arrive as they were streamed."""
+def tool_call_delta_events(step: dict[str, Any], argument_deltas: Mapping[str, list[str]]) -> list[Event]:
+    """Each call appears with its id and name, then a function call's arguments arrive as they were
+    streamed (`argument_deltas`, by call id); a built-in tool's call appears with its type alone."""
     events = []
     for index, call in enumerate(step["step_details"]["tool_calls"]):
+        if call["type"] != "function":
+            events.append(builtin_call_announced(step["id"], index, call["id"], call["type"]))
+            continue
         events.append(tool_call_announced(step["id"], index, call["id"], call["function"]["name"]))
-        events += [tool_call_arguments(step["id"], index, chunk) for chunk in coalesced(argument_deltas[index])]
+        fragments = coalesced(argument_deltas.get(call["id"], []))
+        events += [tool_call_arguments(step["id"], index, chunk) for chunk in fragments]
     return events
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from chalicelib.domain import events
+from chalicelib.domain.citations import Sources, citations_in
 from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.threads import render_message
@@ -260,16 +261,18 @@ def claimed(current: Run, token: str, now: float, lease_seconds: float) -> RunCh
 @dataclass(frozen=True)
 class Draft:
     """What a model call writes, named before its first delta, so that the events streamed while it
-    writes carry the ids its message and steps will be stored under."""
+    writes carry the ids its message and steps will be stored under; and the file_search results the
+    run has shown the model so far, which its text may cite (domain/citations.py)."""
 
     message_step_id: str
     message_id: str
     tool_step_id: str
     created_at: int
+    sources: Sources = field(default_factory=dict)
 
 
-def new_draft(now: int) -> Draft:
-    return Draft(new_id("step"), new_id("message"), new_id("step"), now)
+def new_draft(now: int, sources: Sources | None = None) -> Draft:
+    return Draft(new_id("step"), new_id("message"), new_id("step"), now, sources or {})
 
 
 def _step(
@@ -316,7 +319,7 @@ def _assistant_message(
         id=draft.message_id,
         created_at=draft.created_at,
         role="assistant",
-        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        content=[{"type": "text", "text": {"value": text, "annotations": citations_in(text, draft.sources)}}],
         status=INCOMPLETE if incomplete_reason else COMPLETED,
         assistant_id=current.run["assistant_id"],
         run_id=current.ref.run_id,
@@ -336,8 +339,8 @@ def message_opening(current: Run, draft: Draft) -> list[Event]:
     return [*events.opening_step_events(step), *events.message_opening(render_message(message))]
 
 
-def message_delta(draft: Draft, text: str) -> Event:
-    return events.message_delta(draft.message_id, text)
+def message_delta(draft: Draft, text: str, citations: Sequence[dict[str, Any]] = ()) -> Event:
+    return events.message_delta(draft.message_id, text, citations)
 
 
 def message_written(current: Run, draft: Draft, text_deltas: Sequence[str], now: int) -> list[Event]:
@@ -355,6 +358,10 @@ def tool_calls_opening(current: Run, draft: Draft) -> list[Event]:
 
 def tool_call_announced(draft: Draft, index: int, call_id: str, name: str) -> Event:
     return events.tool_call_announced(draft.tool_step_id, index, call_id, name)
+
+
+def builtin_call_announced(draft: Draft, index: int, call_id: str, kind: str) -> Event:
+    return events.builtin_call_announced(draft.tool_step_id, index, call_id, kind)
 
 
 def tool_call_arguments(draft: Draft, index: int, fragment: str) -> Event:
@@ -384,7 +391,7 @@ def answered(
         "answer",
         (IN_PROGRESS,),
         *events.opening_step_events(step),
-        *events.message_events(render_message(message), list(text_deltas)),
+        *events.message_events(render_message(message), list(text_deltas), draft.sources),
         events.step_event(step),
         lease_token=current.lease_token,
         messages=(message,),
@@ -403,28 +410,44 @@ class FunctionCall:
     argument_deltas: tuple[str, ...]  # as streamed; they join to `arguments`
 
 
-def required_action(
+@dataclass(frozen=True)
+class BuiltinCall:
+    """A call of a tool the engine ran itself (file_search), complete: its tool_calls entry."""
+
+    call: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.call["id"])
+
+
+ToolCall: TypeAlias = FunctionCall | BuiltinCall
+
+
+def _step_call(call: ToolCall) -> dict[str, Any]:
+    if isinstance(call, BuiltinCall):
+        return dict(call.call)
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments, "output": None},
+    }
+
+
+def _tool_step_move(
     current: Run,
     draft: Draft,
-    calls: Sequence[FunctionCall],
-    *,
+    calls: Sequence[ToolCall],
+    status: str,
     step_usage: Mapping[str, int],
     now: int,
-    text_deltas: Sequence[str] = (),
-) -> RunChange:
-    """in_progress -> requires_action: the client must submit outputs for the model's function calls,
-    which wait in an in_progress tool_calls step. Text the model wrote before its calls is kept as a
-    completed message of its own, in a message_creation step before the tool_calls step."""
-    served: list[dict[str, Any]] = [
-        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-        for call in calls
-    ]
-    step_calls = [{**call, "function": {**call["function"], "output": None}} for call in served]
-    details = {"type": "tool_calls", "tool_calls": step_calls}
-    step = _step(current, draft.tool_step_id, draft.created_at, details, IN_PROGRESS, now, step_usage)
-    action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": served}}
-    run = dict(current.run, required_action=action)
-    argument_deltas = [list(call.argument_deltas) for call in calls]
+    text_deltas: Sequence[str],
+) -> tuple[dict[str, Any], list[Event], tuple[Message, ...], tuple[Mapping[str, Any], ...]]:
+    """The tool_calls step of a model turn that called tools, in `status`, its events, and the message
+    (in a message_creation step of its own, before it) holding text the model wrote before its calls."""
+    details = {"type": "tool_calls", "tool_calls": [_step_call(call) for call in calls]}
+    step = _step(current, draft.tool_step_id, draft.created_at, details, status, now, step_usage)
+    argument_deltas = {call.id: list(call.argument_deltas) for call in calls if isinstance(call, FunctionCall)}
     leading: list[Event] = []
     messages: tuple[Message, ...] = ()
     steps: tuple[Mapping[str, Any], ...] = (step,)
@@ -433,21 +456,72 @@ def required_action(
         message_step = _message_step(current, draft, COMPLETED, now, None)
         leading = [
             *events.opening_step_events(message_step),
-            *events.message_events(render_message(message), list(text_deltas)),
+            *events.message_events(render_message(message), list(text_deltas), draft.sources),
             events.step_event(message_step),
         ]
         messages, steps = (message,), (message_step, step)
+    step_events = [*leading, *events.opening_step_events(step), *events.tool_call_delta_events(step, argument_deltas)]
+    if status == COMPLETED:
+        step_events.append(events.step_event(step))
+    return step, step_events, messages, steps
+
+
+def required_action(
+    current: Run,
+    draft: Draft,
+    calls: Sequence[ToolCall],
+    *,
+    step_usage: Mapping[str, int],
+    now: int,
+    text_deltas: Sequence[str] = (),
+) -> RunChange:
+    """in_progress -> requires_action: the client must submit outputs for the model's function calls,
+    which wait in an in_progress tool_calls step (beside any built-in calls of the same turn, done
+    already). Text the model wrote before its calls is kept as a completed message of its own, in a
+    message_creation step before the tool_calls step."""
+    step, step_events, messages, steps = _tool_step_move(
+        current, draft, calls, IN_PROGRESS, step_usage, now, text_deltas
+    )
+    served = [
+        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call in calls
+        if isinstance(call, FunctionCall)
+    ]
+    action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": served}}
+    run = dict(current.run, required_action=action)
     return _Move(current, REQUIRES_ACTION, run).change(
         "require_action",
         (IN_PROGRESS,),
-        *leading,
-        *events.opening_step_events(step),
-        *events.tool_call_delta_events(step, argument_deltas),
+        *step_events,
         lease_token=current.lease_token,
         messages=messages,
         steps=steps,
         tool_step_id=step["id"],
     )
+
+
+def tools_ran(
+    current: Run,
+    draft: Draft,
+    calls: Sequence[BuiltinCall],
+    *,
+    step_usage: Mapping[str, int],
+    now: int,
+    text_deltas: Sequence[str] = (),
+) -> RunChange:
+    """in_progress -> in_progress: the engine ran the model's built-in tool calls itself (no
+    requires_action): a completed tool_calls step, and the worker keeps its lease to call the model
+    again with the results. The run's own status does not change, so no run event is logged."""
+    _, step_events, messages, steps = _tool_step_move(current, draft, calls, COMPLETED, step_usage, now, text_deltas)
+    change = _Move(current, IN_PROGRESS, current.run).change(
+        "run_tools",
+        (IN_PROGRESS,),
+        lease_token=current.lease_token,
+        keep_lease=True,
+        messages=messages,
+        steps=steps,
+    )
+    return replace(change, events=tuple(step_events))
 
 
 def incomplete(current: Run, reason: str, now: int) -> RunChange:
@@ -497,7 +571,7 @@ def _partial_reply(
         step["last_error"] = dict(error)
     leading = [
         *events.opening_step_events(step),
-        *events.message_events(render_message(message), list(partial)),
+        *events.message_events(render_message(message), list(partial), draft.sources),
         events.step_event(step),
     ]
     return leading, (message,), (step,)

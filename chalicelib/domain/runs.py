@@ -134,6 +134,14 @@ def create_run(project_id: str, thread_id: str, body: dict[str, Any]) -> Run:
         for index, request in enumerate(body.get("additional_messages") or [])
     ]
     check_references(project_id, messages_file_references(body.get("additional_messages") or [], "additional_messages"))
+    # Before the run exists, so that its first turn finds the files in the thread's store; and only
+    # into a thread that can take a run (a busy one refuses it, and should keep nothing of it).
+    searched = vector_store_files.searched_attachments(body.get("additional_messages") or [])
+    if searched:
+        thread = thread_store.get_thread(project_id, thread_id)
+        if thread is None or thread.active_run_id is not None:
+            raise _thread_is_busy(project_id, thread_id)
+        vector_store_files.attach_to_thread(project_id, thread_id, searched)
     new = lifecycle.created(ref, body.get("metadata") or {}, run, messages, enqueue_at=_enqueue_at(body))
     started = time.perf_counter()
     stored = store.create_run(new)
@@ -174,6 +182,8 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
         ],
     )
     vector_store_files.create_helper_stores(project_id, helpers, thread.tool_resources)
+    searched = vector_store_files.searched_attachments(requested_messages)
+    vector_store_files.attach_to_new_thread(project_id, thread.tool_resources, searched)
     new = lifecycle.created(
         ref, body.get("metadata") or {}, run, messages, enqueue_at=_enqueue_at(body), new_thread=render_thread(thread)
     )
@@ -273,8 +283,10 @@ def submit_tool_outputs(project_id: str, thread_id: str, run_id: str, body: dict
     step = store.get_step(current.ref, current.tool_step_id)
     if step is None:  # written in the same transaction as required_action: cannot be missing
         raise RuntimeError(f"run {run_id} requires action but its tool step is gone")
-    calls = [
+    calls = [  # the turn's built-in calls (file_search) are done already
         {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
+        if call["type"] == "function"
+        else call
         for call in step["step_details"]["tool_calls"]
     ]
     answered = dict(
@@ -347,14 +359,59 @@ def _outputs_by_call(tool_outputs: list[dict[str, Any]], pending: list[str]) -> 
 # --- run steps ----------------------------------------------------------------------------------
 
 
-def get_step(project_id: str, thread_id: str, run_id: str, step_id: str) -> dict[str, Any]:
+INCLUDE_RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def wants_result_content(include: list[str]) -> bool:
+    """`include[]`, whose one official value adds file_search results' content to the steps."""
+    for value in include:
+        if value != INCLUDE_RESULT_CONTENT:
+            raise InvalidRequest(
+                f"Invalid value: {value!r}. Supported values are: {INCLUDE_RESULT_CONTENT!r}.",
+                param="include[]",
+                code="invalid_value",
+            )
+    return bool(include)
+
+
+def _served_call(call: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    if call["type"] != "file_search":
+        return call
+    search = call["file_search"]
+    results = [
+        result if with_content else {key: value for key, value in result.items() if key != "content"}
+        for result in search.get("results", [])
+    ]
+    return {"id": call["id"], "type": "file_search", "file_search": {**search, "results": results}}
+
+
+def render_step(step: dict[str, Any], with_content: bool = False) -> dict[str, Any]:
+    """The RunStepObject as served: file_search results carry their content only when asked for, and
+    what the engine keeps for the model (runs/file_search.py) is never shown."""
+    if step["type"] != "tool_calls":
+        return step
+    calls = [_served_call(call, with_content) for call in step["step_details"]["tool_calls"]]
+    return {**step, "step_details": {**step["step_details"], "tool_calls": calls}}
+
+
+def render_event(event: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    """A logged event as a stream serves it: a step in it rendered as get_step renders it."""
+    data = event["data"]
+    if data.get("object") == "thread.run.step":
+        return {"event": event["event"], "data": render_step(data, with_content)}
+    return event
+
+
+def get_step(project_id: str, thread_id: str, run_id: str, step_id: str, with_content: bool = False) -> dict[str, Any]:
     ref = get_run(project_id, thread_id, run_id).ref
     step = store.get_step(ref, step_id) if is_valid_id("step", step_id) else None
     if step is None:
         raise not_found("run step", step_id)
-    return step
+    return render_step(step, with_content)
 
 
-def list_steps(project_id: str, thread_id: str, run_id: str, query: ListQuery) -> dict[str, Any]:
+def list_steps(
+    project_id: str, thread_id: str, run_id: str, query: ListQuery, with_content: bool = False
+) -> dict[str, Any]:
     ref = get_run(project_id, thread_id, run_id).ref
-    return render_list(store.list_steps(ref, query), lambda step: step)
+    return render_list(store.list_steps(ref, query), lambda step: render_step(step, with_content))

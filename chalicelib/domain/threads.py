@@ -189,6 +189,8 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
         ],
     )
     vector_store_files.create_helper_stores(project_id, helpers, thread.tool_resources)
+    searched = vector_store_files.searched_attachments(requested_messages)
+    vector_store_files.attach_to_new_thread(project_id, thread.tool_resources, searched)
     store.create_thread(thread, messages)
     return render_thread(thread)
 
@@ -240,6 +242,7 @@ def create_message(project_id: str, thread_id: str, body: dict[str, Any]) -> dic
             f"Can't add messages to {thread_id} while a run {thread.active_run_id} is active.",
             code="thread_locked",
         )
+    vector_store_files.attach_to_thread(project_id, thread_id, vector_store_files.searched_attachments([body]))
     return render_message(message)
 
 

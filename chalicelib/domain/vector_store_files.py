@@ -17,6 +17,7 @@ from chalicelib.domain.validation import validate
 from chalicelib.domain.vector_stores import get_vector_store
 from chalicelib.storage import drivers
 from chalicelib.storage import files as file_store
+from chalicelib.storage import threads as thread_store
 from chalicelib.storage import vector_store_files as store
 from chalicelib.storage.vector_store_files import FileRef, StoredBatch, StoredFile
 
@@ -176,6 +177,68 @@ def create_helper_stores(project_id: str, helpers: list[_NewStore], resources: d
     them in `resources` (the ThreadObject shape of the object being created)."""
     if helpers:
         resources["file_search"] = {"vector_store_ids": [helper.create(project_id)["id"] for helper in helpers]}
+
+
+# --- message attachments: the thread's store -------------------------------------------------------
+
+# A store made for a thread's attachments expires a week after it was last used, as OpenAI's.
+ATTACHMENT_STORE_EXPIRY = {"anchor": "last_active_at", "days": 7}
+
+
+def searched_attachments(message_requests: list[dict[str, Any]]) -> list[str]:
+    """The files that messages attach for file_search (the requests have passed their schema)."""
+    file_ids = [
+        attachment["file_id"]
+        for request in message_requests
+        for attachment in request.get("attachments") or []
+        if any(tool.get("type") == "file_search" for tool in attachment.get("tools") or [])
+    ]
+    return list(dict.fromkeys(file_ids))
+
+
+def _attached(project_id: str, vector_store_id: str, file_ids: list[str]) -> None:
+    entries = [_Adding(file_id, chunking_strategy(None), None) for file_id in file_ids]
+    add_files(project_id, vector_store_id, entries, _filenames(project_id, file_ids))
+
+
+def _thread_store_id(resources: dict[str, Any]) -> str | None:
+    return next(iter((resources.get("file_search") or {}).get("vector_store_ids") or []), None)
+
+
+def attach_to_new_thread(project_id: str, resources: dict[str, Any], file_ids: list[str]) -> None:
+    """A thread being created: its messages' file_search attachments go to its store, made now (and
+    named in `resources`) if it names none. The files have been checked."""
+    if not file_ids:
+        return
+    vector_store_id = _thread_store_id(resources)
+    if vector_store_id is None:
+        vector_store_id = vector_stores.create_vector_store(project_id, {"expires_after": ATTACHMENT_STORE_EXPIRY})[
+            "id"
+        ]
+        resources["file_search"] = {"vector_store_ids": [vector_store_id]}
+    _attached(project_id, vector_store_id, file_ids)
+
+
+def attach_to_thread(project_id: str, thread_id: str, file_ids: list[str]) -> None:
+    """A thread that exists: the files go to its store. A thread with none is given one first, under
+    an id the thread names before the store exists, so that of two requests racing to make it, one
+    makes it and both add their files to it. The files have been checked."""
+    for _ in range(5):  # a lost race reads the thread again
+        if not file_ids:
+            return
+        thread = thread_store.get_thread(project_id, thread_id)
+        if thread is None:
+            return
+        vector_store_id = _thread_store_id(thread.tool_resources)
+        if vector_store_id is not None:
+            _attached(project_id, vector_store_id, file_ids)
+            return
+        vector_store_id = new_id("vector_store")
+        resources = {**thread.tool_resources, "file_search": {"vector_store_ids": [vector_store_id]}}
+        if thread_store.replace_tool_resources(project_id, thread, resources):
+            vector_stores.create_vector_store(project_id, {"expires_after": ATTACHMENT_STORE_EXPIRY}, vector_store_id)
+            _attached(project_id, vector_store_id, file_ids)
+            return
 
 
 def add_file(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ is, else `completed`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest, not_found
@@ -56,13 +57,14 @@ def _checked_id(vector_store_id: str) -> str:
     return vector_store_id
 
 
-def create_vector_store(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The store alone: its files (`file_ids`) are added by domain/vector_store_files.py."""
+def create_vector_store(project_id: str, body: dict[str, Any], vector_store_id: str | None = None) -> dict[str, Any]:
+    """The store alone: its files (`file_ids`) are added by domain/vector_store_files.py. With
+    `vector_store_id`, under that id (one named somewhere before the store exists)."""
     validate("CreateVectorStoreRequest", body)
     now = int(time.time())
     stored = StoredVectorStore(
         project_id=project_id,
-        id=new_id("vector_store"),
+        id=vector_store_id or new_id("vector_store"),
         created_at=now,
         name=body.get("name") or "",
         metadata=body.get("metadata") or {},
@@ -166,3 +168,24 @@ def search_vector_store(project_id: str, vector_store_id: str, body: dict[str, A
         "has_more": False,
         "next_page": None,
     }
+
+
+def searchable_store_ids(project_id: str, vector_store_ids: Sequence[str]) -> list[str]:
+    """Of the stores a run has attached, those it can search (the project's, not expired), each
+    touched as a search of it is."""
+    usable = []
+    for vector_store_id in vector_store_ids:
+        stored = store.get(project_id, vector_store_id) if is_valid_id("vector_store", vector_store_id) else None
+        if stored is not None and render(stored)["status"] != "expired":
+            touch(stored)
+            usable.append(vector_store_id)
+    return usable
+
+
+def any_in_progress(project_id: str, vector_store_ids: Sequence[str]) -> bool:
+    """Whether any of the stores still ingests files."""
+    for vector_store_id in vector_store_ids:
+        stored = store.get(project_id, vector_store_id) if is_valid_id("vector_store", vector_store_id) else None
+        if stored is not None and stored.files.in_progress:
+            return True
+    return False

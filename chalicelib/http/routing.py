@@ -89,6 +89,11 @@ class Call:
     def query(self) -> dict[str, str]:
         return dict(self.request.query_params or {})
 
+    def query_list(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter (`include[]=a&include[]=b`)."""
+        params = self.request.query_params
+        return list(params.getlist(name)) if params and name in params else []
+
 
 def request_id_of(request: Request | None) -> str:
     """API Gateway's request id; where there is none (the dev server), one made up once per request."""

@@ -22,16 +22,16 @@ RUN = RUNS + "/{run_id}"
 STEPS = RUN + "/steps"
 
 
-def _stream_reply(stored: Run, after_seq: int) -> Reply:
+def _stream_reply(stored: Run, after_seq: int, with_content: bool = False) -> Reply:
     """The run's events since `after_seq` as text/event-stream, as they happen where the server can
     write them so (http/streams.py), ending `event: done` / `data: [DONE]`."""
     from chalicelib.runs.streaming import stream_events  # the engine loads only for streams
 
-    sse = _server_sent_events(stream_events(stored.ref, after_seq))
+    sse = _server_sent_events(stream_events(stored.ref, after_seq), with_content)
     return Reply(streams.body(sse), {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, raw=True)
 
 
-def _server_sent_events(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+def _server_sent_events(events: Iterator[dict[str, Any]], with_content: bool) -> Iterator[str]:
     from chalicelib.runs.streaming import DEADLINE, KEEP_ALIVE
 
     for item in events:
@@ -47,6 +47,7 @@ def _server_sent_events(events: Iterator[dict[str, Any]]) -> Iterator[str]:
             }
             yield f"event: error\ndata: {json.dumps(error)}\n\n"
             break
+        item = runs.render_event(item, with_content)
         yield f"event: {item['event']}\ndata: {json.dumps(item['data'], ensure_ascii=False)}\n\n"
     yield "event: done\ndata: [DONE]\n\n"
 
@@ -67,8 +68,9 @@ def create_thread_and_run(call: Call) -> Reply:
 @api_route(blueprint, RUNS, "POST")
 def create_run(call: Call, thread_id: str) -> Reply:
     body = call.json()
+    with_content = runs.wants_result_content(call.query_list("include[]"))
     stored = runs.create_run(call.project_id, thread_id, body)
-    return _stream_reply(stored, 0) if body.get("stream") else _run_reply(stored)
+    return _stream_reply(stored, 0, with_content) if body.get("stream") else _run_reply(stored)
 
 
 @api_route(blueprint, RUNS, "GET")
@@ -101,9 +103,11 @@ def submit_tool_outputs(call: Call, thread_id: str, run_id: str) -> Reply:
 
 @api_route(blueprint, STEPS, "GET")
 def list_run_steps(call: Call, thread_id: str, run_id: str) -> dict[str, Any]:
-    return runs.list_steps(call.project_id, thread_id, run_id, parse_list_query(call.query(), "step"))
+    with_content = runs.wants_result_content(call.query_list("include[]"))
+    return runs.list_steps(call.project_id, thread_id, run_id, parse_list_query(call.query(), "step"), with_content)
 
 
 @api_route(blueprint, STEPS + "/{step_id}", "GET")
 def get_run_step(call: Call, thread_id: str, run_id: str, step_id: str) -> dict[str, Any]:
-    return runs.get_step(call.project_id, thread_id, run_id, step_id)
+    with_content = runs.wants_result_content(call.query_list("include[]"))
+    return runs.get_step(call.project_id, thread_id, run_id, step_id, with_content)

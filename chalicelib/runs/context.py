@@ -5,9 +5,12 @@ this run's tool calls and their outputs, and the run's settings, as a provider-n
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib.domain.files import readable_file
+from chalicelib.runs import file_search
+from chalicelib.runs.file_search import FileSearch
 from chalicelib.runs.providers.base import (
     CalledFunction,
     ChatMessage,
@@ -20,7 +23,6 @@ from chalicelib.runs.providers.base import (
     ToolChoice,
 )
 from chalicelib.runs.providers.images import sniffed_media_type
-from chalicelib.storage import runs as run_store
 from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import ListQuery, Message, StoredRun
 
@@ -71,31 +73,52 @@ def _history(stored: StoredRun) -> list[ChatMessage]:
     return [converted for message in reversed(page.items) if (converted := _chat_message(message))]
 
 
-def _tool_turns(stored: StoredRun) -> list[ChatMessage]:
-    """This run's completed function calls and their outputs, in order."""
+def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
+    """This run's completed tool calls (functions, and the searches the engine ran) and their outputs,
+    in order."""
     turns: list[ChatMessage] = []
-    for step in run_store.all_steps(stored.ref):
+    for step in steps:
         if step["type"] != "tool_calls" or step["status"] != "completed":
             continue
-        calls = step["step_details"]["tool_calls"]
-        called = tuple(CalledFunction(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls)
-        turns.append(ChatMessage("assistant", calls=called))
-        turns.extend(ChatMessage("tool", (TextPart(c["function"]["output"]),), tool_call_id=c["id"]) for c in calls)
+        called: list[CalledFunction] = []
+        outputs: list[ChatMessage] = []
+        for call in step["step_details"]["tool_calls"]:
+            if call["type"] == "function":
+                called.append(CalledFunction(call["id"], call["function"]["name"], call["function"]["arguments"]))
+                output = call["function"]["output"]
+            elif call["type"] == file_search.TOOL_NAME:
+                called.append(CalledFunction(call["id"], file_search.TOOL_NAME, file_search.model_arguments(call)))
+                output = file_search.model_output(call)
+            else:
+                continue
+            outputs.append(ChatMessage("tool", (TextPart(output),), tool_call_id=call["id"]))
+        if called:
+            turns.append(ChatMessage("assistant", calls=tuple(called)))
+            turns.extend(outputs)
     return turns
 
 
-def _tool_choice(choice: Any) -> ToolChoice:
+def _tool_choice(choice: Any, searched: bool) -> ToolChoice:
     if isinstance(choice, dict):
-        return ForcedFunction(choice["function"]["name"]) if choice.get("type") == "function" else "auto"
+        if choice.get("type") == "function":
+            return ForcedFunction(choice["function"]["name"])
+        if choice.get("type") == file_search.TOOL_NAME and not searched:  # forced once, not forever
+            return ForcedFunction(file_search.TOOL_NAME)
+        return "auto"
     return choice if choice in ("none", "required") else "auto"
 
 
-def model_request(stored: StoredRun) -> tuple[ModelRequest, bool]:
-    """The request for the model, and whether it fits `max_prompt_tokens` (oldest messages dropped)."""
+def model_request(
+    stored: StoredRun, steps: Sequence[Mapping[str, Any]], searching: FileSearch | None
+) -> tuple[ModelRequest, bool]:
+    """The request for the model, and whether it fits `max_prompt_tokens` (oldest messages dropped).
+    `steps` are the run's steps so far; `searching`, the run's file_search if it can search."""
     run = stored.run
     instructions = run["instructions"] or ""
+    if searching is not None:
+        instructions = "\n\n".join(part for part in (instructions, file_search.INSTRUCTIONS) if part)
     history = _history(stored)
-    turns = _tool_turns(stored)
+    turns = _tool_turns(steps)
     budget = run.get("max_prompt_tokens")
     if budget is not None:
         fixed = (len(instructions) // CHARS_PER_TOKEN + 4 if instructions else 0) + sum(map(_estimated_tokens, turns))
@@ -103,10 +126,18 @@ def model_request(stored: StoredRun) -> tuple[ModelRequest, bool]:
             history.pop(0)
         if not history and fixed > budget:
             return ModelRequest(run["model"], instructions, ()), False
+    # The built-in tool takes its name: a function of the same name is not offered beside it.
+    reserved = {file_search.TOOL_NAME} if searching is not None else set()
     functions = [tool["function"] for tool in run["tools"] if tool.get("type") == "function"]
     tools = tuple(
-        FunctionTool(f["name"], f.get("description"), f.get("parameters"), f.get("strict")) for f in functions
-    )
+        FunctionTool(f["name"], f.get("description"), f.get("parameters"), f.get("strict"))
+        for f in functions
+        if f["name"] not in reserved
+    ) + ((file_search.TOOL,) if searching is not None else ())
+    rounds = file_search.rounds_so_far(steps)
+    tool_choice = _tool_choice(run["tool_choice"], rounds > 0) if tools else "auto"
+    if searching is not None and rounds >= file_search.MAX_SEARCH_ROUNDS:
+        tool_choice = "none"  # enough searching: the model answers from what it has
     response_format = run["response_format"] if isinstance(run["response_format"], dict) else None
     return (
         ModelRequest(
@@ -114,7 +145,7 @@ def model_request(stored: StoredRun) -> tuple[ModelRequest, bool]:
             system=instructions,
             messages=(*history, *turns),
             tools=tools,
-            tool_choice=_tool_choice(run["tool_choice"]) if tools else "auto",
+            tool_choice=tool_choice,
             parallel_tool_calls=run["parallel_tool_calls"],
             temperature=run.get("temperature"),
             top_p=run.get("top_p"),

@@ -21,10 +21,13 @@ from typing import Any, Protocol
 
 from chalicelib.config import settings
 from chalicelib.domain import lifecycle
+from chalicelib.domain.citations import Scanner
 from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.lifecycle import Draft, FunctionCall, Run
+from chalicelib.domain.lifecycle import BuiltinCall, Draft, FunctionCall, Run, ToolCall
+from chalicelib.runs import file_search
 from chalicelib.runs.context import model_request
+from chalicelib.runs.file_search import FileSearch
 from chalicelib.runs.model_feed import ModelFeed
 from chalicelib.runs.providers import provider_for
 from chalicelib.runs.providers.base import Collector, ProviderError, ProviderEvent, Reply, TextDelta, ToolCallDelta
@@ -64,12 +67,17 @@ class _Live:
     working: Run
     draft: Draft
     listener: Listener | None
+    builtins: frozenset[str] = frozenset()  # the tools the engine runs itself this turn
     delivered: set[tuple[str, Any]] = field(default_factory=set)
     call_ids: dict[int, str] = field(default_factory=dict)  # by the model's call index
     announced: set[int] = field(default_factory=set)
     held_arguments: dict[int, list[str]] = field(default_factory=dict)  # until the call has its name
     text_open: bool = False
     tools_open: bool = False
+    citations: Scanner = field(init=False)  # the markers the reply cites, found as its text streams
+
+    def __post_init__(self) -> None:
+        self.citations = Scanner(self.draft.sources)
 
     def emit(self, *events: Event) -> None:
         for event in events:
@@ -82,7 +90,7 @@ class _Live:
             if not self.text_open:
                 self.text_open = True
                 self.emit(*lifecycle.message_opening(self.working, self.draft))
-            self.emit(lifecycle.message_delta(self.draft, event.text))
+            self.emit(lifecycle.message_delta(self.draft, event.text, self.citations.feed(event.text)))
         elif isinstance(event, ToolCallDelta):
             if not self.tools_open:
                 self.tools_open = True
@@ -103,8 +111,13 @@ class _Live:
         if index not in self.announced and name:
             self.announced.add(index)
             position = len(self.announced) - 1
-            self.emit(lifecycle.tool_call_announced(self.draft, position, self.call_id(index), name))
-        if index in self.announced:
+            if name in self.builtins:  # its delta is its type alone, as the official tool's
+                self.emit(lifecycle.builtin_call_announced(self.draft, position, self.call_id(index), name))
+            else:
+                self.emit(lifecycle.tool_call_announced(self.draft, position, self.call_id(index), name))
+        if name in self.builtins:
+            held.clear()
+        elif index in self.announced:
             position = sorted(self.announced).index(index)
             for fragment in held:
                 self.emit(lifecycle.tool_call_arguments(self.draft, position, fragment))
@@ -172,17 +185,51 @@ def _work(stored: Run, now: float, listener: Listener | None) -> Outcome:
         return Outcome(done=False)
     assert applied.event_seq is not None  # storage reports the log's length for every applied change
     working = replace(lifecycle.after(stored, claim), event_seq=applied.event_seq)
-    live = _Live(working, lifecycle.new_draft(int(time.time())), listener)
-    try:
-        with _watched(working) as moved_on:
-            change = _next_change(working, live, moved_on)
-    except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
-        log.exception("run %s: advancing it failed", working.ref.key)
-        reason = f"Spindle could not advance the run ({type(error).__name__}: {error})."
-        change = lifecycle.failed(working, "server_error", reason, int(time.time()))
-    if change is None:  # the run moved on without this worker (a cancel): decide again on what it is now
-        return advance_run(working.ref, listener)
-    return _settle(working, change, live)
+    while True:  # each round is one model call; a round whose tools the engine ran goes on to the next
+        live = _Live(working, lifecycle.new_draft(int(time.time())), listener)
+        try:
+            with _watched(working) as moved_on:
+                turn = _turn(working)
+                live = _Live(working, lifecycle.new_draft(int(time.time()), turn.sources), listener, turn.builtins)
+                change = _next_change(working, turn, live, moved_on)
+        except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
+            log.exception("run %s: advancing it failed", working.ref.key)
+            reason = f"Spindle could not advance the run ({type(error).__name__}: {error})."
+            change = lifecycle.failed(working, "server_error", reason, int(time.time()))
+        if change is None:  # the run moved on without this worker (a cancel): decide again on what it is now
+            return advance_run(working.ref, listener)
+        if change.to_status != lifecycle.IN_PROGRESS:
+            return _settle(working, change, live)
+        try:
+            applied = _commit(change, live, listener)
+        except Exception as error:  # e.g. results too large to store: the run fails rather than stalls
+            log.exception("run %s: storing its tool step failed", working.ref.key)
+            unstorable = f"Spindle could not store the tool results: {error}"
+            return _settle(working, lifecycle.failed(working, "server_error", unstorable, int(time.time())), live)
+        if not applied.applied:  # someone moved the run meanwhile (a cancel): finish what they asked for
+            return advance_run(working.ref, listener)
+        assert applied.event_seq is not None
+        working = replace(lifecycle.after(working, change), event_seq=applied.event_seq)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What a model call starts from: the run's steps so far, and its file_search if it can search."""
+
+    steps: list[dict[str, Any]]
+    searching: FileSearch | None
+
+    @property
+    def sources(self) -> dict[tuple[int, int], str]:
+        return dict(file_search.sources(self.steps))
+
+    @property
+    def builtins(self) -> frozenset[str]:
+        return frozenset({file_search.TOOL_NAME}) if self.searching is not None else frozenset()
+
+
+def _turn(working: Run) -> _Turn:
+    return _Turn(store.all_steps(working.ref), file_search.configured(working))
 
 
 @contextmanager
@@ -223,11 +270,16 @@ def _watched(working: Run) -> Iterator[threading.Event]:
         watcher.join()
 
 
-def _next_change(working: Run, live: _Live, moved_on: threading.Event) -> RunChange | None:
+def _next_change(working: Run, turn: _Turn, live: _Live, moved_on: threading.Event) -> RunChange | None:
     """The transition this claimed run makes next: the model's reply, its tool calls, or the end; None
     if the run moved on without this worker while the model answered."""
+    if turn.searching is not None and not turn.sources:
+        started = working.run["started_at"] or time.time()
+        file_search.wait_for_stores(working.ref.project_id, turn.searching, started, moved_on)
+        if moved_on.is_set():
+            return _interrupted(working, live, Reply())
     now = int(time.time())
-    request, fits = model_request(working)
+    request, fits = model_request(working, turn.steps, turn.searching)
     if not fits:
         return lifecycle.incomplete(working, "max_prompt_tokens", now)
     if not request.messages and not request.system:
@@ -249,7 +301,7 @@ def _next_change(working: Run, live: _Live, moved_on: threading.Event) -> RunCha
         return lifecycle.failed(working, error.code, error.message, int(time.time()), streamed, live.draft)
     finally:
         feed.close()  # stops the model call if it is still going
-    return _after_model(working, live, result)
+    return _after_model(working, turn, live, result)
 
 
 def _interrupted(working: Run, live: _Live, partial: Reply) -> RunChange | None:
@@ -279,7 +331,7 @@ def _settle(working: Run, change: RunChange, live: _Live) -> Outcome:
     return advance_run(working.ref, live.listener)
 
 
-def _after_model(working: Run, live: _Live, result: Reply) -> RunChange:
+def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply) -> RunChange:
     """Which move the model's reply makes: tool calls, an answer, or an ending."""
     now = int(time.time())
     spent = lifecycle.with_usage(working, result.prompt_tokens, result.completion_tokens)
@@ -290,10 +342,15 @@ def _after_model(working: Run, live: _Live, result: Reply) -> RunChange:
     if result.calls and result.finish_reason == "length":
         return lifecycle.incomplete(spent, "max_completion_tokens", now)  # the arguments are cut off
     if result.calls:
-        calls = [
-            FunctionCall(live.call_id(call.index), call.name, call.arguments, tuple(call.argument_deltas))
-            for call in result.calls
-        ]
+        calls = _tool_calls(working, turn, live, result)
+        if calls is None:
+            limit = f"The model kept calling {file_search.TOOL_NAME} after {file_search.MAX_SEARCH_ROUNDS} searches."
+            return lifecycle.failed(spent, "server_error", limit, now)
+        if all(isinstance(call, BuiltinCall) for call in calls):
+            ran = [call for call in calls if isinstance(call, BuiltinCall)]
+            return lifecycle.tools_ran(
+                spent, live.draft, ran, step_usage=step_usage, now=now, text_deltas=result.text_deltas
+            )
         return lifecycle.required_action(
             spent, live.draft, calls, step_usage=step_usage, now=now, text_deltas=result.text_deltas
         )
@@ -301,3 +358,21 @@ def _after_model(working: Run, live: _Live, result: Reply) -> RunChange:
     return lifecycle.answered(
         spent, live.draft, result.text_deltas, truncated=truncated, step_usage=step_usage, now=now
     )
+
+
+def _tool_calls(working: Run, turn: _Turn, live: _Live, result: Reply) -> list[ToolCall] | None:
+    """The model's calls in its order: functions for the client, and searches the engine runs now.
+    None if the model searches past the run's limit (it was told to answer instead)."""
+    calls: list[ToolCall] = []
+    number = file_search.searches_so_far(turn.steps)
+    for call in result.calls:
+        call_id = live.call_id(call.index)
+        if call.name in turn.builtins and turn.searching is not None:
+            if file_search.rounds_so_far(turn.steps) >= file_search.MAX_SEARCH_ROUNDS:
+                return None
+            ran = file_search.run_call(working.ref.project_id, turn.searching, call_id, call.arguments, number)
+            calls.append(BuiltinCall(ran))
+            number += 1
+        else:
+            calls.append(FunctionCall(call_id, call.name, call.arguments, tuple(call.argument_deltas)))
+    return calls

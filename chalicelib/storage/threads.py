@@ -153,6 +153,18 @@ def update_thread(
     return _thread(record)
 
 
+def replace_tool_resources(project_id: str, thread: Thread, tool_resources: dict[str, Any]) -> bool:
+    """Set the thread's tool_resources only if they are still as `thread` read them (two requests that
+    each give a thread its first vector store must not both succeed)."""
+    record = ThreadRecord(project_id, thread.id)
+    return written(
+        lambda: record.update(
+            actions=[ThreadRecord.tool_resources.set(tool_resources)],
+            condition=ThreadRecord.tool_resources == thread.tool_resources,
+        )
+    )
+
+
 def delete_thread(project_id: str, thread_id: str) -> bool:
     """Remove the thread and queue its messages for purging: from now on they are unreachable."""
     key = thread_key(project_id, thread_id)

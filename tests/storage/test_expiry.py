@@ -92,7 +92,7 @@ def test_an_image_that_expired_after_its_message_was_written_is_not_sent_to_the_
     run = runs.create_run(PROJECT, thread["id"], {"assistant_id": assistant["id"]})
 
     def parts_sent() -> list[str]:
-        request, _ = model_request(store.get_run(run.ref))
+        request, _ = model_request(store.get_run(run.ref), [], None)
         (user,) = [message for message in request.messages if message.role == "user"]
         return ["text" if isinstance(part, TextPart) else "image" for part in user.parts]
 

@@ -2,17 +2,21 @@
 
 With no script it is a tiny deterministic model: it calls a function when `tool_choice` requires one
 (arguments `{}`), reports tool outputs once they arrive, and otherwise answers `You said: <the last
-user text>`, a word at a time; tokens are counted as words. Given a script (a function from the request
-to the events to yield), it is the test double for every provider, as httpx's MockTransport is for its
-transports: the engine cannot tell it from a real one.
+user text>`, a word at a time; tokens are counted as words. Offered `file_search`, it searches for the
+user's last message, then answers with the sentence of the best passage that shares the most words
+with the question, citing it with the passage's marker; so `make dev` shows retrieval with no key.
+Given a script (a function from the request to the events to yield), it is the test double for every
+provider, as httpx's MockTransport is for its transports: the engine cannot tell it from a real one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 from chalicelib.runs.providers.base import (
+    ChatMessage,
     Events,
     Finish,
     ForcedFunction,
@@ -51,7 +55,15 @@ def echo(request: ModelRequest) -> Iterator[ProviderEvent]:
         yield Finish("tool_calls")
         yield Usage(prompt_tokens, 1)
         return
-    if last is not None and last.role == "tool":
+    searching = any(tool.name == SEARCH_TOOL for tool in request.tools) and request.tool_choice != "none"
+    if searching and last is not None and last.role == "user":
+        yield ToolCallDelta(0, name=SEARCH_TOOL, arguments=json.dumps({"queries": [last.text]}))
+        yield Finish("tool_calls")
+        yield Usage(prompt_tokens, 1)
+        return
+    if last is not None and last.role == "tool" and _called(messages, last) == SEARCH_TOOL:
+        text = _answer_from(last.text, _question(messages))
+    elif last is not None and last.role == "tool":
         outputs = [message.text for message in messages if message.role == "tool"]
         text = "Tool results: " + json.dumps(outputs)
     else:  # with no messages, the instructions are the last thing said (as they were the first message)
@@ -72,3 +84,35 @@ def _forced_function(request: ModelRequest) -> str | None:
     if request.tool_choice == "required":
         return request.tools[0].name
     return None
+
+
+SEARCH_TOOL = "file_search"  # the engine's built-in tool (runs/file_search.py)
+_MARKED = re.compile(r"^(【\d+:\d+†[^】\n]*】)\n", re.MULTILINE)
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_WORD = re.compile(r"\w+")
+
+
+def _called(messages: tuple[ChatMessage, ...], output: ChatMessage) -> str | None:
+    """The name of the call a tool message answers."""
+    for message in messages:
+        for call in message.calls:
+            if call.id == output.tool_call_id:
+                return call.name
+    return None
+
+
+def _question(messages: tuple[ChatMessage, ...]) -> str:
+    return next((message.text for message in reversed(messages) if message.role == "user"), "")
+
+
+def _answer_from(results: str, question: str) -> str:
+    """The best passage's sentence sharing the most words with the question, and its marker."""
+    found = _MARKED.search(results)
+    if found is None:
+        return "I found nothing about that in the files."
+    following = _MARKED.search(results, found.end())
+    passage = results[found.end() : following.start() if following else len(results)]
+    asked = {word.lower() for word in _WORD.findall(question) if len(word) > 2}
+    sentences = [part.strip() for part in _SENTENCE.findall(passage) if part.strip()]
+    best = max(sentences, key=lambda part: len(asked & {w.lower() for w in _WORD.findall(part)}), default="")
+    return f"{best} {found.group(1)}".strip()

@@ -1,0 +1,233 @@
+"""The file_search tool, which the engine runs itself (no requires_action).
+
+When a run has the tool and a vector store is attached (the assistant's and the thread's
+`tool_resources.file_search.vector_store_ids`), the model is offered a function, `file_search`, taking
+the queries to search for. When the model calls it, the engine searches (search/retrieval.py, the same
+search as the search route), records the call in a tool_calls step as the official
+RunStepDetailsToolCallsFileSearchObject, and shows the model the results, each under a citation marker
+(domain/citations.py), within a budget of RESULT_TOKEN_BUDGET tokens. The model then answers, or
+searches again, up to MAX_SEARCH_ROUNDS turns that search in one run; after that it is asked to answer.
+
+Each call keeps, beside its official fields, what the model sent and the search's number in the run
+(`_model`): the model's history is rebuilt from the steps, and served steps never show it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.domain import vector_stores
+from chalicelib.domain.citations import Sources, marker
+from chalicelib.ingest.tokens import count_tokens
+from chalicelib.runs.providers.base import FunctionTool
+from chalicelib.storage import assistants as assistant_store
+from chalicelib.storage import threads as thread_store
+from chalicelib.storage.records import StoredRun
+
+TOOL_NAME = "file_search"
+MAX_SEARCH_ROUNDS = 5  # model turns that search, per run
+DEFAULT_MAX_RESULTS = 20  # the official default for gpt-4* models
+RESULT_TOKEN_BUDGET = 16_000  # of result text shown to the model per search, as OpenAI's tool
+STORE_WAIT_SECONDS = 60.0  # a run waits this long (from its start) for its stores' files to be ingested
+MAX_QUERIES = 5
+PRIVATE = "_model"
+
+TOOL = FunctionTool(
+    name=TOOL_NAME,
+    description=(
+        "Search the files the user has provided (their vector stores) for passages relevant to the "
+        "conversation. Returns numbered passages, each under a citation marker."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "queries": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "maxItems": MAX_QUERIES,
+                "description": "One to five search queries, each a few keywords or a short question.",
+            }
+        },
+        "required": ["queries"],
+        "additionalProperties": False,
+    },
+)
+
+INSTRUCTIONS = (
+    "You can search the user's files with the `file_search` tool. Each passage it returns starts with a "
+    "citation marker such as 【0:1†manual.pdf】. When your answer uses a passage, cite it by copying its "
+    "marker exactly, right after the sentence it supports. Never write a marker you were not given."
+)
+
+
+@dataclass(frozen=True)
+class FileSearch:
+    """The tool as a run has it: where it searches and how many results it shows."""
+
+    vector_store_ids: tuple[str, ...]
+    max_num_results: int
+    ranking_options: Mapping[str, Any]
+
+
+def _store_ids(tool_resources: Mapping[str, Any] | None) -> list[str]:
+    return list(((tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or [])
+
+
+def configured(stored: StoredRun) -> FileSearch | None:
+    """The run's file_search, if it has the tool and any store is attached."""
+    tool = next((tool for tool in stored.run["tools"] if tool.get("type") == TOOL_NAME), None)
+    if tool is None:
+        return None
+    ref = stored.ref
+    assistant = assistant_store.get(ref.project_id, stored.run["assistant_id"]) or {}
+    thread = thread_store.get_thread(ref.project_id, ref.thread_id)
+    store_ids = _store_ids(assistant.get("tool_resources")) + _store_ids(thread.tool_resources if thread else None)
+    if not store_ids:
+        return None
+    options = tool.get("file_search") or {}
+    ranking = options.get("ranking_options") or {}
+    return FileSearch(
+        vector_store_ids=tuple(dict.fromkeys(store_ids)),
+        max_num_results=options.get("max_num_results") or DEFAULT_MAX_RESULTS,
+        ranking_options={
+            "ranker": ranking.get("ranker") or "auto",
+            "score_threshold": ranking.get("score_threshold") or 0.0,
+        },
+    )
+
+
+# --- what earlier rounds left in the run's steps ---------------------------------------------------
+
+
+def _search_calls(steps: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [
+        call
+        for step in steps
+        if step["type"] == "tool_calls"
+        for call in step["step_details"]["tool_calls"]
+        if call["type"] == TOOL_NAME and PRIVATE in call
+    ]
+
+
+def searches_so_far(steps: Iterable[Mapping[str, Any]]) -> int:
+    return len(_search_calls(steps))
+
+
+def rounds_so_far(steps: Iterable[Mapping[str, Any]]) -> int:
+    """How many model turns searched: steps holding a file_search call."""
+    return sum(
+        1
+        for step in steps
+        if step["type"] == "tool_calls" and any(c["type"] == TOOL_NAME for c in step["step_details"]["tool_calls"])
+    )
+
+
+def sources(steps: Iterable[Mapping[str, Any]]) -> Sources:
+    """Every result the run's searches showed the model, by (search number, result number)."""
+    found: dict[tuple[int, int], str] = {}
+    for call in _search_calls(steps):
+        number = call[PRIVATE]["search"]
+        for index, result in enumerate(call[TOOL_NAME]["results"]):
+            found[(number, index)] = result["file_id"]
+    return found
+
+
+def model_arguments(call: Mapping[str, Any]) -> str:
+    return str(call[PRIVATE]["arguments"])
+
+
+def model_output(call: Mapping[str, Any]) -> str:
+    """What the model is shown for a search: its results under their markers, or why there are none."""
+    private = call[PRIVATE]
+    if private.get("error"):
+        return str(private["error"])
+    results = call[TOOL_NAME]["results"]
+    if not results:
+        return "The search found nothing in the files."
+    return "\n\n".join(
+        f"{marker(private['search'], index, result['file_name'])}\n{result['content'][0]['text']}"
+        for index, result in enumerate(results)
+    )
+
+
+# --- running a call ----------------------------------------------------------------------------------
+
+
+def _queries(arguments: str) -> list[str]:
+    """The queries the model asked for; ValueError saying what is wrong with its arguments."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError as error:
+        raise ValueError(f"The file_search arguments are not JSON ({error}).") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("The file_search arguments must be an object with `queries`.")
+    queries = parsed.get("queries")
+    if queries is None and isinstance(parsed.get("query"), str):
+        queries = [parsed["query"]]
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+        raise ValueError("file_search takes `queries`: a list of one to five non-empty strings.")
+    return queries[:MAX_QUERIES]
+
+
+def _within_budget(texts: Sequence[str]) -> int:
+    """How many results, in order, fit the token budget (always the first)."""
+    spent = 0
+    for index, text in enumerate(texts):
+        spent += count_tokens(text)
+        if spent > RESULT_TOKEN_BUDGET and index > 0:
+            return index
+    return len(texts)
+
+
+def run_call(project_id: str, setup: FileSearch, call_id: str, arguments: str, number: int) -> dict[str, Any]:
+    """Search as the model asked: the call's tool_calls entry, results with their content (served only
+    when `include[]` asks for it), and `_model` (its arguments, its search number, any error)."""
+    from chalicelib.search import retrieval  # runs that never search never load the index code
+
+    private: dict[str, Any] = {"arguments": arguments, "search": number}
+    results: list[dict[str, Any]] = []
+    try:
+        queries = _queries(arguments)
+    except ValueError as error:
+        private["error"] = str(error)
+    else:
+        store_ids = vector_stores.searchable_store_ids(project_id, setup.vector_store_ids)
+        hits = retrieval.search(
+            project_id,
+            store_ids,
+            queries,
+            max_results=setup.max_num_results,
+            score_threshold=float(setup.ranking_options["score_threshold"]),
+        )
+        hits = hits[: _within_budget([hit.text for hit in hits])]
+        results = [
+            {
+                "file_id": hit.file_id,
+                "file_name": hit.filename,
+                "score": round(hit.score, 6),
+                "content": [{"type": "text", "text": hit.text}],
+            }
+            for hit in hits
+        ]
+    return {
+        "id": call_id,
+        "type": TOOL_NAME,
+        TOOL_NAME: {"ranking_options": dict(setup.ranking_options), "results": results},
+        PRIVATE: private,
+    }
+
+
+def wait_for_stores(project_id: str, setup: FileSearch, started_at: float, moved_on: threading.Event) -> None:
+    """Wait, until STORE_WAIT_SECONDS after the run started, while a store still ingests files, so that
+    a file attached just before the run is searched (as the official tool waits for the thread's store)."""
+    deadline = started_at + STORE_WAIT_SECONDS
+    while time.time() < deadline and not moved_on.is_set():
+        if not vector_stores.any_in_progress(project_id, setup.vector_store_ids):
+            return
+        moved_on.wait(min(0.5, max(0.0, deadline - time.time())))
