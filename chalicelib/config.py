@@ -37,6 +37,12 @@ class Settings:
     s3_endpoint: str | None
     max_file_bytes: int
     search_cache_mb: int
+    embeddings: str | None
+    embeddings_base_url: str | None
+    embeddings_api_key: str | None
+    embeddings_dimensions: int | None
+    vector_bucket: str | None
+    s3vectors_endpoint: str | None
     dev_read_timeout_seconds: float
 
     @property
@@ -112,6 +118,17 @@ def _read() -> Settings:
         max_file_bytes=int(os.environ.get("SPINDLE_MAX_FILE_BYTES", str(4 * 1024 * 1024))),
         # What one process keeps of the files it has searched (their text and keyword index).
         search_cache_mb=int(os.environ.get("SPINDLE_SEARCH_CACHE_MB", "256")),
+        # Semantic search (search/embeddings.py): `openai:<model>` or `bedrock:<model id>`; unset, none.
+        embeddings=os.environ.get("SPINDLE_EMBEDDINGS") or None,
+        embeddings_base_url=os.environ.get("SPINDLE_EMBEDDINGS_BASE_URL") or None,
+        embeddings_api_key=os.environ.get("SPINDLE_EMBEDDINGS_API_KEY") or None,
+        embeddings_dimensions=int(os.environ["SPINDLE_EMBEDDINGS_DIMENSIONS"])
+        if os.environ.get("SPINDLE_EMBEDDINGS_DIMENSIONS")
+        else None,
+        # AWS: the S3 Vectors bucket that holds one vector index per store; unset, vectors are kept
+        # beside the chunks and searched in process (search/vectors.py).
+        vector_bucket=os.environ.get("SPINDLE_VECTOR_BUCKET") or None,
+        s3vectors_endpoint=os.environ.get("SPINDLE_S3VECTORS_ENDPOINT") or None,
         # `make dev` only: how long a client may take to send a request's head (or sit idle).
         dev_read_timeout_seconds=_positive_seconds("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30"),
     )

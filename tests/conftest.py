@@ -71,6 +71,15 @@ def model_server(standin) -> Iterator[LocalServer]:
 
 
 @pytest.fixture(scope="session")
+def embedding_server(standin) -> Iterator[LocalServer]:
+    """The local server with semantic search: the stand-in's toy `/v1/embeddings` (tests/standin_model.py)
+    embeds chunks and queries, and the offline model answers."""
+    settings = {"SPINDLE_EMBEDDINGS": "openai:toy-embed", "SPINDLE_EMBEDDINGS_BASE_URL": standin.base_url}
+    with start_local_server(auth="open", **settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def standin_bedrock():
     """The scripted Amazon Bedrock ConverseStream stand-in (tests/standin_bedrock.py) on a free loopback port."""
     from tests.standin_bedrock import StandInBedrock

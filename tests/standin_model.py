@@ -19,7 +19,9 @@ A script is a list of steps, one consumed per request; when it runs out its last
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import socket
 import time
 import uuid
@@ -150,6 +152,7 @@ class StandInModel(ScriptedServer[Step]):
         super().__init__(_handler_for, "standin-model")
         self.hangups: dict[str, Hangup] = {}
         self.chunks_sent: dict[str, int] = {}
+        self.embedded: list[tuple[str, int]] = []  # (model, how many texts) per embeddings request
 
     def wait_for_chunks(self, model: str, count: int, timeout: float = 30.0) -> None:
         """Block until a streamed reply for `model` has sent at least `count` chunks."""
@@ -165,6 +168,22 @@ class StandInModel(ScriptedServer[Step]):
         while model not in self.hangups and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.hangups.get(model)
+
+
+# `POST /v1/embeddings`: a toy embedding model that knows a few synonyms, which keyword search does not,
+# so a test can tell semantic search joining in. Each word (a synonym replaced by its head word) adds
+# +1 or -1 to one of 64 dimensions picked by its hash; one more dimension is always 1.
+EMBEDDING_DIMENSIONS = 64
+SYNONYMS = {"automobile": "car", "vehicle": "car", "motorcar": "car", "purchase": "buy", "acquire": "buy"}
+
+
+def toy_embedding(text: str) -> list[float]:
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    vector[0] = 1.0
+    for word in re.findall(r"\w+", text.lower()):
+        digest = int(hashlib.sha256(SYNONYMS.get(word, word).encode()).hexdigest(), 16)
+        vector[1 + digest % (EMBEDDING_DIMENSIONS - 1)] += 1.0 if digest >> 200 & 1 else -1.0
+    return vector
 
 
 def _completion(model: str, step: Step) -> dict[str, Any]:
@@ -275,6 +294,9 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             length_header = self.headers.get("Content-Length")
             raw = self.rfile.read(int(length_header)) if length_header else b""
+            if self.path.split("?", 1)[0] == "/v1/embeddings":
+                self._embeddings(raw)
+                return
             if self.path.split("?", 1)[0] != "/v1/chat/completions":
                 self._send(404, _error_body(f"Unknown path {self.path}", "invalid_request_error", "unknown_url"))
                 return
@@ -294,6 +316,15 @@ def _handler_for(standin: StandInModel) -> type[BaseHTTPRequestHandler]:
                 return
             self._body = body
             self._answer(body["model"], step)
+
+        def _embeddings(self, raw: bytes) -> None:
+            body = json.loads(raw)
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            standin.embedded.append((body["model"], len(texts)))
+            data = [{"object": "embedding", "index": n, "embedding": toy_embedding(t)} for n, t in enumerate(texts)]
+            usage = {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": 0}
+            answer = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+            self._send(200, json.dumps(answer).encode(), (("Content-Type", "application/json"),))
 
         def _answer(self, model: str, step: Step) -> None:
             if step.kind == "slow":

@@ -155,7 +155,8 @@ def test_the_stream_function_role_has_only_what_its_routes_and_runs_need(templat
     assert not actions & {"dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem", "s3:PutObject"}
     assert not actions & {"s3:DeleteObject", "states:StopExecution"}
     granted = json.dumps(statements)
-    assert "PurgeJobsTable" not in granted and "/index/" not in granted
+    # no table's secondary index (an S3 Vectors index of a store, `…/bucket/…/index/*`, is no table's)
+    assert "PurgeJobsTable" not in granted and "Table.Arn}/index/" not in granted
 
 
 def test_each_worker_outlasts_the_longest_model_reply(template):
@@ -189,3 +190,31 @@ def test_an_added_file_is_ingested_by_a_function_the_api_may_only_invoke(templat
     assert (
         resources["IngestFiles"]["Properties"]["Timeout"] == resources["IngestPending"]["Properties"]["Timeout"] == 300
     )
+
+
+def test_vectors_live_in_the_stacks_vector_bucket_with_least_privilege(template):
+    """Every function that ingests or searches names the S3 Vectors bucket; ingestion may create a
+    store's index and put vectors, searches may only query, and only the API deletes."""
+    resources = template["Resources"]
+    assert resources["VectorBucket"]["Type"] == "AWS::S3Vectors::VectorBucket"
+
+    def actions_of(function: str) -> set[str]:
+        role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]
+        statements = [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+        found = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        return {action for action in found if action.startswith("s3vectors:")}
+
+    for name in ("APIHandler", "StreamRuns", "AdvanceRun", "IngestFiles", "IngestPending"):
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["SPINDLE_VECTOR_BUCKET"] == {"Fn::Sub": "${TablePrefix}vectors-${AWS::AccountId}"}
+        assert variables["SPINDLE_EMBEDDINGS"] == {"Ref": "Embeddings"}
+    for name in ("IngestFiles", "IngestPending"):
+        assert actions_of(name) == {"s3vectors:CreateIndex", "s3vectors:PutVectors", "s3vectors:DeleteVectors"}
+    for name in ("StreamRuns", "AdvanceRun"):
+        assert actions_of(name) == {"s3vectors:QueryVectors", "s3vectors:GetVectors"}
+    assert actions_of("APIHandler") == {
+        "s3vectors:QueryVectors",
+        "s3vectors:GetVectors",
+        "s3vectors:DeleteVectors",
+        "s3vectors:DeleteIndex",
+    }

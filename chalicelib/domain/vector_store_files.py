@@ -15,6 +15,7 @@ from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
 from chalicelib.domain.vector_stores import get_vector_store
+from chalicelib.search import vectors
 from chalicelib.storage import drivers
 from chalicelib.storage import files as file_store
 from chalicelib.storage import threads as thread_store
@@ -266,8 +267,10 @@ def update_attributes(project_id: str, vector_store_id: str, file_id: str, body:
 
 
 def remove_file(project_id: str, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    if not store.remove(_ref(project_id, vector_store_id, file_id)):
+    removed = store.remove(_ref(project_id, vector_store_id, file_id))
+    if removed is None:
         raise not_found("vector store file", file_id)
+    vectors.forget_file(removed.ref, removed.chunk_count)
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 

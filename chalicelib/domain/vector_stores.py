@@ -15,6 +15,7 @@ from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
+from chalicelib.search import vectors
 from chalicelib.storage import vector_store_files as file_store
 from chalicelib.storage import vector_stores as store
 from chalicelib.storage.records import FileCounts
@@ -103,6 +104,7 @@ def delete_vector_store(project_id: str, vector_store_id: str) -> dict[str, Any]
     if not store.delete(project_id, _checked_id(vector_store_id)):
         raise not_found("vector store", vector_store_id)
     file_store.remove_all(project_id, vector_store_id)  # its files and their chunks
+    vectors.forget_store(project_id, vector_store_id)  # and its vector index
     return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
 
 

@@ -10,9 +10,11 @@ import time
 
 from chalicelib.ingest.chunks import chunk_text
 from chalicelib.ingest.text import FileNotReadable, extract_text
+from chalicelib.search import embeddings, vectors
 from chalicelib.search.keywords import index_chunks
 from chalicelib.storage import files as file_store
 from chalicelib.storage import vector_store_files as store
+from chalicelib.storage import vector_stores as vector_store_store
 from chalicelib.storage.vector_store_files import FileRef, ParsedFile, StoredFile
 
 log = logging.getLogger("spindle.ingest")
@@ -35,6 +37,10 @@ def ingest_due(seconds: float = 5.0) -> int:
     return done
 
 
+class MixedEmbeddings(Exception):
+    """The store's vectors were made with other embeddings than Spindle is configured for now."""
+
+
 def ingest(ref: FileRef) -> bool:
     """Ingest one file if it can be claimed. True if this call ended its ingestion."""
     claimed = store.claim(ref, time.time(), LEASE_SECONDS)
@@ -52,17 +58,42 @@ def ingest(ref: FileRef) -> bool:
         spans = [(chunk.start, chunk.end, chunk.tokens) for chunk in chunks]
         keywords = index_chunks(chunk.text for chunk in chunks)
         store.save_chunks(ref, ParsedFile(text, spans, keywords))
+        _embed(claimed, [chunk.text for chunk in chunks])
     except FileNotReadable as error:
         return _failed(claimed, error.code, error.message)
-    except Exception:  # a storage hiccup or a bug: the file is due again when the lease ends
+    except MixedEmbeddings as error:
+        return _failed(claimed, "server_error", str(error))
+    except Exception:  # a storage or provider hiccup, or a bug: the file is due again when the lease ends
         log.exception("ingesting %s failed (attempt %d)", ref.key, claimed.attempts)
         return False
-    if store.finish(claimed, "completed", len(text.encode("utf-8")), None):
+    if store.finish(claimed, "completed", len(text.encode("utf-8")), None, len(chunks)):
         return True
     now = store.get(ref)
     if now is None or now.status != "completed":  # removed or cancelled meanwhile: no chunks outlive it
         store.delete_chunks(ref)
+        vectors.forget_file(ref, len(chunks))
     return False
+
+
+def _embed(claimed: StoredFile, texts: list[str]) -> None:
+    """The chunks' vectors, when an embeddings provider is configured, into the store's index. A store
+    keeps the embeddings its first vectors were made with: a file to embed otherwise fails."""
+    embedder = embeddings.configured()
+    if embedder is None or not texts:
+        return
+    made = embedder.embed(texts)
+    ref = claimed.ref
+    recorded = vector_store_store.claim_embedding(ref.project_id, ref.vector_store_id, embedder.model, len(made[0]))
+    if recorded is not None and (recorded.embedding_model, recorded.embedding_dimensions) != (
+        embedder.model,
+        len(made[0]),
+    ):
+        raise MixedEmbeddings(
+            f"The vector store's embeddings are {recorded.embedding_model} ({recorded.embedding_dimensions} "
+            f"dimensions) and Spindle now makes {embedder.model} ({len(made[0])}): one store never mixes two. "
+            "Put the file in a new vector store.",
+        )
+    vectors.configured().put(ref, made, claimed.attributes)
 
 
 def _failed(claimed: StoredFile, code: str, message: str) -> bool:

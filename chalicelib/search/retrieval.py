@@ -10,6 +10,7 @@ for files it has not seen.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -19,11 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import settings
+from chalicelib.search import embeddings, vectors
 from chalicelib.search.filters import matches
 from chalicelib.search.keywords import STOP_WORDS, Corpus, Segment, index_chunks
 from chalicelib.storage import vector_store_files as store
+from chalicelib.storage import vector_stores as store_records
 from chalicelib.storage.vector_store_files import ParsedFile, StoredFile
 
+log = logging.getLogger("spindle.search")
 LOADERS = 8  # S3 reads in flight while a search loads files it has not seen
 
 
@@ -118,6 +122,50 @@ def rewritten(query: str) -> str:
     return " ".join(words) or query
 
 
+KEYWORD_WEIGHT = 0.5  # of a fused score; the rest is the vector similarity
+DEPTH = 20  # at least this many candidates from each list before fusion
+
+
+def _semantic(
+    project_id: str,
+    files_by_store: Mapping[str, list[StoredFile]],
+    queries: Sequence[str],
+    depth: int,
+    filters: Mapping[str, Any] | None,
+) -> list[list[tuple[str, str, int, float]]] | None:
+    """Per query, the nearest chunks of the stores whose vectors were made by the configured embeddings
+    (vector_store_id, file_id, chunk, similarity); None when no store can be searched so."""
+    embedder = embeddings.configured()
+    if embedder is None:
+        return None
+    usable = [
+        found
+        for vector_store_id in files_by_store
+        if (found := store_records.get(project_id, vector_store_id)) is not None
+        and found.embedding_model == embedder.model
+    ]
+    if not usable:
+        return None
+    try:
+        query_vectors = embedder.embed(list(queries))
+    except embeddings.EmbeddingError:
+        log.warning("embedding a search query failed: keyword search alone answers it", exc_info=True)
+        return None
+    index = vectors.configured()
+    found_per_query = []
+    for query_vector in query_vectors:
+        hits = []
+        for vector_store in usable:
+            if vector_store.embedding_dimensions != len(query_vector):
+                continue
+            nearest = index.query(
+                project_id, vector_store.id, query_vector, depth, files_by_store[vector_store.id], filters
+            )
+            hits += [(vector_store.id, hit.file_id, hit.chunk, hit.similarity) for hit in nearest]
+        found_per_query.append(hits)
+    return found_per_query
+
+
 def search(
     project_id: str,
     vector_store_ids: Sequence[str],
@@ -128,20 +176,45 @@ def search(
     filters: Mapping[str, Any] | None = None,
 ) -> list[Hit]:
     """The best `max_results` chunks of the stores' completed files for any of `queries`, best first,
-    each scoring at least `score_threshold`; only files whose attributes pass `filters`."""
-    candidates = [
-        file
-        for vector_store_id in vector_store_ids
-        for file in store.completed_files(project_id, vector_store_id)
-        if matches(filters, file.attributes)
-    ]
-    indexed = _indexed(candidates)
+    each scoring at least `score_threshold`; only files whose attributes pass `filters`.
+
+    With embeddings configured, each query's keyword and vector candidates are fused: a chunk scores
+    KEYWORD_WEIGHT times its keyword score plus the rest times its cosine similarity (below 0 counted
+    as 0), its keyword score computed exactly where only the vectors found it, and its similarity taken
+    as the lowest the vector search returned where only the keywords found it."""
+    files_by_store = {
+        vector_store_id: [
+            file for file in store.completed_files(project_id, vector_store_id) if matches(filters, file.attributes)
+        ]
+        for vector_store_id in dict.fromkeys(vector_store_ids)
+    }
+    indexed = _indexed([file for files in files_by_store.values() for file in files])
     corpus = Corpus([entry.segment for _, entry in indexed])
+    position = {(file.ref.vector_store_id, file.ref.file_id): number for number, (file, _) in enumerate(indexed)}
+    depth = max(DEPTH, 2 * max_results)
+    semantic = _semantic(project_id, files_by_store, queries, depth, filters) if indexed else None
     best: dict[tuple[int, int], float] = {}
-    for query in queries:
-        for hit in corpus.search(query, max_results):
-            key = (hit.segment, hit.chunk)
-            best[key] = max(best.get(key, 0.0), hit.score)
+    for query_number, query in enumerate(queries):
+        keyword = {(hit.segment, hit.chunk): hit.score for hit in corpus.search(query, depth)}
+        if semantic is None:
+            fused = keyword
+        else:
+            similar = {
+                (position[(vector_store_id, file_id)], chunk): similarity
+                for vector_store_id, file_id, chunk, similarity in semantic[query_number]
+                if (vector_store_id, file_id) in position
+                and chunk < len(indexed[position[(vector_store_id, file_id)]][1].parsed.spans)
+            }
+            floor = min(similar.values(), default=0.0)
+            fused = {}
+            for key in keyword.keys() | similar.keys():
+                text_score = keyword.get(key)
+                if text_score is None:
+                    text_score = corpus.score(query, indexed[key[0]][1].parsed.chunk(key[1]))
+                similarity = max(0.0, min(1.0, similar.get(key, floor)))
+                fused[key] = KEYWORD_WEIGHT * text_score + (1.0 - KEYWORD_WEIGHT) * similarity
+        for key, score in fused.items():
+            best[key] = max(best.get(key, 0.0), score)
     ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
     hits: list[Hit] = []
     for (number, chunk), score in ranked:

@@ -216,6 +216,9 @@ class VectorStoreRecord(Model):
     files_completed = NumberAttribute(default=0)
     files_failed = NumberAttribute(default=0)
     files_cancelled = NumberAttribute(default=0)
+    # The embeddings its vectors were made with, set by its first file's: one store never mixes two.
+    embedding_model = UnicodeAttribute(null=True)
+    embedding_dimensions = NumberAttribute(null=True)
 
 
 class PendingIngestion(GlobalSecondaryIndex["VectorStoreFileRecord"]):
@@ -281,6 +284,7 @@ class VectorStoreFileRecord(Model):
     # The lease token of the ingestion that made its chunks: searches cache a file's index by it, so a
     # file removed and added again is never searched with the chunks it had before.
     chunks_version = UnicodeAttribute(null=True)
+    chunk_count = NumberAttribute(null=True)  # of a completed file: its vectors' keys are <file_id>#0…n-1
 
     pending = PendingIngestion()
     of_batch = FilesOfBatch()

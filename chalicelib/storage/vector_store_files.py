@@ -9,6 +9,7 @@ ingest one file at once, and a worker that dies leaves a file that is due again 
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,7 @@ class StoredFile:
     attempts: int = 0
     batch_id: str | None = None
     chunks_version: str | None = None
+    chunk_count: int = 0
 
 
 def _stored(record: VectorStoreFileRecord) -> StoredFile:
@@ -101,6 +103,7 @@ def _stored(record: VectorStoreFileRecord) -> StoredFile:
         attempts=int(record.attempts or 0),
         batch_id=record.batch_key.rsplit("#", 1)[1] if record.batch_key else None,
         chunks_version=record.chunks_version,
+        chunk_count=int(record.chunk_count or 0),
     )
 
 
@@ -197,13 +200,13 @@ def set_attributes(ref: FileRef, attributes: dict[str, Any] | None) -> StoredFil
     return _stored(record)
 
 
-def remove(ref: FileRef) -> bool:
+def remove(ref: FileRef) -> StoredFile | None:
     """Take the file out of its store and its counts (one transaction, over the status it was read in),
-    then delete its chunks. False if it is not in the store."""
+    then delete its chunks. The file as it was removed; None if it is not in the store."""
     for _ in range(5):  # a status that moved meanwhile (ingestion finished) is read again
         current = get(ref)
         if current is None:
-            return False
+            return None
 
         def build(transaction: Any, current: StoredFile = current) -> None:
             transaction.delete(
@@ -218,8 +221,8 @@ def remove(ref: FileRef) -> bool:
             if refusal is not None:
                 written(lambda: VectorStoreFileRecord(ref.store_key, ref.file_id).delete())
             delete_chunks(ref)
-            return True
-    return False
+            return current
+    return None
 
 
 def remove_all(project_id: str, vector_store_id: str) -> None:
@@ -263,7 +266,9 @@ def claim(ref: FileRef, now: float, lease_seconds: float) -> StoredFile | None:
     return _stored(record) if claimed else None
 
 
-def finish(claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[str, Any] | None) -> bool:
+def finish(
+    claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[str, Any] | None, chunk_count: int = 0
+) -> bool:
     """End the claimed file's ingestion as `status` and move the store's counts, in one transaction
     that holds only while the claim does (the file still in progress under this worker's lease)."""
     ref = claimed.ref
@@ -282,6 +287,7 @@ def finish(claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[
                 VectorStoreFileRecord.ingest_due.remove(),
                 VectorStoreFileRecord.lease_token.remove(),
                 VectorStoreFileRecord.chunks_version.set(version),
+                VectorStoreFileRecord.chunk_count.set(chunk_count),
             ],
             condition=(VectorStoreFileRecord.status == "in_progress")
             & (VectorStoreFileRecord.lease_token == claimed.lease_token),
@@ -437,4 +443,29 @@ def load_chunks(ref: FileRef) -> ParsedFile | None:
 
 
 def delete_chunks(ref: FileRef) -> None:
-    s3_client().delete_object(Bucket=settings.files_bucket, Key=_chunks_key(ref))
+    """The file's chunks, and its vectors where they are kept beside them (search/vectors.py)."""
+    client = s3_client()
+    client.delete_object(Bucket=settings.files_bucket, Key=_chunks_key(ref))
+    client.delete_object(Bucket=settings.files_bucket, Key=_vectors_key(ref))
+
+
+def _vectors_key(ref: FileRef) -> str:
+    return f"vector-stores/{ref.project_id}/{ref.vector_store_id}/{ref.file_id}.vectors"
+
+
+def save_vectors(ref: FileRef, data: bytes, dimension: int) -> None:
+    """A file's chunk vectors as one array of float32, `dimension` to a row (the object starts with the
+    dimension as 4 bytes, little-endian: not every S3 keeps an object's own metadata)."""
+    body = struct.pack("<I", dimension) + data
+    s3_client().put_object(Bucket=settings.files_bucket, Key=_vectors_key(ref), Body=body)
+
+
+def load_vectors(ref: FileRef) -> tuple[bytes, int] | None:
+    client = s3_client()
+    try:
+        response = client.get_object(Bucket=settings.files_bucket, Key=_vectors_key(ref))
+    except client.exceptions.NoSuchKey:
+        return None
+    body = response["Body"].read()
+    (dimension,) = struct.unpack("<I", body[:4])
+    return body[4:], dimension

@@ -25,6 +25,8 @@ class StoredVectorStore:
     last_active_at: int
     usage_bytes: int
     files: FileCounts
+    embedding_model: str | None = None
+    embedding_dimensions: int | None = None
 
 
 def _stored(record: VectorStoreRecord) -> StoredVectorStore:
@@ -38,6 +40,8 @@ def _stored(record: VectorStoreRecord) -> StoredVectorStore:
         last_active_at=int(record.last_active_at),
         usage_bytes=int(record.usage_bytes or 0),
         files=FileCounts.of(record),
+        embedding_model=record.embedding_model,
+        embedding_dimensions=int(record.embedding_dimensions) if record.embedding_dimensions else None,
     )
 
 
@@ -94,3 +98,20 @@ def list_page(project_id: str, query: ListQuery) -> Page:
         query,
     )
     return Page(items=[_stored(record) for record in page.items], has_more=page.has_more)
+
+
+def claim_embedding(project_id: str, vector_store_id: str, model: str, dimensions: int) -> StoredVectorStore | None:
+    """Record the embeddings a store's vectors are made with, unless it has others already: one
+    conditional UpdateItem. The store as it is now (compare its embedding fields); None if it is gone."""
+    record = VectorStoreRecord(project_id, vector_store_id)
+    condition = VectorStoreRecord.vector_store_id.exists() & (
+        VectorStoreRecord.embedding_model.does_not_exist()
+        | ((VectorStoreRecord.embedding_model == model) & (VectorStoreRecord.embedding_dimensions == dimensions))
+    )
+    actions: list[Action] = [
+        VectorStoreRecord.embedding_model.set(model),
+        VectorStoreRecord.embedding_dimensions.set(dimensions),
+    ]
+    if written(lambda: record.update(actions=actions, condition=condition)):
+        return _stored(record)
+    return get(project_id, vector_store_id)
