@@ -3,11 +3,12 @@
 Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
 this machine; each section's docstring says how it is measured. Run one section with
 `python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, stream_latency, load,
-store, purge, modify, faults).
+store, purge, modify, faults, vector_search).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import statistics
@@ -733,6 +734,7 @@ def section_faults() -> dict[str, Any]:
 
 
 from bench.stream_latency import section_stream_latency  # noqa: E402 - bench/ is importable once ROOT is on sys.path
+from bench.vector_search import section_vector_search  # noqa: E402 - as above
 
 SECTIONS = {
     "dynamodb": section_dynamodb,
@@ -747,13 +749,15 @@ SECTIONS = {
     "purge": section_purge,
     "modify": section_modify,
     "faults": section_faults,
+    "vector_search": section_vector_search,
 }
 
 
 def markdown(results: dict[str, Any]) -> str:
     lines = ["# Spindle benchmarks", "", f"Machine: {os.cpu_count()} cores; `make bench` to reproduce.", ""]
     for section, figures in results.items():
-        lines += [f"## {section}", "", f"{(SECTIONS[section].__doc__ or '').strip()}", ""]
+        # cleandoc: a docstring's indented lines (bullets) would otherwise render as a code block
+        lines += [f"## {section}", "", inspect.cleandoc(SECTIONS[section].__doc__ or ""), ""]
         if section == "faults":
             from bench.faults import markdown_table
 
