@@ -62,7 +62,7 @@ def terms(text: str) -> list[str]:
                     found.append(_stem(run))
             for run in _CJK.findall(word):
                 found.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-        elif word not in STOP_WORDS:
+        elif word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):  # "what's" leaves no "s"
             found.append(_stem(word))
     return found
 

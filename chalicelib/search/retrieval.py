@@ -1,7 +1,8 @@
 """Searching vector stores: the one search that both `POST /v1/vector_stores/{id}/search` and the
 `file_search` tool run.
 
-A search reads the stores' completed files (one Query per store), keeps those whose attributes pass the
+A search reads each store (one GetItem) and its completed files (one Query, skipped while the store's
+files_version has not moved since this process last listed them), keeps those whose attributes pass the
 filter, and ranks their chunks with BM25 (search/keywords.py) over all of them at once. Each file's
 index and text come from S3 the first time a process searches it and are then kept in memory, keyed by
 the ingestion that made them, up to SPINDLE_SEARCH_CACHE_MB: a warm Lambda or `make dev` reads S3 only
@@ -10,6 +11,7 @@ for files it has not seen.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -26,6 +28,7 @@ from chalicelib.search.keywords import STOP_WORDS, Corpus, Segment, index_chunks
 from chalicelib.storage import vector_store_files as store
 from chalicelib.storage import vector_stores as store_records
 from chalicelib.storage.vector_store_files import ParsedFile, StoredFile
+from chalicelib.storage.vector_stores import StoredVectorStore
 
 log = logging.getLogger("spindle.search")
 LOADERS = 8  # S3 reads in flight while a search loads files it has not seen
@@ -48,9 +51,11 @@ class _Indexed:
 
     @property
     def size(self) -> int:
-        """Roughly the bytes it holds: its text, and 8 bytes per posting and chunk length."""
+        """About the bytes it holds (tracemalloc, on pydoc's topics cut in 100-token chunks): its text,
+        about 120 per term (the term, its array, its dict entry), 4 per posting, 150 per chunk's span."""
         postings = sum(len(pairs) for pairs in self.segment.postings.values())
-        return 2 * len(self.parsed.text) + 8 * (postings + len(self.segment.lengths))
+        terms = len(self.segment.postings)
+        return len(self.parsed.text) + 120 * terms + 4 * postings + 150 * len(self.parsed.spans)
 
 
 class _Cache:
@@ -83,6 +88,36 @@ class _Cache:
 _cache = _Cache(settings.search_cache_mb * 1024 * 1024)
 
 
+class _Listings:
+    """Each store's completed files as a search last read them, with the store's files_version at the
+    time: a store whose version has not moved (no file added, ingested, removed or given other
+    attributes) is not listed again. The version is read before the list, so a list is never older
+    than the version it is kept under."""
+
+    def __init__(self, stores: int) -> None:
+        self._stores = stores
+        self._lists: OrderedDict[tuple[str, str], tuple[int, list[StoredFile]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def completed(self, vector_store: StoredVectorStore) -> list[StoredFile]:
+        key = (vector_store.project_id, vector_store.id)
+        with self._lock:
+            found = self._lists.get(key)
+            if found is not None and found[0] == vector_store.files_version:
+                self._lists.move_to_end(key)
+                return found[1]
+        files = store.completed_files(vector_store.project_id, vector_store.id)
+        with self._lock:
+            self._lists[key] = (vector_store.files_version, files)
+            self._lists.move_to_end(key)
+            while len(self._lists) > self._stores:
+                self._lists.popitem(last=False)
+        return files
+
+
+_listings = _Listings(1000)
+
+
 def _key(file: StoredFile) -> tuple[str, str, str]:
     return (file.ref.store_key, file.ref.file_id, file.chunks_version or "")
 
@@ -100,6 +135,10 @@ def _read(file: StoredFile) -> _Indexed | None:
 
 
 def _indexed(files: Sequence[StoredFile]) -> list[tuple[StoredFile, _Indexed]]:
+    """The files' indexes, from the cache or read now (several at once). What was read is then frozen
+    out of Python's cyclic garbage collector: it holds no cycles, so reference counting frees it when
+    the cache drops it, and a full collection would otherwise walk every term of every cached file
+    (seconds at 100,000 chunks) inside some search."""
     found = {index: hit for index, file in enumerate(files) if (hit := _cache.get(_key(file))) is not None}
     missing = [index for index in range(len(files)) if index not in found]
     if len(missing) == 1:
@@ -111,6 +150,9 @@ def _indexed(files: Sequence[StoredFile]) -> list[tuple[StoredFile, _Indexed]]:
             for index, loaded_file in zip(missing, pool.map(lambda i: _read(files[i]), missing), strict=True):
                 if loaded_file is not None:
                     found[index] = loaded_file
+    if missing:  # collect first, so that no garbage of the moment is frozen with them
+        gc.collect()
+        gc.freeze()
     return [(files[index], found[index]) for index in sorted(found)]
 
 
@@ -128,6 +170,7 @@ DEPTH = 20  # at least this many candidates from each list before fusion
 
 def _semantic(
     project_id: str,
+    stores: Sequence[StoredVectorStore],
     files_by_store: Mapping[str, list[StoredFile]],
     queries: Sequence[str],
     depth: int,
@@ -138,12 +181,7 @@ def _semantic(
     embedder = embeddings.configured()
     if embedder is None:
         return None
-    usable = [
-        found
-        for vector_store_id in files_by_store
-        if (found := store_records.get(project_id, vector_store_id)) is not None
-        and found.embedding_model == embedder.model
-    ]
+    usable = [vector_store for vector_store in stores if vector_store.embedding_model == embedder.model]
     if not usable:
         return None
     try:
@@ -182,17 +220,20 @@ def search(
     KEYWORD_WEIGHT times its keyword score plus the rest times its cosine similarity (below 0 counted
     as 0), its keyword score computed exactly where only the vectors found it, and its similarity taken
     as the lowest the vector search returned where only the keywords found it."""
-    files_by_store = {
-        vector_store_id: [
-            file for file in store.completed_files(project_id, vector_store_id) if matches(filters, file.attributes)
-        ]
+    stores = [
+        found
         for vector_store_id in dict.fromkeys(vector_store_ids)
+        if (found := store_records.get(project_id, vector_store_id))
+    ]
+    files_by_store = {
+        vector_store.id: [file for file in _listings.completed(vector_store) if matches(filters, file.attributes)]
+        for vector_store in stores
     }
     indexed = _indexed([file for files in files_by_store.values() for file in files])
     corpus = Corpus([entry.segment for _, entry in indexed])
     position = {(file.ref.vector_store_id, file.ref.file_id): number for number, (file, _) in enumerate(indexed)}
     depth = max(DEPTH, 2 * max_results)
-    semantic = _semantic(project_id, files_by_store, queries, depth, filters) if indexed else None
+    semantic = _semantic(project_id, stores, files_by_store, queries, depth, filters) if indexed else None
     best: dict[tuple[int, int], float] = {}
     for query_number, query in enumerate(queries):
         keyword = {(hit.segment, hit.chunk): hit.score for hit in corpus.search(query, depth)}

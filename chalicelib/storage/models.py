@@ -219,6 +219,9 @@ class VectorStoreRecord(Model):
     # The embeddings its vectors were made with, set by its first file's: one store never mixes two.
     embedding_model = UnicodeAttribute(null=True)
     embedding_dimensions = NumberAttribute(null=True)
+    # Moves with every change of its files (added, ingested, removed, attributes updated), in the same
+    # transaction: a search reuses the list of files it read while this has not moved.
+    files_version = NumberAttribute(default=0)
 
 
 class PendingIngestion(GlobalSecondaryIndex["VectorStoreFileRecord"]):

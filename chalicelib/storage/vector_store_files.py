@@ -122,7 +122,8 @@ def _count(transaction: Any, file: StoredFile, moves: dict[str, int], usage_byte
     transaction.update(
         _store_record(ref),
         actions=[COUNTERS[status].add(by) for status, by in moves.items()]
-        + ([VectorStoreRecord.usage_bytes.add(usage_bytes)] if usage_bytes else []),
+        + ([VectorStoreRecord.usage_bytes.add(usage_bytes)] if usage_bytes else [])
+        + [VectorStoreRecord.files_version.add(1)],
         condition=VectorStoreRecord.vector_store_id.exists(),
     )
     if file.batch_id is not None:
@@ -189,15 +190,29 @@ def list_page(project_id: str, vector_store_id: str, query: ListQuery, status: s
 
 
 def set_attributes(ref: FileRef, attributes: dict[str, Any] | None) -> StoredFile | None:
-    record = VectorStoreFileRecord(ref.store_key, ref.file_id)
+    """Replace the file's attributes and move its store's files_version, in one transaction (a search
+    must not filter by attributes it read before). None if the file is not in the store."""
     action = (
         VectorStoreFileRecord.attributes.remove()
         if attributes is None
         else (VectorStoreFileRecord.attributes.set(attributes))
     )
-    if not written(lambda: record.update(actions=[action], condition=VectorStoreFileRecord.file_id.exists())):
+
+    def build(transaction: Any) -> None:
+        transaction.update(
+            VectorStoreFileRecord(ref.store_key, ref.file_id),
+            actions=[action],
+            condition=VectorStoreFileRecord.file_id.exists(),
+        )
+        transaction.update(
+            _store_record(ref),
+            actions=[VectorStoreRecord.files_version.add(1)],
+            condition=VectorStoreRecord.vector_store_id.exists(),
+        )
+
+    if transact(build) is not None:
         return None
-    return _stored(record)
+    return get(ref)
 
 
 def remove(ref: FileRef) -> StoredFile | None:

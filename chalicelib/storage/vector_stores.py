@@ -27,6 +27,7 @@ class StoredVectorStore:
     files: FileCounts
     embedding_model: str | None = None
     embedding_dimensions: int | None = None
+    files_version: int = 0
 
 
 def _stored(record: VectorStoreRecord) -> StoredVectorStore:
@@ -42,6 +43,7 @@ def _stored(record: VectorStoreRecord) -> StoredVectorStore:
         files=FileCounts.of(record),
         embedding_model=record.embedding_model,
         embedding_dimensions=int(record.embedding_dimensions) if record.embedding_dimensions else None,
+        files_version=int(record.files_version or 0),
     )
 
 

@@ -96,10 +96,44 @@ def test_vector_store_files_cost_what_they_should(api, dynamodb_calls):
     # the store, the file, then the file record and the store's count in one transaction
     run("POST", files, {"file_id": file["id"]}, ["GetItem", "BatchGetItem", "TransactWriteItems"])
     run("GET", f"{files}/{file['id']}", operations=["GetItem"])
-    run("POST", f"{files}/{file['id']}", {"attributes": {"a": "b"}}, ["UpdateItem"])
+    # the file's attributes and its store's files_version, which searches' cached file lists key on
+    run("POST", f"{files}/{file['id']}", {"attributes": {"a": "b"}}, ["TransactWriteItems", "GetItem"])
     run("GET", files, operations=["GetItem", "Query"])
     run("GET", f"{files}?filter=completed", operations=["GetItem", "Query"])
     run("DELETE", f"{files}/{file['id']}", operations=["GetItem", "TransactWriteItems"])
+
+
+def test_a_search_lists_a_stores_files_only_when_they_changed(api, dynamodb_calls):
+    """A search reads the store (its files_version) and lists its completed files only when the version
+    moved since this process last listed them: an unchanged store costs one GetItem (and the update
+    that keeps last_active_at, at most once a minute)."""
+    from chalicelib.domain.files import create_file
+    from chalicelib.ingest import worker
+
+    store = call(api, "POST", "/v1/vector_stores", {})
+    files = f"/v1/vector_stores/{store['id']}/files"
+    search = f"/v1/vector_stores/{store['id']}/search"
+    for name, text in (("a.txt", b"alpha apples"), ("b.txt", b"alpha bananas")):
+        file = create_file(project_of(api), {"purpose": "assistants"}, name, text)
+        call(api, "POST", files, {"file_id": file["id"], "attributes": {"fruit": name[0]}})
+    assert worker.ingest_due(10) == 2
+
+    def searched(body):
+        dynamodb_calls.clear()
+        found = call(api, "POST", search, body)
+        return [item["filename"] for item in found["data"]], dynamodb_calls.operations
+
+    names, operations = searched({"query": "alpha"})
+    assert sorted(names) == ["a.txt", "b.txt"] and operations.count("Query") == 1
+    names, operations = searched({"query": "alpha"})
+    assert sorted(names) == ["a.txt", "b.txt"] and "Query" not in operations  # the list is reused
+    b_file = next(f for f in call(api, "GET", files)["data"] if f["attributes"] == {"fruit": "b"})
+    call(api, "POST", f"{files}/{b_file['id']}", {"attributes": {"fruit": "c"}})
+    names, operations = searched({"query": "alpha", "filters": {"type": "eq", "key": "fruit", "value": "c"}})
+    assert names == ["b.txt"] and operations.count("Query") == 1  # new attributes: listed again
+    call(api, "DELETE", f"{files}/{b_file['id']}")
+    names, _ = searched({"query": "alpha"})
+    assert names == ["a.txt"]
 
 
 def test_a_list_page_is_one_query_of_limit_plus_one_in_a_large_thread(api, dynamodb_calls):
