@@ -508,16 +508,18 @@ def tools_ran(
     step_usage: Mapping[str, int],
     now: int,
     text_deltas: Sequence[str] = (),
+    hand_over: bool = False,
 ) -> RunChange:
     """in_progress -> in_progress: the engine ran the model's built-in tool calls itself (no
-    requires_action): a completed tool_calls step, and the worker keeps its lease to call the model
-    again with the results. The run's own status does not change, so no run event is logged."""
+    requires_action): a completed tool_calls step; the worker keeps its lease to call the model again
+    with the results, or (`hand_over`) lets it go, so that the run's driver calls advance_run for the
+    next round. The run's own status does not change, so no run event is logged."""
     _, step_events, messages, steps = _tool_step_move(current, draft, calls, COMPLETED, step_usage, now, text_deltas)
     change = _Move(current, IN_PROGRESS, current.run).change(
         "run_tools",
         (IN_PROGRESS,),
         lease_token=current.lease_token,
-        keep_lease=True,
+        keep_lease=not hand_over,
         messages=messages,
         steps=steps,
     )

@@ -202,44 +202,51 @@ def _attached(project_id: str, vector_store_id: str, file_ids: list[str]) -> Non
     add_files(project_id, vector_store_id, entries, _filenames(project_id, file_ids))
 
 
-def _thread_store_id(resources: dict[str, Any]) -> str | None:
-    return next(iter((resources.get("file_search") or {}).get("vector_store_ids") or []), None)
+def _usable_store_of(project_id: str, resources: dict[str, Any]) -> str | None:
+    """The store a thread names for file_search, if it exists and has not expired."""
+    vector_store_id = next(iter((resources.get("file_search") or {}).get("vector_store_ids") or []), None)
+    if vector_store_id is None or not vector_stores.searchable_store_ids(project_id, [vector_store_id]):
+        return None
+    return vector_store_id
+
+
+def _new_attachment_store(project_id: str) -> str:
+    return vector_stores.create_vector_store(project_id, {"expires_after": ATTACHMENT_STORE_EXPIRY})["id"]
 
 
 def attach_to_new_thread(project_id: str, resources: dict[str, Any], file_ids: list[str]) -> None:
     """A thread being created: its messages' file_search attachments go to its store, made now (and
-    named in `resources`) if it names none. The files have been checked."""
+    named in `resources`) if it names none that can be searched. The files have been checked."""
     if not file_ids:
         return
-    vector_store_id = _thread_store_id(resources)
+    vector_store_id = _usable_store_of(project_id, resources)
     if vector_store_id is None:
-        vector_store_id = vector_stores.create_vector_store(project_id, {"expires_after": ATTACHMENT_STORE_EXPIRY})[
-            "id"
-        ]
+        vector_store_id = _new_attachment_store(project_id)
         resources["file_search"] = {"vector_store_ids": [vector_store_id]}
     _attached(project_id, vector_store_id, file_ids)
 
 
 def attach_to_thread(project_id: str, thread_id: str, file_ids: list[str]) -> None:
-    """A thread that exists: the files go to its store. A thread with none is given one first, under
-    an id the thread names before the store exists, so that of two requests racing to make it, one
-    makes it and both add their files to it. The files have been checked."""
+    """A thread that exists: the files go to its store. A thread with none that can be searched (none,
+    one deleted, one expired) is given a new one, made before the thread names it; of two requests
+    racing to do so, the one whose thread update lands keeps its store, and the other deletes its own
+    and adds its files to the winner's. The files have been checked."""
+    if not file_ids:
+        return
     for _ in range(5):  # a lost race reads the thread again
-        if not file_ids:
-            return
         thread = thread_store.get_thread(project_id, thread_id)
         if thread is None:
             return
-        vector_store_id = _thread_store_id(thread.tool_resources)
+        vector_store_id = _usable_store_of(project_id, thread.tool_resources)
         if vector_store_id is not None:
             _attached(project_id, vector_store_id, file_ids)
             return
-        vector_store_id = new_id("vector_store")
-        resources = {**thread.tool_resources, "file_search": {"vector_store_ids": [vector_store_id]}}
+        created = _new_attachment_store(project_id)
+        resources = {**thread.tool_resources, "file_search": {"vector_store_ids": [created]}}
         if thread_store.replace_tool_resources(project_id, thread, resources):
-            vector_stores.create_vector_store(project_id, {"expires_after": ATTACHMENT_STORE_EXPIRY}, vector_store_id)
-            _attached(project_id, vector_store_id, file_ids)
+            _attached(project_id, created, file_ids)
             return
+        vector_stores.delete_vector_store(project_id, created)
 
 
 def add_file(project_id: str, vector_store_id: str, body: dict[str, Any]) -> dict[str, Any]:

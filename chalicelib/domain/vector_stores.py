@@ -101,10 +101,15 @@ def modify_vector_store(project_id: str, vector_store_id: str, body: dict[str, A
 
 
 def delete_vector_store(project_id: str, vector_store_id: str) -> dict[str, Any]:
+    if vectors.in_s3_vectors():
+        # Its index first: should deleting it fail, the store is still there to delete again. (A file
+        # being ingested meanwhile finds the store gone and makes no index for it again.)
+        if store.get(project_id, _checked_id(vector_store_id)) is None:
+            raise not_found("vector store", vector_store_id)
+        vectors.forget_store(project_id, vector_store_id)
     if not store.delete(project_id, _checked_id(vector_store_id)):
         raise not_found("vector store", vector_store_id)
     file_store.remove_all(project_id, vector_store_id)  # its files and their chunks
-    vectors.forget_store(project_id, vector_store_id)  # and its vector index
     return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
 
 

@@ -84,7 +84,9 @@ def _embed(claimed: StoredFile, texts: list[str]) -> None:
     made = embedder.embed(texts)
     ref = claimed.ref
     recorded = vector_store_store.claim_embedding(ref.project_id, ref.vector_store_id, embedder.model, len(made[0]))
-    if recorded is not None and (recorded.embedding_model, recorded.embedding_dimensions) != (
+    if recorded is None:
+        return  # the store is gone: no index is made for it again
+    if (recorded.embedding_model, recorded.embedding_dimensions) != (
         embedder.model,
         len(made[0]),
     ):
@@ -93,7 +95,10 @@ def _embed(claimed: StoredFile, texts: list[str]) -> None:
             f"dimensions) and Spindle now makes {embedder.model} ({len(made[0])}): one store never mixes two. "
             "Put the file in a new vector store.",
         )
-    vectors.configured().put(ref, made, claimed.attributes)
+    try:
+        vectors.configured().put(ref, made, claimed.attributes)
+    except vectors.VectorsUnavailable:
+        log.error("vector store %s has no vector index (S3 Vectors' quota): keyword search alone", ref.store_key)
 
 
 def _failed(claimed: StoredFile, code: str, message: str) -> bool:

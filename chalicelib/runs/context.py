@@ -98,11 +98,11 @@ def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
     return turns
 
 
-def _tool_choice(choice: Any, searched: bool) -> ToolChoice:
+def _tool_choice(choice: Any, may_force_search: bool) -> ToolChoice:
     if isinstance(choice, dict):
         if choice.get("type") == "function":
             return ForcedFunction(choice["function"]["name"])
-        if choice.get("type") == file_search.TOOL_NAME and not searched:  # forced once, not forever
+        if choice.get("type") == file_search.TOOL_NAME and may_force_search:
             return ForcedFunction(file_search.TOOL_NAME)
         return "auto"
     return choice if choice in ("none", "required") else "auto"
@@ -135,7 +135,9 @@ def model_request(
         if f["name"] not in reserved
     ) + ((file_search.TOOL,) if searching is not None else ())
     rounds = file_search.rounds_so_far(steps)
-    tool_choice = _tool_choice(run["tool_choice"], rounds > 0) if tools else "auto"
+    # Forcing file_search holds for the first turn only (forced every turn, a run would never end), and
+    # only where the run can search.
+    tool_choice = _tool_choice(run["tool_choice"], searching is not None and rounds == 0) if tools else "auto"
     if searching is not None and rounds >= file_search.MAX_SEARCH_ROUNDS:
         tool_choice = "none"  # enough searching: the model answers from what it has
     response_format = run["response_format"] if isinstance(run["response_format"], dict) else None

@@ -206,10 +206,21 @@ def _work(stored: Run, now: float, listener: Listener | None) -> Outcome:
             log.exception("run %s: storing its tool step failed", working.ref.key)
             unstorable = f"Spindle could not store the tool results: {error}"
             return _settle(working, lifecycle.failed(working, "server_error", unstorable, int(time.time())), live)
-        if not applied.applied:  # someone moved the run meanwhile (a cancel): finish what they asked for
+        if not applied.applied:  # someone moved the run meanwhile: finish what they asked for
+            current = applied.current or store.get_live_run(working.ref)
+            if current is not None and current.status == lifecycle.CANCELLING and current.lease_token == token:
+                # a cancel while the tools ran: this worker holds the lease, so it ends the run now
+                ending = lifecycle.cancelled(current, store.all_steps(current.ref), int(time.time()))
+                return _settle(working, ending, live)
             return advance_run(working.ref, listener)
+        if listener is None:
+            # A driver's worker (a Lambda with 15 minutes, the local poller) makes one model call per
+            # invocation; the driver calls advance_run again at once for the next round.
+            return Outcome(done=False)
         assert applied.event_seq is not None
         working = replace(lifecycle.after(working, change), event_seq=applied.event_seq)
+        if time.time() >= working.run["expires_at"]:
+            return advance_run(working.ref, listener)
 
 
 @dataclass(frozen=True)
@@ -301,7 +312,10 @@ def _next_change(working: Run, turn: _Turn, live: _Live, moved_on: threading.Eve
         return lifecycle.failed(working, error.code, error.message, int(time.time()), streamed, live.draft)
     finally:
         feed.close()  # stops the model call if it is still going
-    return _after_model(working, turn, live, result)
+    change = _after_model(working, turn, live, result)
+    if moved_on.is_set():  # cancelled while the engine searched: what it found is not the run's
+        return _interrupted(working, live, result)
+    return change
 
 
 def _interrupted(working: Run, live: _Live, partial: Reply) -> RunChange | None:
@@ -344,12 +358,21 @@ def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply) -> RunCh
     if result.calls:
         calls = _tool_calls(working, turn, live, result)
         if calls is None:
-            limit = f"The model kept calling {file_search.TOOL_NAME} after {file_search.MAX_SEARCH_ROUNDS} searches."
+            limit = (
+                f"The model kept calling {file_search.TOOL_NAME} after {file_search.MAX_SEARCH_ROUNDS} "
+                "searching turns and being told the limit was reached."
+            )
             return lifecycle.failed(spent, "server_error", limit, now)
         if all(isinstance(call, BuiltinCall) for call in calls):
             ran = [call for call in calls if isinstance(call, BuiltinCall)]
             return lifecycle.tools_ran(
-                spent, live.draft, ran, step_usage=step_usage, now=now, text_deltas=result.text_deltas
+                spent,
+                live.draft,
+                ran,
+                step_usage=step_usage,
+                now=now,
+                text_deltas=result.text_deltas,
+                hand_over=live.listener is None,
             )
         return lifecycle.required_action(
             spent, live.draft, calls, step_usage=step_usage, now=now, text_deltas=result.text_deltas
@@ -361,16 +384,26 @@ def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply) -> RunCh
 
 
 def _tool_calls(working: Run, turn: _Turn, live: _Live, result: Reply) -> list[ToolCall] | None:
-    """The model's calls in its order: functions for the client, and searches the engine runs now.
-    None if the model searches past the run's limit (it was told to answer instead)."""
+    """The model's calls in its order: functions for the client, and searches the engine runs now,
+    sharing one budget of result tokens. Past the run's search limit a search is answered that the
+    limit is reached (a model may ignore `tool_choice: none`: Bedrock has none); None if the model
+    searches once more after that."""
     calls: list[ToolCall] = []
     number = file_search.searches_so_far(turn.steps)
+    rounds = file_search.rounds_so_far(turn.steps)
+    budget = file_search.RESULT_TOKEN_BUDGET
     for call in result.calls:
         call_id = live.call_id(call.index)
         if call.name in turn.builtins and turn.searching is not None:
-            if file_search.rounds_so_far(turn.steps) >= file_search.MAX_SEARCH_ROUNDS:
+            if rounds > file_search.MAX_SEARCH_ROUNDS:
                 return None
-            ran = file_search.run_call(working.ref.project_id, turn.searching, call_id, call.arguments, number)
+            if rounds == file_search.MAX_SEARCH_ROUNDS:
+                ran = file_search.refused_call(turn.searching, call_id, call.arguments, number)
+            else:
+                ran, spent = file_search.run_call(
+                    working.ref.project_id, turn.searching, call_id, call.arguments, number, budget
+                )
+                budget -= spent
             calls.append(BuiltinCall(ran))
             number += 1
         else:

@@ -5,8 +5,9 @@ When a run has the tool and a vector store is attached (the assistant's and the 
 the queries to search for. When the model calls it, the engine searches (search/retrieval.py, the same
 search as the search route), records the call in a tool_calls step as the official
 RunStepDetailsToolCallsFileSearchObject, and shows the model the results, each under a citation marker
-(domain/citations.py), within a budget of RESULT_TOKEN_BUDGET tokens. The model then answers, or
-searches again, up to MAX_SEARCH_ROUNDS turns that search in one run; after that it is asked to answer.
+(domain/citations.py), within a budget of RESULT_TOKEN_BUDGET tokens for all of a turn's searches. The
+model then answers, or searches again, up to MAX_SEARCH_ROUNDS turns that search in one run; the next
+turn is sent `tool_choice: none`, and a search it makes anyway is answered that the limit is reached.
 
 Each call keeps, beside its official fields, what the model sent and the search's number in the run
 (`_model`): the model's history is rebuilt from the steps, and served steps never show it.
@@ -32,7 +33,7 @@ from chalicelib.storage.records import StoredRun
 TOOL_NAME = "file_search"
 MAX_SEARCH_ROUNDS = 5  # model turns that search, per run
 DEFAULT_MAX_RESULTS = 20  # the official default for gpt-4* models
-RESULT_TOKEN_BUDGET = 16_000  # of result text shown to the model per search, as OpenAI's tool
+RESULT_TOKEN_BUDGET = 16_000  # of result text shown to the model per turn, as OpenAI's tool
 STORE_WAIT_SECONDS = 60.0  # a run waits this long (from its start) for its stores' files to be ingested
 MAX_QUERIES = 5
 PRIVATE = "_model"
@@ -175,52 +176,71 @@ def _queries(arguments: str) -> list[str]:
     return queries[:MAX_QUERIES]
 
 
-def _within_budget(texts: Sequence[str]) -> int:
-    """How many results, in order, fit the token budget (always the first)."""
+def _within_budget(texts: Sequence[str], budget: int) -> tuple[int, int]:
+    """How many results, in order, fit `budget` tokens, and the tokens they take."""
     spent = 0
     for index, text in enumerate(texts):
-        spent += count_tokens(text)
-        if spent > RESULT_TOKEN_BUDGET and index > 0:
-            return index
-    return len(texts)
+        tokens = count_tokens(text)
+        if spent + tokens > budget:
+            return index, spent
+        spent += tokens
+    return len(texts), spent
 
 
-def run_call(project_id: str, setup: FileSearch, call_id: str, arguments: str, number: int) -> dict[str, Any]:
-    """Search as the model asked: the call's tool_calls entry, results with their content (served only
-    when `include[]` asks for it), and `_model` (its arguments, its search number, any error)."""
-    from chalicelib.search import retrieval  # runs that never search never load the index code
-
-    private: dict[str, Any] = {"arguments": arguments, "search": number}
-    results: list[dict[str, Any]] = []
-    try:
-        queries = _queries(arguments)
-    except ValueError as error:
-        private["error"] = str(error)
-    else:
-        store_ids = vector_stores.searchable_store_ids(project_id, setup.vector_store_ids)
-        hits = retrieval.search(
-            project_id,
-            store_ids,
-            queries,
-            max_results=setup.max_num_results,
-            score_threshold=float(setup.ranking_options["score_threshold"]),
-        )
-        hits = hits[: _within_budget([hit.text for hit in hits])]
-        results = [
-            {
-                "file_id": hit.file_id,
-                "file_name": hit.filename,
-                "score": round(hit.score, 6),
-                "content": [{"type": "text", "text": hit.text}],
-            }
-            for hit in hits
-        ]
+def _call(setup: FileSearch, call_id: str, results: list[dict[str, Any]], private: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": call_id,
         "type": TOOL_NAME,
         TOOL_NAME: {"ranking_options": dict(setup.ranking_options), "results": results},
         PRIVATE: private,
     }
+
+
+def run_call(
+    project_id: str, setup: FileSearch, call_id: str, arguments: str, number: int, budget: int
+) -> tuple[dict[str, Any], int]:
+    """Search as the model asked: the call's tool_calls entry, results with their content (served only
+    when `include[]` asks for it) within `budget` tokens (what the turn's searches have left of
+    RESULT_TOKEN_BUDGET), and `_model` (its arguments, its search number, any error); and the tokens
+    its results take."""
+    from chalicelib.search import retrieval  # runs that never search never load the index code
+
+    private: dict[str, Any] = {"arguments": arguments, "search": number}
+    try:
+        queries = _queries(arguments)
+    except ValueError as error:
+        private["error"] = str(error)
+        return _call(setup, call_id, [], private), 0
+    store_ids = vector_stores.searchable_store_ids(project_id, setup.vector_store_ids)
+    hits = retrieval.search(
+        project_id,
+        store_ids,
+        queries,
+        max_results=setup.max_num_results,
+        score_threshold=float(setup.ranking_options["score_threshold"]),
+    )
+    kept, spent = _within_budget([hit.text for hit in hits], budget)
+    results = [
+        {
+            "file_id": hit.file_id,
+            "file_name": hit.filename,
+            "score": round(hit.score, 6),
+            "content": [{"type": "text", "text": hit.text}],
+        }
+        for hit in hits[:kept]
+    ]
+    return _call(setup, call_id, results, private), spent
+
+
+def refused_call(setup: FileSearch, call_id: str, arguments: str, number: int) -> dict[str, Any]:
+    """A search past the run's limit, not run: the model is told to answer with what it has."""
+    private = {
+        "arguments": arguments,
+        "search": number,
+        "error": f"The search limit of this run ({MAX_SEARCH_ROUNDS} searching turns) is reached: answer "
+        "from the passages you have.",
+    }
+    return _call(setup, call_id, [], private)
 
 
 def wait_for_stores(project_id: str, setup: FileSearch, started_at: float, moved_on: threading.Event) -> None:

@@ -196,9 +196,13 @@ def _semantic(
         for vector_store in usable:
             if vector_store.embedding_dimensions != len(query_vector):
                 continue
-            nearest = index.query(
-                project_id, vector_store.id, query_vector, depth, files_by_store[vector_store.id], filters
-            )
+            try:
+                nearest = index.query(
+                    project_id, vector_store.id, query_vector, depth, files_by_store[vector_store.id], filters
+                )
+            except Exception:  # the index refused or failed: this store is searched by keyword alone
+                log.warning("querying the vectors of %s failed", vector_store.id, exc_info=True)
+                continue
             hits += [(vector_store.id, hit.file_id, hit.chunk, hit.similarity) for hit in nearest]
         found_per_query.append(hits)
     return found_per_query

@@ -31,6 +31,11 @@ S3_VECTORS_BATCH = 500  # vectors per PutVectors / keys per DeleteVectors, the A
 S3_VECTORS_TOP_K = 100  # the most QueryVectors returns
 
 
+class VectorsUnavailable(Exception):
+    """The store can hold no vectors (S3 Vectors' 10,000 indexes per bucket are taken): its files are
+    searched by keyword alone."""
+
+
 @dataclass(frozen=True)
 class VectorHit:
     file_id: str
@@ -71,30 +76,19 @@ def index_name(project_id: str, vector_store_id: str) -> str:
     return f"vs-{digest[:48]}"
 
 
-ATTRIBUTE_PREFIX = "a_"
-_NARROWING = {"eq": "$eq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte", "in": "$in"}
+# The most file ids a query names in its filter: past that, the query asks for more neighbours instead
+# and the answer is narrowed here.
+MAX_FILTERED_FILES = 100
 
 
-def s3_vectors_filter(filter_: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The part of an attribute filter S3 Vectors can apply with the same meaning, or None. Where
-    meanings may differ (`ne` and `nin` of a missing key; values of another kind), the part is left
-    out, so the index returns a superset that the exact filter (search/filters.py) then narrows."""
-    if filter_ is None:
+def files_filter(files: Sequence[StoredFile], narrowed: bool) -> dict[str, Any] | None:
+    """The S3 Vectors filter for a search that may see only `files`: none when it sees the whole store
+    (`narrowed` False) or too many files to name. Attributes are not vector metadata (they can exceed
+    the 2 KB S3 Vectors allows for filterable metadata, and they change without the vectors), so an
+    attribute filter reaches S3 Vectors as the files it lets through."""
+    if not narrowed or not files or len(files) > MAX_FILTERED_FILES:
         return None
-    kind = filter_["type"]
-    if kind in ("and", "or"):
-        parts = [s3_vectors_filter(inner) for inner in filter_["filters"]]
-        kept = [part for part in parts if part is not None]
-        if kind == "or" and len(kept) < len(parts):
-            return None  # an "or" with a branch left out could drop what that branch lets through
-        if not kept:
-            return None
-        return kept[0] if len(kept) == 1 else {f"${kind}": kept}
-    operator = _NARROWING.get(kind)
-    value = filter_["value"]
-    if operator is None or (operator == "$in") != isinstance(value, list):
-        return None
-    return {ATTRIBUTE_PREFIX + filter_["key"]: {operator: value}}
+    return {"file_id": {"$in": sorted({file.ref.file_id for file in files})}}
 
 
 class S3VectorsIndex:
@@ -114,18 +108,19 @@ class S3VectorsIndex:
             )
         except self._client.exceptions.ConflictException:
             pass  # made with the store's first file
+        except self._client.exceptions.ServiceQuotaExceededException as error:
+            raise VectorsUnavailable(str(error)) from error
 
     def put(self, ref: FileRef, vectors: Sequence[Sequence[float]], attributes: Mapping[str, Any] | None) -> None:
         if not vectors:
             return
         name = index_name(ref.project_id, ref.vector_store_id)
         self._ensure_index(name, len(vectors[0]))
-        metadata = {ATTRIBUTE_PREFIX + key: value for key, value in (attributes or {}).items()}
         entries = [
             {
                 "key": f"{ref.file_id}#{number}",
                 "data": {"float32": [float(x) for x in vector]},
-                "metadata": {**metadata, "file_id": ref.file_id, "chunk": number},
+                "metadata": {"file_id": ref.file_id, "chunk": number},
             }
             for number, vector in enumerate(vectors)
         ]
@@ -168,9 +163,11 @@ class S3VectorsIndex:
             "returnMetadata": True,
             "returnDistance": True,
         }
-        narrowing = s3_vectors_filter(filters)
+        narrowing = files_filter(files, filters is not None)
         if narrowing is not None:
             request["filter"] = narrowing
+        elif filters is not None:  # ask for more: some neighbours will be files the filter keeps out
+            request["topK"] = S3_VECTORS_TOP_K
         try:
             answer = self._client.query_vectors(**request)
         except self._client.exceptions.NotFoundException:
@@ -268,13 +265,18 @@ def configured() -> VectorIndex:
     return LocalVectorIndex(settings.search_cache_mb * 1024 * 1024)
 
 
+def in_s3_vectors() -> bool:
+    """Whether vectors are kept apart from the chunks (S3 Vectors), to be deleted on their own."""
+    return bool(settings.vector_bucket)
+
+
 def forget_file(ref: FileRef, chunk_count: int) -> None:
     """A file's vectors, once it is out of its store (its chunks, and local vectors, go with it)."""
-    if settings.vector_bucket and chunk_count:
+    if in_s3_vectors() and chunk_count:
         configured().delete_file(ref, chunk_count)
 
 
 def forget_store(project_id: str, vector_store_id: str) -> None:
     """A deleted store's index."""
-    if settings.vector_bucket:
+    if in_s3_vectors():
         configured().delete_store(project_id, vector_store_id)

@@ -227,12 +227,15 @@ def test_search_rounds_are_capped(client, standin):
     )
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "router?"}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
-    assert run.status == "failed" and "after 5 searches" in run.last_error.message
+    assert run.status == "failed" and "after 5 searching turns" in run.last_error.message
     requests = standin.requests(model)
-    assert len(requests) == 6
-    assert [request.get("tool_choice", "auto") for request in requests] == ["auto"] * 5 + ["none"]
+    # five searches; then told to answer (tool_choice none), it searches anyway and hears the limit is
+    # reached; told again, it searches again, and the run ends
+    assert [request.get("tool_choice", "auto") for request in requests] == ["auto"] * 5 + ["none"] * 2
+    assert "search limit of this run" in requests[-1]["messages"][-1]["content"]
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
-    assert [step.type for step in steps] == ["tool_calls"] * 5
+    assert [step.type for step in steps] == ["tool_calls"] * 6
+    assert [len(step.step_details.tool_calls[0].file_search.results) > 0 for step in steps] == [True] * 5 + [False]
 
 
 def test_no_store_means_no_search_tool(client, standin):
@@ -242,6 +245,18 @@ def test_no_store_means_no_search_tool(client, standin):
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed"
     assert "tools" not in standin.requests(model)[0]
+    # forcing file_search where it cannot run forces nothing (the functions stay the model's choice)
+    forced = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tools=[{"type": "file_search"}, WEATHER],
+        tool_choice={"type": "file_search"},
+        poll_interval_ms=50,
+    )
+    assert forced.status == "completed"
+    request = standin.requests(model)[-1]
+    assert [tool["function"]["name"] for tool in request["tools"]] == ["get_weather"]
+    assert request.get("tool_choice", "auto") == "auto"
 
 
 def test_a_run_waits_for_its_store_to_finish_ingesting(offline):

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from chalicelib.domain import files, vector_store_files, vector_stores
 from chalicelib.ingest import worker
 from chalicelib.storage import vector_store_files as store
+from chalicelib.storage.records import ListQuery
 from chalicelib.storage.vector_store_files import FileRef
 
 PROJECT = "proj_ingestion"
@@ -158,3 +159,31 @@ def test_on_aws_an_added_file_is_handed_to_the_ingest_function_at_once(aws, monk
     assert invocations == [("ingest_files", "Event")]
     assert store.get(FileRef(PROJECT, vector_store_id, file_id)).status == "completed"
     assert counts(vector_store_id)["completed"] == 1
+
+
+def test_two_attachments_racing_give_a_thread_one_store(aws):
+    from chalicelib.domain import threads
+    from chalicelib.storage import vector_stores as store_records
+
+    thread = threads.create_thread(PROJECT, {})
+    ids = [files.create_file(PROJECT, {"purpose": "assistants"}, f"n{n}.txt", b"note")["id"] for n in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda file_id: vector_store_files.attach_to_thread(PROJECT, thread["id"], [file_id]), ids))
+    (store_id,) = threads.get_thread(PROJECT, thread["id"])["tool_resources"]["file_search"]["vector_store_ids"]
+    assert {f["id"] for f in vector_store_files.list_files(PROJECT, store_id, ListQuery(), None)["data"]} == set(ids)
+    # the loser's store, if there was one, is gone: the project holds the one store
+    assert [s.id for s in store_records.list_page(PROJECT, ListQuery(limit=100)).items] == [store_id]
+
+
+def test_a_thread_whose_store_was_deleted_gets_a_new_one(aws):
+    from chalicelib.domain import threads
+
+    thread = threads.create_thread(PROJECT, {})
+    first = files.create_file(PROJECT, {"purpose": "assistants"}, "a.txt", b"a")["id"]
+    vector_store_files.attach_to_thread(PROJECT, thread["id"], [first])
+    (old,) = threads.get_thread(PROJECT, thread["id"])["tool_resources"]["file_search"]["vector_store_ids"]
+    vector_stores.delete_vector_store(PROJECT, old)
+    second = files.create_file(PROJECT, {"purpose": "assistants"}, "b.txt", b"b")["id"]
+    vector_store_files.attach_to_thread(PROJECT, thread["id"], [second])
+    (new,) = threads.get_thread(PROJECT, thread["id"])["tool_resources"]["file_search"]["vector_store_ids"]
+    assert new != old and vector_stores.get_vector_store(PROJECT, new)["file_counts"]["total"] == 1

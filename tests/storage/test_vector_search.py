@@ -19,7 +19,7 @@ from botocore.validate import ParamValidator
 from chalicelib.domain import files, vector_store_files, vector_stores
 from chalicelib.ingest import worker
 from chalicelib.search import embeddings, retrieval, vectors
-from chalicelib.search.vectors import LocalVectorIndex, S3VectorsIndex, index_name, s3_vectors_filter
+from chalicelib.search.vectors import LocalVectorIndex, S3VectorsIndex, files_filter, index_name
 from chalicelib.storage import vector_store_files as store
 from chalicelib.storage.vector_store_files import FileRef
 from tests.standin_model import toy_embedding
@@ -59,8 +59,12 @@ class FakeS3Vectors:
         class NotFoundException(_ClientError):
             pass
 
-    def __init__(self, bucket: str) -> None:
+        class ServiceQuotaExceededException(_ClientError):
+            pass
+
+    def __init__(self, bucket: str, max_indexes: int = 10_000) -> None:
         self.bucket = bucket
+        self.max_indexes = max_indexes
         self.indexes: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
 
@@ -85,6 +89,8 @@ class FakeS3Vectors:
         self._checked("CreateIndex", params, {"indexArn": arn})
         if params["indexName"] in self.indexes:
             raise self.exceptions.ConflictException(params["indexName"])
+        if len(self.indexes) >= self.max_indexes:  # AWS: 10,000 indexes per vector bucket
+            raise self.exceptions.ServiceQuotaExceededException("indexes per vector bucket")
         self.indexes[params["indexName"]] = {"dimension": params["dimension"], "vectors": {}}
         return {"indexArn": arn}
 
@@ -130,25 +136,9 @@ class FakeS3Vectors:
 
 
 def _passes(filter_: dict[str, Any], metadata: dict[str, Any]) -> bool:
-    """The subset of S3 Vectors' filter language that s3_vectors_filter writes."""
-    (key, condition), *rest = filter_.items()
-    assert not rest
-    if key in ("$and", "$or"):
-        results = [_passes(inner, metadata) for inner in condition]
-        return all(results) if key == "$and" else any(results)
-    (operator, value), *rest = condition.items()
-    assert not rest
-    if key not in metadata:
-        return False
-    actual = metadata[key]
-    return {
-        "$eq": lambda: actual == value,
-        "$gt": lambda: actual > value,
-        "$gte": lambda: actual >= value,
-        "$lt": lambda: actual < value,
-        "$lte": lambda: actual <= value,
-        "$in": lambda: actual in value,
-    }[operator]()
+    """The one filter the index writes: file_id in a list."""
+    assert list(filter_) == ["file_id"] and list(filter_["file_id"]) == ["$in"], filter_
+    return metadata["file_id"] in filter_["file_id"]["$in"]
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
@@ -264,16 +254,44 @@ def test_an_embeddings_outage_leaves_keyword_search(toy, index, monkeypatch):
     assert [hit.file_id for hit in search(vector_store_id, "car")] == [ids["cars.txt"]]
 
 
-def test_the_s3_vectors_filter_keeps_only_what_means_the_same():
-    assert s3_vectors_filter({"type": "eq", "key": "k", "value": "v"}) == {"a_k": {"$eq": "v"}}
-    assert s3_vectors_filter({"type": "ne", "key": "k", "value": "v"}) is None
-    assert s3_vectors_filter({"type": "in", "key": "k", "value": "v"}) is None  # one value: left to the exact filter
-    both = {
-        "type": "and",
-        "filters": [{"type": "gt", "key": "n", "value": 1}, {"type": "nin", "key": "k", "value": [1]}],
-    }
-    assert s3_vectors_filter(both) == {"a_n": {"$gt": 1}}
-    either = {"type": "or", "filters": [{"type": "lt", "key": "n", "value": 1}, {"type": "ne", "key": "k", "value": 1}]}
-    assert s3_vectors_filter(either) is None
-    two = {"type": "or", "filters": [{"type": "lt", "key": "n", "value": 1}, {"type": "in", "key": "k", "value": [1]}]}
-    assert s3_vectors_filter(two) == {"$or": [{"a_n": {"$lt": 1}}, {"a_k": {"$in": [1]}}]}
+def test_a_narrowed_search_names_its_files_to_s3_vectors_and_a_full_quota_leaves_keywords(toy, monkeypatch, aws):
+    fake = FakeS3Vectors("spindle-vectors", max_indexes=1)
+    index = S3VectorsIndex(fake, "spindle-vectors")
+    monkeypatch.setattr(vectors, "configured", lambda: index)
+    monkeypatch.setattr(vectors, "settings", dataclasses.replace(vectors.settings, vector_bucket="spindle-vectors"))
+    first, ids = a_store(("cars.txt", CARS, {"kind": "car"}), ("bikes.txt", BIKES, {"kind": "bike"}))
+    visible = store.completed_files(PROJECT, first)
+    assert files_filter(visible, narrowed=False) is None
+    assert files_filter(visible[:1], narrowed=True) == {"file_id": {"$in": [visible[0].ref.file_id]}}
+    assert files_filter(visible * 60, narrowed=True) is None  # too many to name: asked for more instead
+    cars = {"type": "eq", "key": "kind", "value": "car"}
+    assert [hit.file_id for hit in search(first, "automobile", filters=cars)] == [ids["cars.txt"]]
+    # the bucket holds its one index: a second store's files are ingested and searched by keyword
+    second, more = a_store(("cars.txt", CARS, None))
+    assert len(fake.indexes) == 1
+    assert vector_store_files.get_file(PROJECT, second, more["cars.txt"])["status"] == "completed"
+    assert search(second, "automobile") == [] and [hit.filename for hit in search(second, "car")] == ["cars.txt"]
+
+
+def test_expiry_counts_from_the_last_search_and_an_expired_store_is_not_searched(aws):
+    import time as clock
+
+    from chalicelib.domain.errors import InvalidRequest
+    from chalicelib.storage import vector_stores as records
+
+    created = vector_stores.create_vector_store(PROJECT, {"expires_after": {"anchor": "last_active_at", "days": 1}})
+    file = files.create_file(PROJECT, {"purpose": "assistants"}, "cars.txt", CARS.encode())
+    vector_store_files.add_file(PROJECT, created["id"], {"file_id": file["id"]})
+    assert worker.ingest(FileRef(PROJECT, created["id"], file["id"])) is True
+    now = int(clock.time())
+    records.modify(PROJECT, created["id"], {"last_active_at": now - 3600})  # last used an hour ago
+    vector_stores.search_vector_store(PROJECT, created["id"], {"query": "car"})
+    touched = vector_stores.get_vector_store(PROJECT, created["id"])
+    assert touched["last_active_at"] >= now and touched["expires_at"] == touched["last_active_at"] + 86400
+
+    records.modify(PROJECT, created["id"], {"last_active_at": now - 2 * 86400})  # idle for two days
+    assert vector_stores.get_vector_store(PROJECT, created["id"])["status"] == "expired"
+    with pytest.raises(InvalidRequest) as refused:
+        vector_stores.search_vector_store(PROJECT, created["id"], {"query": "car"})
+    assert refused.value.code == "vector_store_expired"
+    assert vector_stores.searchable_store_ids(PROJECT, [created["id"]]) == []  # a run does not search it
