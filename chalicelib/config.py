@@ -117,7 +117,11 @@ def _read() -> Settings:
         # Lambda takes at most 6 MB per request and API Gateway base64-encodes binary bodies (4/3).
         max_file_bytes=int(os.environ.get("SPINDLE_MAX_FILE_BYTES", str(4 * 1024 * 1024))),
         # What one process keeps of the files it has searched (their text and keyword index).
-        search_cache_mb=int(os.environ.get("SPINDLE_SEARCH_CACHE_MB", "256")),
+        # Default: half the function's memory on Lambda, 1 GiB elsewhere (`make dev`).
+        search_cache_mb=int(
+            os.environ.get("SPINDLE_SEARCH_CACHE_MB")
+            or int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 2048) // 2
+        ),
         # Semantic search (search/embeddings.py): `openai:<model>` or `bedrock:<model id>`; unset, none.
         embeddings=os.environ.get("SPINDLE_EMBEDDINGS") or None,
         embeddings_base_url=os.environ.get("SPINDLE_EMBEDDINGS_BASE_URL") or None,

@@ -59,7 +59,9 @@ class _Indexed:
 
 
 class _Cache:
-    """Loaded files, least recently searched dropped first once they hold more than `budget` bytes."""
+    """Loaded files, up to `budget` bytes. To make room it drops the least recently searched files that
+    the search at hand does not need; when the files one search needs do not fit at all, those that do
+    not are read for the search and not kept (an LRU cycling through them would keep none)."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -74,15 +76,21 @@ class _Cache:
                 self._files.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, str, str], indexed: _Indexed) -> None:
+    def put(self, key: tuple[str, str, str], indexed: _Indexed, needed: set[tuple[str, str, str]]) -> bool:
+        """Keep `indexed`, dropping files the current search does not need (`needed`) to make room.
+        Whether it was kept."""
         with self._lock:
             if key in self._files:
-                return
+                return True
+            for old in [old for old in self._files if old not in needed]:
+                if self._held + indexed.size <= self.budget:
+                    break
+                self._held -= self._files.pop(old).size
+            if self._held + indexed.size > self.budget:
+                return False
             self._files[key] = indexed
             self._held += indexed.size
-            while self._held > self.budget and len(self._files) > 1:
-                _, dropped = self._files.popitem(last=False)
-                self._held -= dropped.size
+            return True
 
 
 _cache = _Cache(settings.search_cache_mb * 1024 * 1024)
@@ -122,35 +130,33 @@ def _key(file: StoredFile) -> tuple[str, str, str]:
     return (file.ref.store_key, file.ref.file_id, file.chunks_version or "")
 
 
-def _read(file: StoredFile) -> _Indexed | None:
+def _read(file: StoredFile, needed: set[tuple[str, str, str]]) -> tuple[_Indexed | None, bool]:
+    """A file's index read from S3, and whether the cache kept it."""
     parsed = store.load_chunks(file.ref)
     if parsed is None:  # removed since the Query read it
-        return None
+        return None, False
     keywords = parsed.keywords
     if not keywords and parsed.spans:  # ingested before files had an index
         keywords = index_chunks(parsed.chunk(number) for number in range(len(parsed.spans)))
     indexed = _Indexed(parsed, Segment.of(keywords))
-    _cache.put(_key(file), indexed)
-    return indexed
+    return indexed, _cache.put(_key(file), indexed, needed)
 
 
 def _indexed(files: Sequence[StoredFile]) -> list[tuple[StoredFile, _Indexed]]:
-    """The files' indexes, from the cache or read now (several at once). What was read is then frozen
-    out of Python's cyclic garbage collector: it holds no cycles, so reference counting frees it when
-    the cache drops it, and a full collection would otherwise walk every term of every cached file
-    (seconds at 100,000 chunks) inside some search."""
+    """The files' indexes, from the cache or read now (several at once). What the cache keeps of them
+    is then frozen out of Python's cyclic garbage collector: it holds no cycles, so reference counting
+    frees it when the cache drops it, and a full collection would otherwise walk every term of every
+    cached file (seconds at 100,000 chunks) inside some search."""
+    needed = {_key(file) for file in files}
     found = {index: hit for index, file in enumerate(files) if (hit := _cache.get(_key(file))) is not None}
     missing = [index for index in range(len(files)) if index not in found]
-    if len(missing) == 1:
-        loaded = _read(files[missing[0]])
-        if loaded is not None:
-            found[missing[0]] = loaded
-    elif missing:
-        with ThreadPoolExecutor(max_workers=min(LOADERS, len(missing))) as pool:
-            for index, loaded_file in zip(missing, pool.map(lambda i: _read(files[i]), missing), strict=True):
-                if loaded_file is not None:
-                    found[index] = loaded_file
-    if missing:  # collect first, so that no garbage of the moment is frozen with them
+    kept = False
+    with ThreadPoolExecutor(max_workers=max(1, min(LOADERS, len(missing)))) as pool:
+        for index, (loaded, cached) in zip(missing, pool.map(lambda i: _read(files[i], needed), missing), strict=True):
+            if loaded is not None:
+                found[index] = loaded
+                kept = kept or cached
+    if kept:  # collect first, so that no garbage of the moment is frozen with them
         gc.collect()
         gc.freeze()
     return [(files[index], found[index]) for index in sorted(found)]

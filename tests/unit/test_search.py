@@ -127,3 +127,22 @@ def test_a_file_without_attributes_and_values_in_the_other_shape():
     assert filters.matches({"type": "nin", "key": "topic", "value": "returns"}, ATTRIBUTES) is False
     assert filters.matches({"type": "eq", "key": "topic", "value": ["returns"]}, ATTRIBUTES) is False
     assert filters.matches({"type": "ne", "key": "topic", "value": ["returns"]}, ATTRIBUTES) is True
+
+
+def test_the_search_cache_never_cycles_through_what_one_search_needs():
+    from chalicelib.search.retrieval import _Cache, _Indexed
+    from chalicelib.storage.vector_store_files import ParsedFile
+
+    def indexed() -> _Indexed:
+        return _Indexed(ParsedFile("x" * 1000, [(0, 1000, 200)], {}), Segment.of({"lengths": [1], "postings": {}}))
+
+    size = indexed().size
+    cache = _Cache(budget=2 * size)
+    keys = [("store", f"file{n}", "v") for n in range(3)]
+    needed = set(keys)
+    assert [cache.put(key, indexed(), needed) for key in keys] == [True, True, False]  # the third does not fit
+    assert cache.get(keys[0]) is not None and cache.get(keys[1]) is not None  # and pushed nothing out
+    assert cache.put(keys[2], indexed(), needed) is False  # searched again: still read through, no cycling
+    other = ("store", "other", "v")
+    assert cache.put(other, indexed(), {other}) is True  # another search makes room from what it does not need
+    assert cache.get(other) is not None and sum(cache.get(key) is not None for key in keys[:2]) == 1
