@@ -205,7 +205,7 @@ def _attached(project_id: str, vector_store_id: str, file_ids: list[str]) -> Non
 def _usable_store_of(project_id: str, resources: dict[str, Any]) -> str | None:
     """The store a thread names for file_search, if it exists and has not expired."""
     vector_store_id = next(iter((resources.get("file_search") or {}).get("vector_store_ids") or []), None)
-    if vector_store_id is None or not vector_stores.searchable_store_ids(project_id, [vector_store_id]):
+    if vector_store_id is None or not vector_stores.searchable_stores(project_id, [vector_store_id]):
         return None
     return vector_store_id
 

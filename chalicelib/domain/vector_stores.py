@@ -8,7 +8,7 @@ is, else `completed`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest, not_found
@@ -29,9 +29,14 @@ def expires_at(stored: StoredVectorStore) -> int | None:
     return None if policy is None else stored.last_active_at + int(policy["days"]) * DAY_SECONDS
 
 
+def is_expired(stored: StoredVectorStore, now: float | None = None) -> bool:
+    ends = expires_at(stored)
+    return ends is not None and (now if now is not None else time.time()) >= ends
+
+
 def render(stored: StoredVectorStore, now: float | None = None) -> dict[str, Any]:
     ends = expires_at(stored)
-    if ends is not None and (now if now is not None else time.time()) >= ends:
+    if is_expired(stored, now):
         status = "expired"
     else:
         status = "in_progress" if stored.files.in_progress else "completed"
@@ -129,7 +134,7 @@ def usable_store(project_id: str, vector_store_id: str) -> StoredVectorStore:
     stored = store.get(project_id, _checked_id(vector_store_id))
     if stored is None:
         raise not_found("vector store", vector_store_id)
-    if render(stored)["status"] == "expired":
+    if is_expired(stored):
         raise InvalidRequest(f"Vector store {vector_store_id} has expired.", code="vector_store_expired")
     return stored
 
@@ -146,14 +151,14 @@ def search_vector_store(project_id: str, vector_store_id: str, body: dict[str, A
     from chalicelib.search import retrieval  # only searches load the index code
 
     validate("VectorStoreSearchRequest", body)
-    touch(usable_store(project_id, vector_store_id))
+    searched = usable_store(project_id, vector_store_id)
+    touch(searched)
     queries = [body["query"]] if isinstance(body["query"], str) else list(body["query"])
     if body.get("rewrite_query"):
         queries = [retrieval.rewritten(query) for query in queries]
     ranking = body.get("ranking_options") or {}
     hits = retrieval.search(
-        project_id,
-        [vector_store_id],
+        [searched],
         queries,
         max_results=body.get("max_num_results") or SEARCH_DEFAULT_RESULTS,
         score_threshold=ranking.get("score_threshold") or 0.0,
@@ -177,22 +182,23 @@ def search_vector_store(project_id: str, vector_store_id: str, body: dict[str, A
     }
 
 
-def searchable_store_ids(project_id: str, vector_store_ids: Sequence[str]) -> list[str]:
-    """Of the stores a run has attached, those it can search (the project's, not expired), each
-    touched as a search of it is."""
-    usable = []
-    for vector_store_id in vector_store_ids:
+def _existing(project_id: str, vector_store_ids: Sequence[str]) -> Iterator[StoredVectorStore]:
+    """The named stores that exist in the project (one GetItem each)."""
+    for vector_store_id in dict.fromkeys(vector_store_ids):
         stored = store.get(project_id, vector_store_id) if is_valid_id("vector_store", vector_store_id) else None
-        if stored is not None and render(stored)["status"] != "expired":
-            touch(stored)
-            usable.append(vector_store_id)
+        if stored is not None:
+            yield stored
+
+
+def searchable_stores(project_id: str, vector_store_ids: Sequence[str]) -> list[StoredVectorStore]:
+    """Of the stores a run (or a thread) names, those it can search (the project's, not expired), each
+    touched as a search of it is."""
+    usable = [stored for stored in _existing(project_id, vector_store_ids) if not is_expired(stored)]
+    for stored in usable:
+        touch(stored)
     return usable
 
 
 def any_in_progress(project_id: str, vector_store_ids: Sequence[str]) -> bool:
     """Whether any of the stores still ingests files."""
-    for vector_store_id in vector_store_ids:
-        stored = store.get(project_id, vector_store_id) if is_valid_id("vector_store", vector_store_id) else None
-        if stored is not None and stored.files.in_progress:
-            return True
-    return False
+    return any(stored.files.in_progress for stored in _existing(project_id, vector_store_ids))

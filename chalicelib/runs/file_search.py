@@ -211,10 +211,8 @@ def run_call(
     except ValueError as error:
         private["error"] = str(error)
         return _call(setup, call_id, [], private), 0
-    store_ids = vector_stores.searchable_store_ids(project_id, setup.vector_store_ids)
     hits = retrieval.search(
-        project_id,
-        store_ids,
+        vector_stores.searchable_stores(project_id, setup.vector_store_ids),
         queries,
         max_results=setup.max_num_results,
         score_threshold=float(setup.ranking_options["score_threshold"]),

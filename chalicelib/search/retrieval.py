@@ -1,12 +1,11 @@
 """Searching vector stores: the one search that both `POST /v1/vector_stores/{id}/search` and the
 `file_search` tool run.
 
-A search reads each store (one GetItem) and its completed files (one Query, skipped while the store's
-files_version has not moved since this process last listed them), keeps those whose attributes pass the
-filter, and ranks their chunks with BM25 (search/keywords.py) over all of them at once. Each file's
-index and text come from S3 the first time a process searches it and are then kept in memory, keyed by
-the ingestion that made them, up to SPINDLE_SEARCH_CACHE_MB: a warm Lambda or `make dev` reads S3 only
-for files it has not seen.
+A search takes the stores its caller has read (and checked) and lists their completed files (one Query,
+skipped while the store's files_version has not moved since this process last listed them), keeps those
+whose attributes pass the filter, and ranks their chunks with BM25 (search/keywords.py) over all of them
+at once. Each file's index and text come from S3 the first time a process searches it and are then kept
+in memory (search/cache.py): a warm Lambda or `make dev` reads S3 only for files it has not seen.
 """
 
 from __future__ import annotations
@@ -21,12 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import settings
-from chalicelib.search import embeddings, vectors
+from chalicelib.search import cache, embeddings, vectors
 from chalicelib.search.filters import matches
 from chalicelib.search.keywords import STOP_WORDS, Corpus, Segment, index_chunks
 from chalicelib.storage import vector_store_files as store
-from chalicelib.storage import vector_stores as store_records
 from chalicelib.storage.vector_store_files import ParsedFile, StoredFile
 from chalicelib.storage.vector_stores import StoredVectorStore
 
@@ -56,44 +53,6 @@ class _Indexed:
         postings = sum(len(pairs) for pairs in self.segment.postings.values())
         terms = len(self.segment.postings)
         return len(self.parsed.text) + 120 * terms + 4 * postings + 150 * len(self.parsed.spans)
-
-
-class _Cache:
-    """Loaded files, up to `budget` bytes. To make room it drops the least recently searched files that
-    the search at hand does not need; when the files one search needs do not fit at all, those that do
-    not are read for the search and not kept (an LRU cycling through them would keep none)."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self._held = 0
-        self._files: OrderedDict[tuple[str, str, str], _Indexed] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> _Indexed | None:
-        with self._lock:
-            found = self._files.get(key)
-            if found is not None:
-                self._files.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, str, str], indexed: _Indexed, needed: set[tuple[str, str, str]]) -> bool:
-        """Keep `indexed`, dropping files the current search does not need (`needed`) to make room.
-        Whether it was kept."""
-        with self._lock:
-            if key in self._files:
-                return True
-            for old in [old for old in self._files if old not in needed]:
-                if self._held + indexed.size <= self.budget:
-                    break
-                self._held -= self._files.pop(old).size
-            if self._held + indexed.size > self.budget:
-                return False
-            self._files[key] = indexed
-            self._held += indexed.size
-            return True
-
-
-_cache = _Cache(settings.search_cache_mb * 1024 * 1024)
 
 
 class _Listings:
@@ -126,11 +85,11 @@ class _Listings:
 _listings = _Listings(1000)
 
 
-def _key(file: StoredFile) -> tuple[str, str, str]:
-    return (file.ref.store_key, file.ref.file_id, file.chunks_version or "")
+def _key(file: StoredFile) -> cache.Key:
+    return cache.key("keywords", file)
 
 
-def _read(file: StoredFile, needed: set[tuple[str, str, str]]) -> tuple[_Indexed | None, bool]:
+def _read(file: StoredFile, needed: set[cache.Key]) -> tuple[_Indexed | None, bool]:
     """A file's index read from S3, and whether the cache kept it."""
     parsed = store.load_chunks(file.ref)
     if parsed is None:  # removed since the Query read it
@@ -139,7 +98,7 @@ def _read(file: StoredFile, needed: set[tuple[str, str, str]]) -> tuple[_Indexed
     if not keywords and parsed.spans:  # ingested before files had an index
         keywords = index_chunks(parsed.chunk(number) for number in range(len(parsed.spans)))
     indexed = _Indexed(parsed, Segment.of(keywords))
-    return indexed, _cache.put(_key(file), indexed, needed)
+    return indexed, cache.files.put(_key(file), indexed, indexed.size, needed)
 
 
 def _indexed(files: Sequence[StoredFile]) -> list[tuple[StoredFile, _Indexed]]:
@@ -148,7 +107,7 @@ def _indexed(files: Sequence[StoredFile]) -> list[tuple[StoredFile, _Indexed]]:
     frees it when the cache drops it, and a full collection would otherwise walk every term of every
     cached file (seconds at 100,000 chunks) inside some search."""
     needed = {_key(file) for file in files}
-    found = {index: hit for index, file in enumerate(files) if (hit := _cache.get(_key(file))) is not None}
+    found = {index: hit for index, file in enumerate(files) if (hit := cache.files.get(_key(file))) is not None}
     missing = [index for index in range(len(files)) if index not in found]
     kept = False
     with ThreadPoolExecutor(max_workers=max(1, min(LOADERS, len(missing)))) as pool:
@@ -215,8 +174,7 @@ def _semantic(
 
 
 def search(
-    project_id: str,
-    vector_store_ids: Sequence[str],
+    stores: Sequence[StoredVectorStore],
     queries: Sequence[str],
     *,
     max_results: int,
@@ -224,17 +182,16 @@ def search(
     filters: Mapping[str, Any] | None = None,
 ) -> list[Hit]:
     """The best `max_results` chunks of the stores' completed files for any of `queries`, best first,
-    each scoring at least `score_threshold`; only files whose attributes pass `filters`.
+    each scoring at least `score_threshold`; only files whose attributes pass `filters`. The stores are
+    as their caller read them (one project's, checked usable).
 
     With embeddings configured, each query's keyword and vector candidates are fused: a chunk scores
     KEYWORD_WEIGHT times its keyword score plus the rest times its cosine similarity (below 0 counted
     as 0), its keyword score computed exactly where only the vectors found it, and its similarity taken
     as the lowest the vector search returned where only the keywords found it."""
-    stores = [
-        found
-        for vector_store_id in dict.fromkeys(vector_store_ids)
-        if (found := store_records.get(project_id, vector_store_id))
-    ]
+    if not stores:
+        return []
+    project_id = stores[0].project_id
     files_by_store = {
         vector_store.id: [file for file in _listings.completed(vector_store) if matches(filters, file.attributes)]
         for vector_store in stores

@@ -16,14 +16,13 @@ completed files that pass its attribute filter); similarity is cosine, as every 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
 from chalicelib.config import settings
+from chalicelib.search import cache as search_cache
 from chalicelib.storage import vector_store_files as store
 from chalicelib.storage.vector_store_files import FileRef, StoredFile
 
@@ -185,14 +184,8 @@ class S3VectorsIndex:
 
 
 class LocalVectorIndex:
-    """Vectors kept beside the chunks in S3, searched by a matrix product; files loaded once per process
-    (keyed by the ingestion that made them) and dropped least recently used past `budget` bytes."""
-
-    def __init__(self, budget: int) -> None:
-        self._budget = budget
-        self._held = 0
-        self._matrices: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-        self._lock = threading.Lock()
+    """Vectors kept beside the chunks in S3, searched by a matrix product; each file's loaded once per
+    process into the search cache (search/cache.py), beside its text and keyword index."""
 
     def put(self, ref: FileRef, vectors: Sequence[Sequence[float]], attributes: Mapping[str, Any] | None) -> None:
         import numpy
@@ -207,28 +200,19 @@ class LocalVectorIndex:
     def delete_store(self, project_id: str, vector_store_id: str) -> None:
         """Each file's vectors are deleted with its chunks."""
 
-    def _matrix(self, file: StoredFile) -> Any:
+    def _matrix(self, file: StoredFile, needed: set[search_cache.Key]) -> Any:
         import numpy
 
-        key = (file.ref.store_key, file.ref.file_id, file.chunks_version or "")
-        with self._lock:
-            found = self._matrices.get(key)
-            if found is not None:
-                self._matrices.move_to_end(key)
-                return found
+        wanted = search_cache.key("vectors", file)
+        found = search_cache.files.get(wanted)
+        if found is not None:
+            return found
         loaded = store.load_vectors(file.ref)
-        if loaded is None:
+        if loaded is None or not loaded[1]:
             return None
         data, dimension = loaded
-        matrix = numpy.frombuffer(data, dtype=numpy.float32).reshape(-1, dimension) if dimension else None
-        if matrix is None:
-            return None
-        with self._lock:
-            self._matrices[key] = matrix
-            self._held += matrix.nbytes
-            while self._held > self._budget and len(self._matrices) > 1:
-                _, dropped = self._matrices.popitem(last=False)
-                self._held -= dropped.nbytes
+        matrix = numpy.frombuffer(data, dtype=numpy.float32).reshape(-1, dimension)
+        search_cache.files.put(wanted, matrix, matrix.nbytes, needed)
         return matrix
 
     def query(
@@ -243,9 +227,10 @@ class LocalVectorIndex:
         import numpy
 
         query = numpy.asarray(vector, dtype=numpy.float32)
+        needed = {search_cache.key("vectors", file) for file in files}
         hits: list[VectorHit] = []
         for file in files:
-            matrix = self._matrix(file)
+            matrix = self._matrix(file, needed)
             if matrix is None or matrix.shape[1] != query.shape[0]:
                 continue
             similarities = matrix @ query
@@ -262,7 +247,7 @@ def configured() -> VectorIndex:
 
         client = boto3.client("s3vectors", region_name=settings.region, endpoint_url=settings.s3vectors_endpoint)
         return S3VectorsIndex(client, settings.vector_bucket)
-    return LocalVectorIndex(settings.search_cache_mb * 1024 * 1024)
+    return LocalVectorIndex()
 
 
 def in_s3_vectors() -> bool:

@@ -155,7 +155,7 @@ def toy(monkeypatch) -> ToyEmbedder:
 def index(request, monkeypatch, aws):
     """Each test runs on the local index and on S3 Vectors (the fake)."""
     if request.param == "local":
-        chosen = LocalVectorIndex(64 * 1024 * 1024)
+        chosen = LocalVectorIndex()
     else:
         chosen = S3VectorsIndex(FakeS3Vectors("spindle-vectors"), "spindle-vectors")
         monkeypatch.setattr(vectors, "settings", dataclasses.replace(vectors.settings, vector_bucket="spindle-vectors"))
@@ -178,7 +178,8 @@ def a_store(*contents: tuple[str, str, dict | None]) -> tuple[str, dict[str, str
 
 
 def search(vector_store_id: str, query: str, **kwargs) -> list[retrieval.Hit]:
-    return retrieval.search(PROJECT, [vector_store_id], [query], max_results=kwargs.pop("max_results", 10), **kwargs)
+    stores = vector_stores.searchable_stores(PROJECT, [vector_store_id])
+    return retrieval.search(stores, [query], max_results=kwargs.pop("max_results", 10), **kwargs)
 
 
 # --- tests ------------------------------------------------------------------------------------------
@@ -294,4 +295,4 @@ def test_expiry_counts_from_the_last_search_and_an_expired_store_is_not_searched
     with pytest.raises(InvalidRequest) as refused:
         vector_stores.search_vector_store(PROJECT, created["id"], {"query": "car"})
     assert refused.value.code == "vector_store_expired"
-    assert vector_stores.searchable_store_ids(PROJECT, [created["id"]]) == []  # a run does not search it
+    assert vector_stores.searchable_stores(PROJECT, [created["id"]]) == []  # a run does not search it

@@ -130,19 +130,16 @@ def test_a_file_without_attributes_and_values_in_the_other_shape():
 
 
 def test_the_search_cache_never_cycles_through_what_one_search_needs():
-    from chalicelib.search.retrieval import _Cache, _Indexed
-    from chalicelib.storage.vector_store_files import ParsedFile
+    from chalicelib.search.cache import FileCache
 
-    def indexed() -> _Indexed:
-        return _Indexed(ParsedFile("x" * 1000, [(0, 1000, 200)], {}), Segment.of({"lengths": [1], "postings": {}}))
-
-    size = indexed().size
-    cache = _Cache(budget=2 * size)
-    keys = [("store", f"file{n}", "v") for n in range(3)]
+    size = 1000
+    cache = FileCache(budget=2 * size)
+    keys = [("keywords", "store", f"file{n}", "v") for n in range(3)]
     needed = set(keys)
-    assert [cache.put(key, indexed(), needed) for key in keys] == [True, True, False]  # the third does not fit
+    assert [cache.put(key, object(), size, needed) for key in keys] == [True, True, False]  # the third does not fit
     assert cache.get(keys[0]) is not None and cache.get(keys[1]) is not None  # and pushed nothing out
-    assert cache.put(keys[2], indexed(), needed) is False  # searched again: still read through, no cycling
-    other = ("store", "other", "v")
-    assert cache.put(other, indexed(), {other}) is True  # another search makes room from what it does not need
+    assert cache.put(keys[2], object(), size, needed) is False  # searched again: still read through, no cycling
+    other = ("vectors", "store", "other", "v")
+    assert cache.put(other, object(), size, {other}) is True  # another search makes room from what it does not need
     assert cache.get(other) is not None and sum(cache.get(key) is not None for key in keys[:2]) == 1
+    assert (len(cache), cache.held) == (2, 2 * size)
