@@ -99,6 +99,25 @@ def create_file(project_id: str, form: dict[str, str], filename: str | None, con
     return file
 
 
+def create_output_file(project_id: str, filename: str, content: bytes) -> dict[str, Any]:
+    """A file a tool made for the user (code_interpreter's plots and files): purpose assistants_output."""
+    file = {
+        "id": new_id("file"),
+        "object": "file",
+        "bytes": len(content),
+        "created_at": int(time.time()),
+        "filename": filename[:MAX_FILENAME_LENGTH],
+        "purpose": "assistants_output",
+        "status": "processed",
+    }
+    store.save(project_id, file, content)
+    return file
+
+
+def is_live(file: dict[str, Any]) -> bool:
+    return _live(file) is not None
+
+
 def _live(file: dict[str, Any] | None) -> dict[str, Any] | None:
     """The file unless it has expired: from `expires_at` on, a file is gone as if deleted (retrieve,
     list, download, references and runs alike), as the official API deletes it then."""

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from chalicelib.domain import events
-from chalicelib.domain.citations import Sources, citations_in
+from chalicelib.domain.citations import Citable, citations_in
 from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.threads import render_message
@@ -261,18 +261,20 @@ def claimed(current: Run, token: str, now: float, lease_seconds: float) -> RunCh
 @dataclass(frozen=True)
 class Draft:
     """What a model call writes, named before its first delta, so that the events streamed while it
-    writes carry the ids its message and steps will be stored under; and the file_search results the
-    run has shown the model so far, which its text may cite (domain/citations.py)."""
+    writes carry the ids its message and steps will be stored under; what its text may cite (the
+    file_search results the run has shown the model, the files its code wrote: domain/citations.py);
+    and the images its code made since the run's last message, which its message shows first."""
 
     message_step_id: str
     message_id: str
     tool_step_id: str
     created_at: int
-    sources: Sources = field(default_factory=dict)
+    citable: Citable = field(default_factory=Citable)
+    images: tuple[str, ...] = ()
 
 
-def new_draft(now: int, sources: Sources | None = None) -> Draft:
-    return Draft(new_id("step"), new_id("message"), new_id("step"), now, sources or {})
+def new_draft(now: int, citable: Citable | None = None, images: tuple[str, ...] = ()) -> Draft:
+    return Draft(new_id("step"), new_id("message"), new_id("step"), now, citable or Citable(), images)
 
 
 def _step(
@@ -319,7 +321,10 @@ def _assistant_message(
         id=draft.message_id,
         created_at=draft.created_at,
         role="assistant",
-        content=[{"type": "text", "text": {"value": text, "annotations": citations_in(text, draft.sources)}}],
+        content=[
+            *({"type": "image_file", "image_file": {"file_id": file_id}} for file_id in draft.images),
+            {"type": "text", "text": {"value": text, "annotations": citations_in(text, draft.citable)}},
+        ],
         status=INCOMPLETE if incomplete_reason else COMPLETED,
         assistant_id=current.run["assistant_id"],
         run_id=current.ref.run_id,
@@ -336,11 +341,12 @@ def message_opening(current: Run, draft: Draft) -> list[Event]:
     """The reply's message_creation step and its message, as they start (before the first delta)."""
     step = _message_step(current, draft, IN_PROGRESS, draft.created_at, None)
     message = _assistant_message(current, draft, "", draft.created_at)
-    return [*events.opening_step_events(step), *events.message_opening(render_message(message))]
+    opening = events.message_opening(render_message(message))
+    return [*events.opening_step_events(step), *opening, *events.image_deltas(render_message(message))]
 
 
 def message_delta(draft: Draft, text: str, citations: Sequence[dict[str, Any]] = ()) -> Event:
-    return events.message_delta(draft.message_id, text, citations)
+    return events.message_delta(draft.message_id, text, citations, len(draft.images))
 
 
 def message_written(current: Run, draft: Draft, text_deltas: Sequence[str], now: int) -> list[Event]:
@@ -362,6 +368,14 @@ def tool_call_announced(draft: Draft, index: int, call_id: str, name: str) -> Ev
 
 def builtin_call_announced(draft: Draft, index: int, call_id: str, kind: str) -> Event:
     return events.builtin_call_announced(draft.tool_step_id, index, call_id, kind)
+
+
+def code_input(draft: Draft, index: int, fragment: str) -> Event:
+    return events.code_input(draft.tool_step_id, index, fragment)
+
+
+def code_outputs(draft: Draft, index: int, outputs: Sequence[Mapping[str, Any]]) -> Event:
+    return events.code_outputs(draft.tool_step_id, index, outputs)
 
 
 def tool_call_arguments(draft: Draft, index: int, fragment: str) -> Event:
@@ -391,7 +405,7 @@ def answered(
         "answer",
         (IN_PROGRESS,),
         *events.opening_step_events(step),
-        *events.message_events(render_message(message), list(text_deltas), draft.sources),
+        *events.message_events(render_message(message), list(text_deltas), draft.citable),
         events.step_event(step),
         lease_token=current.lease_token,
         messages=(message,),
@@ -412,7 +426,8 @@ class FunctionCall:
 
 @dataclass(frozen=True)
 class BuiltinCall:
-    """A call of a tool the engine ran itself (file_search), complete: its tool_calls entry."""
+    """A call of a tool the engine ran itself (file_search, code_interpreter), complete: its tool_calls
+    entry."""
 
     call: Mapping[str, Any]
 
@@ -456,7 +471,7 @@ def _tool_step_move(
         message_step = _message_step(current, draft, COMPLETED, now, None)
         leading = [
             *events.opening_step_events(message_step),
-            *events.message_events(render_message(message), list(text_deltas), draft.sources),
+            *events.message_events(render_message(message), list(text_deltas), draft.citable),
             events.step_event(message_step),
         ]
         messages, steps = (message,), (message_step, step)
@@ -573,7 +588,7 @@ def _partial_reply(
         step["last_error"] = dict(error)
     leading = [
         *events.opening_step_events(step),
-        *events.message_events(render_message(message), list(partial), draft.sources),
+        *events.message_events(render_message(message), list(partial), draft.citable),
         events.step_event(step),
     ]
     return leading, (message,), (step,)

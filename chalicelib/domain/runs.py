@@ -375,6 +375,8 @@ def wants_result_content(include: list[str]) -> bool:
 
 
 def _served_call(call: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    if call["type"] == "code_interpreter":
+        return {"id": call["id"], "type": "code_interpreter", "code_interpreter": call["code_interpreter"]}
     if call["type"] != "file_search":
         return call
     search = call["file_search"]
@@ -387,7 +389,7 @@ def _served_call(call: dict[str, Any], with_content: bool) -> dict[str, Any]:
 
 def render_step(step: dict[str, Any], with_content: bool = False) -> dict[str, Any]:
     """The RunStepObject as served: file_search results carry their content only when asked for, and
-    what the engine keeps for the model (runs/file_search.py) is never shown."""
+    what the engine keeps for the model (runs/file_search.py, runs/code_interpreter.py) is never shown."""
     if step["type"] != "tool_calls":
         return step
     calls = [_served_call(call, with_content) for call in step["step_details"]["tool_calls"]]

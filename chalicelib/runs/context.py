@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib.domain.files import readable_file
-from chalicelib.runs import file_search
+from chalicelib.runs import code_interpreter, file_search
+from chalicelib.runs.code_interpreter import CodeInterpreter
 from chalicelib.runs.file_search import FileSearch
 from chalicelib.runs.providers.base import (
     CalledFunction,
@@ -52,6 +53,8 @@ def _image_file_part(project_id: str, image_file: dict[str, Any]) -> ImagePart |
 def _chat_message(message: Message) -> ChatMessage | None:
     parts: list[Part] = []
     for block in message.content:
+        if block["type"] != "text" and message.role == "assistant":
+            continue  # the images code_interpreter showed: chat models take images from users only
         if block["type"] == "text":
             parts.append(TextPart(block["text"]["value"]))
         elif block["type"] == "image_url":
@@ -74,8 +77,8 @@ def _history(stored: StoredRun) -> list[ChatMessage]:
 
 
 def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
-    """This run's completed tool calls (functions, and the searches the engine ran) and their outputs,
-    in order."""
+    """This run's completed tool calls (functions, and the searches and code the engine ran) and their
+    outputs, in order."""
     turns: list[ChatMessage] = []
     for step in steps:
         if step["type"] != "tool_calls" or step["status"] != "completed":
@@ -89,6 +92,10 @@ def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
             elif call["type"] == file_search.TOOL_NAME:
                 called.append(CalledFunction(call["id"], file_search.TOOL_NAME, file_search.model_arguments(call)))
                 output = file_search.model_output(call)
+            elif call["type"] == code_interpreter.TOOL_NAME and code_interpreter.PRIVATE in call:
+                arguments = code_interpreter.model_arguments(call)
+                called.append(CalledFunction(call["id"], code_interpreter.TOOL_NAME, arguments))
+                output = code_interpreter.model_output(call)
             else:
                 continue
             outputs.append(ChatMessage("tool", (TextPart(output),), tool_call_id=call["id"]))
@@ -98,25 +105,41 @@ def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
     return turns
 
 
-def _tool_choice(choice: Any, may_force_search: bool) -> ToolChoice:
+def _tool_choice(choice: Any, may_force: frozenset[str]) -> ToolChoice:
     if isinstance(choice, dict):
         if choice.get("type") == "function":
             return ForcedFunction(choice["function"]["name"])
-        if choice.get("type") == file_search.TOOL_NAME and may_force_search:
-            return ForcedFunction(file_search.TOOL_NAME)
+        if choice.get("type") in may_force:
+            return ForcedFunction(str(choice["type"]))
         return "auto"
     return choice if choice in ("none", "required") else "auto"
 
 
+def _used(steps: Sequence[Mapping[str, Any]], tool: str) -> bool:
+    return any(
+        step["type"] == "tool_calls" and any(call["type"] == tool for call in step["step_details"]["tool_calls"])
+        for step in steps
+    )
+
+
 def model_request(
-    stored: StoredRun, steps: Sequence[Mapping[str, Any]], searching: FileSearch | None
+    stored: StoredRun,
+    steps: Sequence[Mapping[str, Any]],
+    searching: FileSearch | None,
+    coding: CodeInterpreter | None = None,
 ) -> tuple[ModelRequest, bool]:
     """The request for the model, and whether it fits `max_prompt_tokens` (oldest messages dropped).
-    `steps` are the run's steps so far; `searching`, the run's file_search if it can search."""
+    `steps` are the run's steps so far; `searching`, the run's file_search if it can search; `coding`,
+    its code_interpreter if it has one."""
     run = stored.run
     instructions = run["instructions"] or ""
     if searching is not None:
         instructions = "\n\n".join(part for part in (instructions, file_search.INSTRUCTIONS) if part)
+    if coding is not None:
+        from chalicelib.sandbox import sandbox_for  # runs without the tool never load the sandbox
+
+        told = code_interpreter.instructions(coding, sandbox_for().working_directory)
+        instructions = "\n\n".join(part for part in (instructions, told) if part)
     history = _history(stored)
     turns = _tool_turns(steps)
     budget = run.get("max_prompt_tokens")
@@ -126,18 +149,27 @@ def model_request(
             history.pop(0)
         if not history and fixed > budget:
             return ModelRequest(run["model"], instructions, ()), False
-    # The built-in tool takes its name: a function of the same name is not offered beside it.
+    # A built-in tool takes its name: a function of the same name is not offered beside it.
     reserved = {file_search.TOOL_NAME} if searching is not None else set()
+    if coding is not None:
+        reserved.add(code_interpreter.TOOL_NAME)
     functions = [tool["function"] for tool in run["tools"] if tool.get("type") == "function"]
-    tools = tuple(
-        FunctionTool(f["name"], f.get("description"), f.get("parameters"), f.get("strict"))
-        for f in functions
-        if f["name"] not in reserved
-    ) + ((file_search.TOOL,) if searching is not None else ())
+    tools = (
+        tuple(
+            FunctionTool(f["name"], f.get("description"), f.get("parameters"), f.get("strict"))
+            for f in functions
+            if f["name"] not in reserved
+        )
+        + ((file_search.TOOL,) if searching is not None else ())
+        + ((code_interpreter.TOOL,) if coding else ())
+    )
     rounds = file_search.rounds_so_far(steps)
-    # Forcing file_search holds for the first turn only (forced every turn, a run would never end), and
-    # only where the run can search.
-    tool_choice = _tool_choice(run["tool_choice"], searching is not None and rounds == 0) if tools else "auto"
+    # Forcing a built-in tool holds until it is first used (forced every turn, a run would never end),
+    # and only where the run has it.
+    may_force = {file_search.TOOL_NAME} if searching is not None and rounds == 0 else set()
+    if coding is not None and not _used(steps, code_interpreter.TOOL_NAME):
+        may_force.add(code_interpreter.TOOL_NAME)
+    tool_choice = _tool_choice(run["tool_choice"], frozenset(may_force)) if tools else "auto"
     if searching is not None and rounds >= file_search.MAX_SEARCH_ROUNDS:
         tool_choice = "none"  # enough searching: the model answers from what it has
     response_format = run["response_format"] if isinstance(run["response_format"], dict) else None

@@ -21,11 +21,12 @@ from typing import Any, Protocol
 
 from chalicelib.config import settings
 from chalicelib.domain import lifecycle
-from chalicelib.domain.citations import Scanner
+from chalicelib.domain.citations import Citable, Scanner
 from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.lifecycle import BuiltinCall, Draft, FunctionCall, Run, ToolCall
-from chalicelib.runs import file_search
+from chalicelib.runs import code_interpreter, file_search
+from chalicelib.runs.code_interpreter import CodeInterpreter, CodeStream
 from chalicelib.runs.context import model_request
 from chalicelib.runs.file_search import FileSearch
 from chalicelib.runs.model_feed import ModelFeed
@@ -72,12 +73,13 @@ class _Live:
     call_ids: dict[int, str] = field(default_factory=dict)  # by the model's call index
     announced: set[int] = field(default_factory=set)
     held_arguments: dict[int, list[str]] = field(default_factory=dict)  # until the call has its name
+    code: dict[int, CodeStream] = field(default_factory=dict)  # code_interpreter calls' code, as it streams
     text_open: bool = False
     tools_open: bool = False
     citations: Scanner = field(init=False)  # the markers the reply cites, found as its text streams
 
     def __post_init__(self) -> None:
-        self.citations = Scanner(self.draft.sources)
+        self.citations = Scanner(self.draft.citable)
 
     def emit(self, *events: Event) -> None:
         for event in events:
@@ -115,13 +117,23 @@ class _Live:
                 self.emit(lifecycle.builtin_call_announced(self.draft, position, self.call_id(index), name))
             else:
                 self.emit(lifecycle.tool_call_announced(self.draft, position, self.call_id(index), name))
-        if name in self.builtins:
+        if name == code_interpreter.TOOL_NAME and name in self.builtins:
+            stream = self.code.setdefault(index, CodeStream())
+            code = "".join(stream.feed(fragment) for fragment in held)
+            held.clear()
+            if code:
+                self.emit(lifecycle.code_input(self.draft, self.position(index), code))
+        elif name in self.builtins:
             held.clear()
         elif index in self.announced:
             position = sorted(self.announced).index(index)
             for fragment in held:
                 self.emit(lifecycle.tool_call_arguments(self.draft, position, fragment))
             held.clear()
+
+    def position(self, index: int) -> int:
+        """Where the model's call `index` is in the step's tool_calls."""
+        return sorted(self.announced).index(index) if index in self.announced else len(self.announced)
 
     def call_id(self, index: int) -> str:
         """The call's id: the model's, unless it sent none or repeated one."""
@@ -190,7 +202,8 @@ def _work(stored: Run, now: float, listener: Listener | None) -> Outcome:
         try:
             with _watched(working) as moved_on:
                 turn = _turn(working)
-                live = _Live(working, lifecycle.new_draft(int(time.time()), turn.sources), listener, turn.builtins)
+                draft = lifecycle.new_draft(int(time.time()), turn.citable, turn.images)
+                live = _Live(working, draft, listener, turn.builtins)
                 change = _next_change(working, turn, live, moved_on)
         except Exception as error:  # one guard around the whole step: a bug fails the run, never stalls it
             log.exception("run %s: advancing it failed", working.ref.key)
@@ -225,22 +238,36 @@ def _work(stored: Run, now: float, listener: Listener | None) -> Outcome:
 
 @dataclass(frozen=True)
 class _Turn:
-    """What a model call starts from: the run's steps so far, and its file_search if it can search."""
+    """What a model call starts from: the run's steps so far, its file_search if it can search, and its
+    code_interpreter if it has one."""
 
     steps: list[dict[str, Any]]
     searching: FileSearch | None
+    coding: CodeInterpreter | None = None
 
     @property
     def sources(self) -> dict[tuple[int, int], str]:
         return dict(file_search.sources(self.steps))
 
     @property
+    def citable(self) -> Citable:
+        return Citable(self.sources, code_interpreter.written_files(self.steps))
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        return code_interpreter.images_to_show(self.steps)
+
+    @property
     def builtins(self) -> frozenset[str]:
-        return frozenset({file_search.TOOL_NAME}) if self.searching is not None else frozenset()
+        ran = {file_search.TOOL_NAME} if self.searching is not None else set()
+        if self.coding is not None:
+            ran.add(code_interpreter.TOOL_NAME)
+        return frozenset(ran)
 
 
 def _turn(working: Run) -> _Turn:
-    return _Turn(store.all_steps(working.ref), file_search.configured(working))
+    steps = store.all_steps(working.ref)
+    return _Turn(steps, file_search.configured(working), code_interpreter.configured(working))
 
 
 @contextmanager
@@ -290,7 +317,7 @@ def _next_change(working: Run, turn: _Turn, live: _Live, moved_on: threading.Eve
         if moved_on.is_set():
             return _interrupted(working, live, Reply())
     now = int(time.time())
-    request, fits = model_request(working, turn.steps, turn.searching)
+    request, fits = model_request(working, turn.steps, turn.searching, turn.coding)
     if not fits:
         return lifecycle.incomplete(working, "max_prompt_tokens", now)
     if not request.messages and not request.system:
@@ -312,8 +339,8 @@ def _next_change(working: Run, turn: _Turn, live: _Live, moved_on: threading.Eve
         return lifecycle.failed(working, error.code, error.message, int(time.time()), streamed, live.draft)
     finally:
         feed.close()  # stops the model call if it is still going
-    change = _after_model(working, turn, live, result)
-    if moved_on.is_set():  # cancelled while the engine searched: what it found is not the run's
+    change = _after_model(working, turn, live, result, moved_on)
+    if moved_on.is_set():  # cancelled while the engine searched or ran code: what it found is not the run's
         return _interrupted(working, live, result)
     return change
 
@@ -345,7 +372,7 @@ def _settle(working: Run, change: RunChange, live: _Live) -> Outcome:
     return advance_run(working.ref, live.listener)
 
 
-def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply) -> RunChange:
+def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply, moved_on: threading.Event) -> RunChange:
     """Which move the model's reply makes: tool calls, an answer, or an ending."""
     now = int(time.time())
     spent = lifecycle.with_usage(working, result.prompt_tokens, result.completion_tokens)
@@ -356,7 +383,7 @@ def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply) -> RunCh
     if result.calls and result.finish_reason == "length":
         return lifecycle.incomplete(spent, "max_completion_tokens", now)  # the arguments are cut off
     if result.calls:
-        calls = _tool_calls(working, turn, live, result)
+        calls = _tool_calls(working, turn, live, result, moved_on)
         if calls is None:
             limit = (
                 f"The model kept calling {file_search.TOOL_NAME} after {file_search.MAX_SEARCH_ROUNDS} "
@@ -383,18 +410,32 @@ def _after_model(working: Run, turn: _Turn, live: _Live, result: Reply) -> RunCh
     )
 
 
-def _tool_calls(working: Run, turn: _Turn, live: _Live, result: Reply) -> list[ToolCall] | None:
-    """The model's calls in its order: functions for the client, and searches the engine runs now,
-    sharing one budget of result tokens. Past the run's search limit a search is answered that the
-    limit is reached (a model may ignore `tool_choice: none`: Bedrock has none); None if the model
-    searches once more after that."""
+def _tool_calls(
+    working: Run, turn: _Turn, live: _Live, result: Reply, moved_on: threading.Event
+) -> list[ToolCall] | None:
+    """The model's calls in its order: functions for the client; code the engine runs now in the
+    thread's sandbox (a cancel, `moved_on`, stops it); and searches the engine runs now, sharing one
+    budget of result tokens. Past the run's search limit a search is answered that the limit is reached
+    (a model may ignore `tool_choice: none`: Bedrock has none); None if the model searches once more
+    after that."""
     calls: list[ToolCall] = []
     number = file_search.searches_so_far(turn.steps)
     rounds = file_search.rounds_so_far(turn.steps)
     budget = file_search.RESULT_TOKEN_BUDGET
     for call in result.calls:
         call_id = live.call_id(call.index)
-        if call.name in turn.builtins and turn.searching is not None:
+        if call.name == code_interpreter.TOOL_NAME and turn.coding is not None:
+            ref = working.ref
+            if moved_on.is_set():
+                break
+            ran = code_interpreter.run_call(
+                ref.project_id, ref.thread_id, turn.coding, call_id, call.arguments, moved_on
+            )
+            outputs = ran[code_interpreter.TOOL_NAME]["outputs"]
+            if outputs:
+                live.emit(lifecycle.code_outputs(live.draft, live.position(call.index), outputs))
+            calls.append(BuiltinCall(ran))
+        elif call.name == file_search.TOOL_NAME and turn.searching is not None:
             if rounds > file_search.MAX_SEARCH_ROUNDS:
                 return None
             if rounds == file_search.MAX_SEARCH_ROUNDS:
