@@ -152,11 +152,41 @@ def test_the_stream_function_role_has_only_what_its_routes_and_runs_need(templat
     statements = [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert "states:StartExecution" in actions and "s3:GetObject" in actions
-    assert not actions & {"dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem", "s3:PutObject"}
+    assert not actions & {"dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem"}
     assert not actions & {"s3:DeleteObject", "states:StopExecution"}
+    # it writes only the files a streamed run's code_interpreter makes, into the files bucket
+    (puts,) = [
+        s for s in statements if "s3:PutObject" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert puts["Action"] == "s3:PutObject" and puts["Resource"] == {"Fn::Sub": "${FilesBucket.Arn}/*"}
     granted = json.dumps(statements)
     # no table's secondary index (an S3 Vectors index of a store, `…/bucket/…/index/*`, is no table's)
     assert "PurgeJobsTable" not in granted and "Table.Arn}/index/" not in granted
+
+
+def test_runs_drive_agentcore_code_interpreter_sessions_and_nothing_else_may(template):
+    """The two functions that advance runs run code in AgentCore (the AWS-managed interpreter, or one
+    of the account's) and store its output files; no other function may, and all of them are told so."""
+    resources = template["Resources"]
+    agentcore = {
+        "bedrock-agentcore:StartCodeInterpreterSession",
+        "bedrock-agentcore:InvokeCodeInterpreter",
+        "bedrock-agentcore:StopCodeInterpreterSession",
+    }
+    for name in ("APIHandler", "StreamRuns", "AdvanceRun", "IngestFiles", "IngestPending", "PurgeDeletedThreads"):
+        function = resources[name]["Properties"]
+        role = resources[function["Role"]["Fn::GetAtt"][0]]
+        statements = [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+        granted = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        runs_code = name in ("StreamRuns", "AdvanceRun")
+        assert (granted & agentcore == agentcore) if runs_code else not granted & agentcore, name
+        if runs_code:
+            (sessions,) = [s for s in statements if s.get("Sid") == "CodeInterpreterSessions"]
+            assert all(":code-interpreter/*" in json.dumps(resource) for resource in sessions["Resource"])
+            variables = function["Environment"]["Variables"]
+            assert variables["SPINDLE_CODE_SANDBOX"] == "agentcore"
+            assert variables["SPINDLE_AGENTCORE_INTERPRETER_ID"] == {"Ref": "CodeInterpreterId"}
+    assert template["Parameters"]["CodeInterpreterId"]["Default"] == "aws.codeinterpreter.v1"
 
 
 def test_each_worker_outlasts_the_longest_model_reply(template):

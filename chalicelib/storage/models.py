@@ -123,6 +123,8 @@ class ThreadRecord(Model):
     user_key = UnicodeAttribute(null=True)
     # The run that holds the thread (queued, in progress, requires action or cancelling), if any.
     active_run_id = UnicodeAttribute(null=True)
+    # On AWS, the thread's code_interpreter session in AgentCore (sandbox/agentcore.py), if it has one.
+    code_session = CompactJSONAttribute(null=True)
 
     by_user = ThreadsByUser()
 

@@ -165,6 +165,23 @@ def replace_tool_resources(project_id: str, thread: Thread, tool_resources: dict
     )
 
 
+def get_code_session(project_id: str, thread_id: str) -> dict[str, Any] | None:
+    """The thread's code_interpreter session, as sandbox/agentcore.py keeps it; None if it has none
+    (or there is no such thread)."""
+    try:
+        record = ThreadRecord.get(project_id, thread_id, consistent_read=True, attributes_to_get=["code_session"])
+    except ThreadRecord.DoesNotExist:
+        return None
+    return dict(record.code_session) if record.code_session else None
+
+
+def set_code_session(project_id: str, thread_id: str, session: dict[str, Any] | None) -> bool:
+    """Keep (or, None, forget) the thread's code_interpreter session; False if the thread is gone."""
+    record = ThreadRecord(project_id, thread_id)
+    action = ThreadRecord.code_session.set(session) if session is not None else ThreadRecord.code_session.remove()
+    return written(lambda: record.update(actions=[action], condition=ThreadRecord.thread_id.exists()))
+
+
 def delete_thread(project_id: str, thread_id: str) -> bool:
     """Remove the thread and queue its messages for purging: from now on they are unreachable."""
     key = thread_key(project_id, thread_id)
