@@ -3,7 +3,7 @@
 Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
 this machine; each section's docstring says how it is measured. Run one section with
 `python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, stream_latency, load,
-store, purge, modify, faults, vector_search).
+store, purge, modify, faults, vector_search, code_interpreter).
 """
 
 from __future__ import annotations
@@ -733,6 +733,7 @@ def section_faults() -> dict[str, Any]:
     return fault_matrix()
 
 
+from bench.code_interpreter import section_code_interpreter  # noqa: E402 - as above
 from bench.stream_latency import section_stream_latency  # noqa: E402 - bench/ is importable once ROOT is on sys.path
 from bench.vector_search import section_vector_search  # noqa: E402 - as above
 
@@ -750,6 +751,7 @@ SECTIONS = {
     "modify": section_modify,
     "faults": section_faults,
     "vector_search": section_vector_search,
+    "code_interpreter": section_code_interpreter,
 }
 
 
