@@ -606,18 +606,35 @@ def cancelled(
     now: int,
     partial: Sequence[str] = (),
     draft: Draft | None = None,
+    cut: RunChange | None = None,
 ) -> RunChange:
     """cancelling -> cancelled; its open steps are cancelled too. Text the model had written when the
     cancel stopped it (`partial`, its deltas, in `draft`) is kept, as the official API keeps a message
-    cut off by a cancel: incomplete, reason run_cancelled, in a cancelled message_creation step."""
+    cut off by a cancel: incomplete, reason run_cancelled, in a cancelled message_creation step. Tools
+    the engine was running when the cancel came (`cut`, their `tools_ran` move, not committed) are kept
+    as their step, cancelled, with the message written before them."""
     ended = _ended_steps(steps, CANCELLED, "cancelled_at", now)
-    cut, messages, reply_steps = _partial_reply(current, partial, draft, CANCELLED, "run_cancelled", now)
+    kept, messages, reply_steps = _partial_reply(current, partial, draft, CANCELLED, "run_cancelled", now)
+    if cut is not None:
+        stopped = {
+            step["id"]: {**step, "status": CANCELLED, "cancelled_at": now, "completed_at": None}
+            for step in cut.steps
+            if step["type"] == "tool_calls"
+        }
+        kept = [
+            events.step_event(stopped[event["data"]["id"]])
+            if event["event"] == "thread.run.step.completed" and event["data"]["id"] in stopped
+            else event
+            for event in cut.events
+        ]
+        messages = tuple(cut.messages)
+        reply_steps = tuple(stopped.get(step["id"], step) for step in cut.steps)
     run = _ended(current, CANCELLED, now)
     return _Move(current, CANCELLED, run).change(
         "finish_cancel",
         (CANCELLING,),
         *(events.step_event(step) for step in ended),
-        *cut,
+        *kept,
         steps=(*ended, *reply_steps),
         messages=messages,
         release_thread=True,

@@ -340,19 +340,24 @@ def _next_change(working: Run, turn: _Turn, live: _Live, moved_on: threading.Eve
     finally:
         feed.close()  # stops the model call if it is still going
     change = _after_model(working, turn, live, result, moved_on)
-    if moved_on.is_set():  # cancelled while the engine searched or ran code: what it found is not the run's
-        return _interrupted(working, live, result)
+    if moved_on.is_set():  # cancelled while the engine searched or ran code
+        return _interrupted(working, live, result, change)
     return change
 
 
-def _interrupted(working: Run, live: _Live, partial: Reply) -> RunChange | None:
-    """The run moved on while the model answered. A cancel keeps the text written so far (a tool call
-    cut short is dropped); anything else is decided again from the run as it is now."""
+def _interrupted(working: Run, live: _Live, partial: Reply, ran: RunChange | None = None) -> RunChange | None:
+    """The run moved on while the model answered or the engine ran its tools. A cancel keeps the text
+    written so far (a function call cut short is dropped) and, if the engine was running tools, their
+    step, cancelled, with what they did (the code a cancel interrupted, its logs saying so); anything
+    else is decided again from the run as it is now."""
     current = store.get_live_run(working.ref)
     if current is None or current.status != lifecycle.CANCELLING:
         return None
+    now = int(time.time())
+    if ran is not None and ran.move == "run_tools":
+        return lifecycle.cancelled(current, store.all_steps(current.ref), now, cut=ran)
     kept = partial.text_deltas if not partial.calls else []
-    return lifecycle.cancelled(current, store.all_steps(current.ref), int(time.time()), kept, live.draft)
+    return lifecycle.cancelled(current, store.all_steps(current.ref), now, kept, live.draft)
 
 
 def _settle(working: Run, change: RunChange, live: _Live) -> Outcome:

@@ -224,7 +224,14 @@ def test_a_cancel_during_execution_stops_the_program(client, standin):
                     names.append("cancel")
                     cancel = client.beta.threads.runs.cancel
                     threading.Timer(1.0, cancel, args=run_ids, kwargs={"thread_id": thread.id}).start()
-    assert names[-1] == "thread.run.cancelled"
+    assert names[-1] == "thread.run.cancelled", client.beta.threads.runs.retrieve(
+        run_ids[0], thread_id=thread.id
+    ).last_error
+    # the step stays, cancelled, with the code and its logs saying it was stopped
+    (step,) = client.beta.threads.runs.steps.list(run_ids[0], thread_id=thread.id).data
+    assert (step.type, step.status) == ("tool_calls", "cancelled") and step.cancelled_at
+    call = step.step_details.tool_calls[0].code_interpreter
+    assert call.input == ticking and "cancelled" in logs_of(call)
     # the program stopped with the run: its counter no longer moves
     check = (
         "import time\nfirst = open('tick.txt').read()\ntime.sleep(0.5)\n"

@@ -155,3 +155,34 @@ def test_a_run_uses_code_interpreter_on_agentcore(agentcore, aws, monkeypatch):
     assert call["code_interpreter"]["outputs"] == [{"type": "logs", "logs": "6"}]
     writes = [params for name, params in agentcore.calls if params.get("name") == "writeFiles"]
     assert [item["path"] for item in writes[0]["arguments"]["content"]] == ["nums.csv"]
+
+
+def test_a_cancel_while_code_runs_keeps_its_step_cancelled(agentcore, aws, monkeypatch):
+    monkeypatch.setattr(sandboxes, "_configured", aws_sandbox(agentcore))
+    assistant = assistants.create_assistant(PROJECT, {"model": "offline", "tools": [{"type": "code_interpreter"}]})
+    thread = threads.create_thread(PROJECT, {"messages": [{"role": "user", "content": "loop"}]})
+    stored = runs.create_run(PROJECT, thread["id"], {"assistant_id": assistant["id"]})
+    code = "import time\nwhile True:\n    time.sleep(0.05)"
+
+    def model(request):
+        yield TextDelta("Looping now.")
+        yield ToolCallDelta(0, id="call_1", name="code_interpreter", arguments=json.dumps({"code": code}))
+        yield Finish("tool_calls")
+        yield Usage(10, 5)
+
+    monkeypatch.setattr(engine, "provider_for", lambda name: OfflineProvider(model))
+    worker = threading.Thread(target=advance_run, args=(stored.ref,), daemon=True)
+    worker.start()
+    while not any(name == "InvokeCodeInterpreter" and p["name"] == "executeCode" for name, p in agentcore.calls[1:]):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    runs.cancel_run(PROJECT, thread["id"], stored.ref.run_id)
+    worker.join(30)
+    ended = run_store.get_run(stored.ref)
+    assert ended.status == "cancelled", ended.run["last_error"]
+    message_step, tool_step = run_store.all_steps(stored.ref)
+    assert message_step["status"] == "completed" and tool_step["status"] == "cancelled"
+    (call,) = tool_step["step_details"]["tool_calls"]
+    assert call["code_interpreter"]["input"] == code and "cancelled" in call["code_interpreter"]["outputs"][0]["logs"]
+    logged = [item["event"] for item in run_store.events_after(stored.ref, 0)]
+    assert logged[-2:] == ["thread.run.step.cancelled", "thread.run.cancelled"]
