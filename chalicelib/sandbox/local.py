@@ -195,10 +195,16 @@ class LocalSession:
             command.append("--unshare-user")
         else:  # root without a user namespace: the kernel may change to its session's user, then nothing
             command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        # bwrap makes the parents of what it mounts readable by root alone: the kernel's user must pass
-        for parent in _parents(
-            "/mnt/data", "/run/spindle", "/opt/spindle/kernel.py", "/etc/x", sys.base_prefix, sys.prefix
-        ):
+        # bwrap makes the parents of what it mounts readable by root alone: the kernel's user must pass.
+        # Those under /tmp are made once the private /tmp is mounted (which would hide them), and
+        # what is bound there (a Python installed under /tmp) after it.
+        python_dirs = list(
+            dict.fromkeys(p for p in (sys.base_prefix, sys.prefix, sys.exec_prefix) if not p.startswith("/usr/"))
+        )
+        parents = _parents(WORKING_DIRECTORY, IO_DIRECTORY, "/opt/spindle/kernel.py", "/etc/x", *python_dirs)
+        early = [parent for parent in parents if not _under(parent, "/tmp")]
+        late = [parent for parent in parents if _under(parent, "/tmp")]
+        for parent in early:
             command += ["--perms", "0755", "--dir", parent]
         command += ["--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
@@ -208,11 +214,12 @@ class LocalSession:
                 command += ["--ro-bind", top, top]
         for name in _ETC:
             command += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        for prefix in dict.fromkeys((sys.base_prefix, sys.prefix, sys.exec_prefix)):
-            if not prefix.startswith("/usr/"):
-                command += ["--ro-bind", prefix, prefix]
-        command += ["--ro-bind", str(KERNEL), "/opt/spindle/kernel.py"]
         command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+        for parent in late:
+            command += ["--perms", "0755", "--dir", parent]
+        for prefix in python_dirs:
+            command += ["--ro-bind", prefix, prefix]
+        command += ["--ro-bind", str(KERNEL), "/opt/spindle/kernel.py"]
         command += ["--bind", str(self.layout.host_data), WORKING_DIRECTORY]
         command += ["--bind", str(self.layout.host_io), IO_DIRECTORY, "--chdir", WORKING_DIRECTORY]
         return [*command, "--", python, "-I", "/opt/spindle/kernel.py"]
@@ -554,6 +561,10 @@ class LocalSandbox:
 
         self._reaper = threading.Thread(target=reap, daemon=True, name="sandbox-reaper")
         self._reaper.start()
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
 
 
 def _parents(*paths: str) -> list[str]:

@@ -194,3 +194,25 @@ def test_idle_sessions_end_and_take_their_files(tmp_path: Path):
         assert run(fresh, "import os\nprint(os.listdir('.'))").logs == "[]"
     finally:
         sandbox.close()
+
+
+def test_a_python_installed_under_tmp_runs_in_the_bwrap_tier(tmp_path: Path):
+    """The sandbox's private /tmp must not hide the Python it runs on (a clean clone's venv under /tmp
+    once could not start a session)."""
+    import subprocess
+    import sys
+
+    assert shutil.which("bwrap"), "bubblewrap (bwrap) is not installed: `make` installs it (apt-get, as root)"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys, threading\nfrom pathlib import Path\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from chalicelib.config import CodeLimits\nfrom chalicelib.sandbox.local import LocalSandbox\n"
+        f"sandbox = LocalSandbox(Path({str(tmp_path / 'sessions')!r}), CodeLimits(), 'bwrap', 60)\n"
+        "result = sandbox.session('p/t').execute('import sys; print(sys.prefix)', threading.Event())\n"
+        "sandbox.close()\nprint(result.logs)\n"
+    )
+    ran = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
+    assert ran.stdout.strip() == str(venv), ran.stderr
