@@ -21,6 +21,7 @@ class CodeLimits:
     wall_seconds: float = 120.0
     memory_mb: int = 2048
     file_mb: int = 256
+    disk_mb: int = 1024  # all of a session's files: past it, after an execution, the session is ended
     output_bytes: int = 64 * 1024
     max_processes: int = 64
     max_figures: int = 10

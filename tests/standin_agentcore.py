@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
 from botocore.validate import ParamValidator
 
 from chalicelib.config import CodeLimits
@@ -97,12 +98,23 @@ class StandInAgentCore:
             raise _not_found("InvokeCodeInterpreter", params["sessionId"])
         result = getattr(self, "_" + params["name"])(session, params["arguments"])
         _check_answer("CodeInterpreterResult", result)
+        if params["sessionId"] not in self.sessions:  # it ended while the tool ran: the stream says so
+            return {"sessionId": params["sessionId"], "stream": self._ended_stream(params["sessionId"])}
         return {"sessionId": params["sessionId"], "stream": iter([{"result": result}])}
+
+    @staticmethod
+    def _ended_stream(session_id: str) -> Iterator[dict[str, Any]]:
+        # botocore raises an error event of the stream as EventStreamError, its code the member's name
+        error = {"Code": "resourceNotFoundException", "Message": f"Session {session_id} not found"}
+        raise EventStreamError({"Error": error}, "InvokeCodeInterpreter")
+        yield {}  # a generator: the error comes as the stream is read
 
     def forget(self, session_id: str) -> None:
         """AgentCore ends the session on its own (its lifetime ran out)."""
         with self._lock:
-            self.sessions.pop(session_id).close()
+            session = self.sessions.pop(session_id)
+        session.terminate()
+        threading.Thread(target=session.close, daemon=True).start()
 
     # --- the tools ---
 

@@ -23,9 +23,9 @@ Sources: TypeAlias = Mapping[tuple[int, int], str]
 
 MARKER = re.compile(r"【(\d{1,4}):(\d{1,4})†[^【】\n]{0,256}】")
 MAX_MARKER = 270  # characters: no longer run can be one
-LINK = re.compile(r"sandbox:/mnt/data/([^\s()\[\]<>\"'`]{1,512})")
+LINK = re.compile(r"sandbox:/mnt/data/([^\s()\[\]<>\"'`【】]{1,512})")
 _LINK_START = "sandbox:/mnt/data/"
-_TRAILING = ".,;:!?"  # punctuation after a link, not part of it (unless a file is named so)
+_TRAILING = ".,;:!?。，、；：！？”’」』"  # punctuation after a link, not part of it (unless a file is named so)
 
 
 @dataclass(frozen=True)

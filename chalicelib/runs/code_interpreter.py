@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -38,6 +38,10 @@ from chalicelib.storage.records import ListQuery, StoredRun
 TOOL_NAME = "code_interpreter"
 PRIVATE = "_model"
 MAX_INPUT_FILES = 20  # as the official tool_resources.code_interpreter.file_ids
+MAX_NAME_BYTES = 255  # a filename, on the file systems the sandboxes use
+# A model turn's code calls run one after another in one worker (a Lambda of 15 minutes); past this
+# much of their time, further calls of the turn are not run (the model is told so).
+TURN_CODE_SECONDS = 480.0
 MODEL_LOG_CHARS = 8000  # of an execution's logs shown to the model (the step keeps them all)
 LINK_PREFIX = "sandbox:/mnt/data/"
 _CODE_KEY = re.compile(r'"code"\s*:\s*"')
@@ -104,9 +108,19 @@ def _names(found: Mapping[str, Mapping[str, Any]], ids: Iterable[str]) -> dict[s
         if name in taken or name.startswith("."):
             path = PurePosixPath(name)
             name = f"{path.stem}-{file_id}{path.suffix}"
+        name = _within_bytes(name, MAX_NAME_BYTES)
         taken.add(name)
         named[file_id] = name
     return named
+
+
+def _within_bytes(name: str, limit: int) -> str:
+    """The name, its stem shortened until it fits a file system's `limit` bytes (its suffix kept)."""
+    path = PurePosixPath(name)
+    stem, suffix = path.stem, path.suffix if len(path.suffix.encode()) < limit // 2 else ""
+    while len((stem + suffix).encode()) > limit:
+        stem = stem[:-1]
+    return stem + suffix
 
 
 def configured(stored: StoredRun) -> CodeInterpreter | None:
@@ -202,12 +216,22 @@ def session_key(project_id: str, thread_id: str) -> str:
     return f"{project_id}/{thread_id}"
 
 
+def not_run(call_id: str, arguments: str, why: str) -> dict[str, Any]:
+    """A call the engine did not run (the run was cancelled, the turn's time for code ran out)."""
+    try:
+        code = code_of(arguments)
+    except ValueError:
+        code = arguments
+    return _call(call_id, code, [{"type": "logs", "logs": f"[Not run: {why}.]"}], {"arguments": arguments})
+
+
 def run_call(
     project_id: str, thread_id: str, setup: CodeInterpreter, call_id: str, arguments: str, stop: threading.Event
 ) -> dict[str, Any]:
     """Run the code the model sent in the thread's session: the call's tool_calls entry, with its
-    outputs, and `_model` (its arguments, the files it wrote, any error in the arguments)."""
-    from chalicelib.sandbox import sandbox_for  # runs that never run code never load the sandbox
+    outputs, and `_model` (its arguments, the files it wrote, any error in the arguments). A sandbox
+    that cannot start is said in the logs, as an error of the code would be, and the run goes on."""
+    from chalicelib.sandbox import SandboxUnavailable, sandbox_for  # runs without code never load it
 
     private: dict[str, Any] = {"arguments": arguments}
     try:
@@ -215,16 +239,12 @@ def run_call(
     except ValueError as error:
         private["error"] = str(error)
         return _call(call_id, arguments, [], private)
-    session = sandbox_for().session(session_key(project_id, thread_id))
-    missing = {file_id: name for file_id, name in setup.files.items() if file_id not in session.input_ids}
-    if missing:
-        contents = {}
-        for file_id, name in missing.items():
-            readable = file_domain.readable_file(project_id, file_id)
-            if readable is not None:
-                contents[file_id] = (name, readable[1])
-        session.put_files(contents)
-    execution = session.execute(code, stop)
+    inputs = {file_id: (name, _reader(project_id, file_id)) for file_id, name in setup.files.items()}
+    try:
+        execution = sandbox_for().session(session_key(project_id, thread_id)).execute(code, stop, inputs)
+    except SandboxUnavailable as error:
+        unavailable = f"[The sandbox could not run the code: {error}.]"
+        return _call(call_id, code, [{"type": "logs", "logs": unavailable}], {**private, "files": {}})
     outputs: list[dict[str, Any]] = [{"type": "logs", "logs": execution.logs}] if execution.logs else []
     for number, figure in enumerate(execution.figures):
         stored = file_domain.create_output_file(project_id, f"figure-{number}.png", figure)
@@ -237,6 +257,14 @@ def run_call(
             outputs.append({"type": "image", "image": {"file_id": stored["id"]}})
     private["files"] = written
     return _call(call_id, code, outputs, private)
+
+
+def _reader(project_id: str, file_id: str) -> Callable[[], bytes | None]:
+    def read() -> bytes | None:
+        readable = file_domain.readable_file(project_id, file_id)
+        return readable[1] if readable is not None else None
+
+    return read
 
 
 class CodeStream:
@@ -263,7 +291,13 @@ class CodeStream:
             if start is None:
                 return ""
             self._at, self._phase = start, "string"
-        return self._decode() if self._phase == "string" else ""
+        if self._phase != "string":
+            return ""
+        try:
+            return self._decode()
+        except ValueError:  # a broken \\u escape: the code is not streamed further (the call says why)
+            self._phase = "done"
+            return ""
 
     def _value_start(self) -> int | None:
         found = _CODE_KEY.search(self._raw)

@@ -427,15 +427,19 @@ def _tool_calls(
     number = file_search.searches_so_far(turn.steps)
     rounds = file_search.rounds_so_far(turn.steps)
     budget = file_search.RESULT_TOKEN_BUDGET
+    coding_since = time.monotonic()  # a turn's code must leave the worker time to store it (Lambda: 15 min)
     for call in result.calls:
         call_id = live.call_id(call.index)
         if call.name == code_interpreter.TOOL_NAME and turn.coding is not None:
             ref = working.ref
             if moved_on.is_set():
-                break
-            ran = code_interpreter.run_call(
-                ref.project_id, ref.thread_id, turn.coding, call_id, call.arguments, moved_on
-            )
+                ran = code_interpreter.not_run(call_id, call.arguments, "the run was cancelled")
+            elif time.monotonic() - coding_since > code_interpreter.TURN_CODE_SECONDS:
+                ran = code_interpreter.not_run(call_id, call.arguments, "this turn's time for code has run out")
+            else:
+                ran = code_interpreter.run_call(
+                    ref.project_id, ref.thread_id, turn.coding, call_id, call.arguments, moved_on
+                )
             outputs = ran[code_interpreter.TOOL_NAME]["outputs"]
             if outputs:
                 live.emit(lifecycle.code_outputs(live.draft, live.position(call.index), outputs))

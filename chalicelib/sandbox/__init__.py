@@ -12,14 +12,24 @@ makes; the run (runs/code_interpreter.py) turns new or changed files into Spindl
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from chalicelib.config import CodeLimits as Limits
 from chalicelib.config import settings
 
-__all__ = ["Execution", "Limits", "OutputFile", "Sandbox", "Session", "WORKING_DIRECTORY", "sandbox_for"]
+__all__ = [
+    "WORKING_DIRECTORY",
+    "Execution",
+    "InputFiles",
+    "Limits",
+    "OutputFile",
+    "Sandbox",
+    "SandboxUnavailable",
+    "Session",
+    "sandbox_for",
+]
 
 WORKING_DIRECTORY = "/mnt/data"  # as the official tool's; links the model writes say sandbox:/mnt/data/...
 
@@ -44,6 +54,15 @@ class Execution:
     skipped_files: tuple[str, ...] = field(default=())  # too large or too many: named in `logs`
 
 
+# The user's files a session should have: by file id, the name it gets and a way to read it (called only
+# when the session does not have it yet; None if the file is gone meanwhile).
+InputFiles = Mapping[str, tuple[str, Callable[[], bytes | None]]]
+
+
+class SandboxUnavailable(Exception):
+    """A session could not be started (or run): the execution's logs say so, and the run goes on."""
+
+
 class Session(Protocol):
     """One thread's sandbox."""
 
@@ -51,11 +70,12 @@ class Session(Protocol):
     def input_ids(self) -> frozenset[str]:
         """The Spindle files already put in the working directory."""
 
-    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> None:
-        """Put files in the working directory: by file id, (filename, content)."""
+    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> list[str]:
+        """Put files in the working directory (by file id: name, content); notes on any not put."""
 
-    def execute(self, code: str, stop: threading.Event) -> Execution:
-        """Run code; `stop` set (a cancel) interrupts it."""
+    def execute(self, code: str, stop: threading.Event, inputs: InputFiles | None = None) -> Execution:
+        """Run code, with `inputs` in the working directory first (those the session lacks); `stop`
+        set (a cancel) interrupts it."""
 
 
 class Sandbox(Protocol):

@@ -21,11 +21,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.sandbox import Execution, Limits, OutputFile
+from chalicelib.sandbox import Execution, InputFiles, Limits, OutputFile
 from chalicelib.storage import threads as thread_store
 
 log = logging.getLogger("spindle.sandbox")
@@ -34,6 +34,7 @@ LANGUAGE = "python"
 MAX_SESSION_SECONDS = 28_800  # AgentCore's longest session lifetime
 FIGURES = ".spindle-figures"
 MAX_OUTPUT_FILES = 20
+PNG = b"\x89PNG\r\n\x1a\n"
 # Run in the session after each execution: save open figures, and list the working directory's files.
 _SNAPSHOT = f"""
 def __spindle_snapshot():
@@ -115,17 +116,20 @@ class AgentCoreSession:
     def input_ids(self) -> frozenset[str]:
         return frozenset(self._kept["inputs"]) if self._kept else frozenset()
 
-    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> None:
-        if not files:
-            return
-        self._with_session(lambda session_id: self._write(session_id, files))
-        assert self._kept is not None
-        self._kept["inputs"] = sorted({*self._kept["inputs"], *files})
+    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> list[str]:
+        given = {file_id: (name, _given(content)) for file_id, (name, content) in files.items()}
+        self._with_session(lambda session_id: self._put(session_id, given))
         self._keep()
+        return []
 
-    def execute(self, code: str, stop: threading.Event) -> Execution:
+    def execute(self, code: str, stop: threading.Event, inputs: InputFiles | None = None) -> Execution:
+        def run(session_id: str) -> Execution:
+            self._put(session_id, inputs or {})  # again in a new session, should the old one be gone
+            return self._execute(session_id, code, stop)
+
         try:
-            return self._with_session(lambda session_id: self._execute(session_id, code, stop))
+            result: Execution = self._with_session(run)
+            return result
         finally:
             if self._kept is not None:
                 self._kept["last_used"] = time.time()
@@ -183,21 +187,32 @@ class AgentCoreSession:
                 arguments=dict(arguments),
             )
             return _merged(response["stream"])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("ResourceNotFoundException", "ValidationException"):
+        except ClientError as error:  # in the stream too: botocore's EventStreamError, code in camelCase
+            details = error.response.get("Error", {})
+            code, message = str(details.get("Code", "")).lower(), str(details.get("Message", "")).lower()
+            if code == "resourcenotfoundexception" or (code == "validationexception" and "session" in message):
                 raise SessionGone(str(error)) from error
             raise
 
-    def _write(self, session_id: str, files: Mapping[str, tuple[str, bytes]]) -> None:
+    def _put(self, session_id: str, files: InputFiles) -> None:
+        """Write the files the session (this one: a replaced session has none) does not have yet."""
+        assert self._kept is not None and self._kept["session_id"] == session_id
         content: list[dict[str, Any]] = []
-        for name, data in files.values():
+        written = []
+        for file_id, (name, load) in files.items():
+            if file_id in self._kept["inputs"] or (data := load()) is None:
+                continue
             try:
                 content.append({"path": name, "text": data.decode("utf-8")})
             except UnicodeDecodeError:
                 content.append({"path": name, "blob": data})
+            written.append(file_id)
+        if not content:
+            return
         result = self._invoke(session_id, "writeFiles", {"content": content})
         if result["isError"]:
             raise RuntimeError(f"AgentCore could not write the files: {_text(result)}")
+        self._kept["inputs"] = sorted({*self._kept["inputs"], *written})
 
     def _snapshot(self, session_id: str) -> dict[str, Any]:
         result = self._invoke(session_id, "executeCode", {"code": _SNAPSHOT, "language": LANGUAGE})
@@ -226,11 +241,13 @@ class AgentCoreSession:
         return found
 
     def _execute(self, session_id: str, code: str, stop: threading.Event) -> Execution:
-        before = self._snapshot(session_id)["files"]
+        """The code, and the snippets before and after it (which run in the code's namespace, so they
+        are watched as it is): a cancel or the wall-clock limit stops the session, nothing else stops
+        code in AgentCore."""
         ended = threading.Event()
         why: list[str] = []
 
-        def watch() -> None:  # a cancel or the wall-clock limit stops the session: nothing else stops code
+        def watch() -> None:
             deadline = time.monotonic() + self.sandbox.limits.wall_seconds
             while not ended.wait(0.1):
                 if stop.is_set() or time.monotonic() >= deadline:
@@ -240,12 +257,16 @@ class AgentCoreSession:
 
         watcher = threading.Thread(target=watch, daemon=True, name="agentcore-watch")
         watcher.start()
+        result: dict[str, Any] = {"content": [], "structured": {}, "isError": True}
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {"files": {}, "figures": []}
         try:
+            before = self._snapshot(session_id)["files"]
             result = self._invoke(session_id, "executeCode", {"code": code, "language": LANGUAGE})
-        except SessionGone:
+            after = self._snapshot(session_id)
+        except (SessionGone, RuntimeError):
             if not why:
                 raise
-            result = {"content": [], "structured": {}, "isError": True}
         finally:
             ended.set()
             watcher.join()
@@ -255,26 +276,32 @@ class AgentCoreSession:
             reason = (
                 "the run was cancelled"
                 if why[0] == "cancelled"
-                else (f"the execution ran for {self.sandbox.limits.wall_seconds:g} s, its time limit")
+                else f"the execution ran for {self.sandbox.limits.wall_seconds:g} s, its time limit"
             )
             note = f"[Stopped: {reason}. The session ended: the next execution starts a new one.]"
             return Execution(logs="\n".join(part for part in (logs, note) if part), failed=True)
-        after = self._snapshot(session_id)
         changed = sorted(path for path, mark in after["files"].items() if before.get(path) != mark)
-        extra = changed[MAX_OUTPUT_FILES:]
-        skipped = [f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]" for path in extra]
-        contents = self._read(session_id, changed[:MAX_OUTPUT_FILES] + list(after["figures"]))
+        skipped = [
+            f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]"
+            for path in changed[MAX_OUTPUT_FILES:]
+        ]
+        changed = changed[:MAX_OUTPUT_FILES]
+        too_large = [path for path in changed if after["files"][path][0] > settings.max_file_bytes]
+        skipped += [f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]" for path in too_large]
+        wanted = [path for path in changed if path not in too_large]
+        contents = self._read(session_id, wanted + list(after["figures"]))
         files = tuple(
             OutputFile(path, data)
-            for path in changed[:MAX_OUTPUT_FILES]
+            for path in wanted
             if (data := contents.get(path)) is not None and len(data) <= settings.max_file_bytes
         )
-        skipped += [
-            f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]"
-            for path in changed[:MAX_OUTPUT_FILES]
-            if len(contents.get(path, b"")) > settings.max_file_bytes
-        ]
-        figures = tuple(contents[path] for path in after["figures"] if path in contents)
+        figures = tuple(
+            data
+            for path in after["figures"]
+            if (data := contents.get(path)) is not None
+            and data.startswith(PNG)
+            and len(data) <= settings.max_file_bytes
+        )
         return Execution(
             logs="\n".join(part for part in (logs, *skipped) if part),
             failed=bool(result["isError"]),
@@ -285,21 +312,20 @@ class AgentCoreSession:
 
 
 def _merged(stream: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The events of an invoke's stream as one result; an error event raises as botocore would."""
-    from botocore.exceptions import ClientError
-
+    """The `result` events of an invoke's stream as one result. An error event in the stream raises
+    from botocore's iteration (EventStreamError, a ClientError), which `_invoke` handles."""
     merged: dict[str, Any] = {"content": [], "structured": {}, "isError": False}
     for event in stream:
-        if "result" in event:
-            result = event["result"]
+        result = event.get("result")
+        if result is not None:
             merged["content"] += list(result.get("content") or [])
             merged["structured"].update(result.get("structuredContent") or {})
             merged["isError"] = merged["isError"] or bool(result.get("isError"))
-            continue
-        for name, body in event.items():  # an exception event: accessDeniedException, ...
-            code = name[0].upper() + name[1:]
-            raise ClientError({"Error": {"Code": code, "Message": str(body.get("message"))}}, "InvokeCodeInterpreter")
     return merged
+
+
+def _given(content: bytes) -> Callable[[], bytes | None]:
+    return lambda: content
 
 
 def _text(result: Mapping[str, Any]) -> str:

@@ -10,7 +10,8 @@ and cannot reach those pipes by printing.
 The first line the parent sends is the configuration: the limits to apply to this process and the
 code it runs (resource limits, inherited by any child), where the capture file and figures go, and,
 when the sandbox was started as root, the unprivileged user to become. Then each line is a request:
-`{"execute": code}`, or `{"interrupt": true}`, which raises KeyboardInterrupt in the running code.
+`{"execute": code, "number": n}` (the reply carries n), or `{"interrupt": true}`, which raises
+KeyboardInterrupt in the running code.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def main() -> None:
     if config.get("guards"):
         _guard(config)
 
-    work: queue.Queue[str | None] = queue.Queue()
+    work: queue.Queue[tuple[str, int] | None] = queue.Queue()
 
     def listen() -> None:  # a stop must reach code that is running, so requests are read beside it
         for line in requests:
@@ -247,21 +248,20 @@ def main() -> None:
             if request.get("interrupt"):
                 os.kill(os.getpid(), signal.SIGINT)
             elif "execute" in request:
-                work.put(request["execute"])
+                work.put((request["execute"], int(request["number"])))
         work.put(None)
 
     threading.Thread(target=listen, daemon=True).start()
     replies.write(b'{"ready": true}\n')
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    number = 0
     while True:
         try:
-            code = work.get()
+            request = work.get()
         except KeyboardInterrupt:  # an interrupt that came between executions
             continue
-        if code is None:
+        if request is None:
             return
-        number += 1
+        code, number = request
         try:
             reply = _execute(code, namespace, config, number)
         except KeyboardInterrupt:

@@ -19,6 +19,7 @@ or `process` insists on one):
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
@@ -32,14 +33,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from chalicelib.config import settings
-from chalicelib.sandbox import WORKING_DIRECTORY, Execution, Limits, OutputFile
+from chalicelib.sandbox import WORKING_DIRECTORY, Execution, InputFiles, Limits, OutputFile, SandboxUnavailable
 
 log = logging.getLogger("spindle.sandbox")
 
@@ -49,7 +50,10 @@ START_SECONDS = 30.0  # for the kernel to say it is ready (a busy machine, a col
 INTERRUPT_GRACE_SECONDS = 2.0  # after an interrupt, before the session is killed
 TMP_BYTES = 64 * 1024 * 1024  # the private /tmp of a bwrap sandbox (a tmpfs, so memory)
 MAX_OUTPUT_FILES = 20  # per execution
-MAX_SCANNED_ENTRIES = 2000  # of the working directory, per execution
+MAX_ENTRIES = 10_000  # files and directories a session may have: past that it is ended
+MAX_REPLY_BYTES = 64 * 1024  # a kernel reply is a short JSON line
+PNG = b"\x89PNG\r\n\x1a\n"
+OUTCOMES = frozenset({"ok", "error", "cpu_limit", "interrupted"})
 UID_BASE = 1_800_000_000  # the kernels' own user ids (as root): far above any real user's
 _ETC = (
     "ld.so.cache",
@@ -109,6 +113,7 @@ class LocalSession:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._executions = 0  # numbers each execution: a reply must carry its execution's
 
     # --- what the run sees ---
 
@@ -116,27 +121,24 @@ class LocalSession:
     def input_ids(self) -> frozenset[str]:
         return frozenset(self._inputs)
 
-    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> None:
-        for file_id, (name, content) in files.items():
-            target = self.layout.host_data / name
-            if target.is_symlink():
-                target.unlink()  # the code made it a link: never write through it
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
-            self._own(target)
-            self._inputs.add(file_id)
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
 
-    def execute(self, code: str, stop: threading.Event) -> Execution:
+    def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> list[str]:
+        """Put files in the working directory; notes on those that could not be put there."""
+        return self._put({file_id: (name, _given(content)) for file_id, (name, content) in files.items()})
+
+    def execute(self, code: str, stop: threading.Event, inputs: InputFiles | None = None) -> Execution:
         with self._lock:
             self.last_used = time.monotonic()
-            notes: list[str] = []
+            notes = self._put({k: v for k, v in (inputs or {}).items() if k not in self._inputs})
             if self._process is not None and self._process.poll() is not None:
                 notes.append("[The session had ended; a new one started: its variables are gone, its files are kept.]")
                 self._process = None
             if self._process is None:
                 self._start()
-            before = self._snapshot()
+            before, _, _ = self._usage()
             outcome, ended = self._await(code, stop)
             logs = self._read_output()
             reply_notes = self._notes(outcome, ended)
@@ -151,6 +153,49 @@ class LocalSession:
                 files=files,
                 skipped_files=tuple(skipped),
             )
+
+    def _put(self, files: InputFiles) -> list[str]:
+        """Write each file into the working directory, never through anything the code left there (a
+        link, a pipe): what is in the way is removed first, each name opened beneath the directory."""
+        notes: list[str] = []
+        if not files:
+            return notes
+        directory = os.open(self.layout.host_data, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for file_id, (name, load) in files.items():
+                content = load()
+                if content is None:
+                    continue  # deleted or expired meanwhile
+                try:
+                    self._put_one(directory, name, content)
+                except OSError as error:
+                    notes.append(f"[{name} could not be put in the working directory: {error.strerror}.]")
+                    continue
+                self._inputs.add(file_id)
+        finally:
+            os.close(directory)
+        return notes
+
+    def _put_one(self, directory: int, name: str, content: bytes) -> None:
+        for _ in range(3):  # the code may put something back in the way; a few tries, then give up
+            try:
+                found = os.stat(name, dir_fd=directory, follow_symlinks=False)
+            except FileNotFoundError:
+                found = None
+            if found is not None:
+                if stat.S_ISDIR(found.st_mode):
+                    raise IsADirectoryError(errno.EISDIR, "a directory of that name is in the way")
+                os.unlink(name, dir_fd=directory)
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=directory)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as out:
+                if self.uid is not None:
+                    os.fchown(fd, self.uid, self.uid)
+                out.write(content)
+            return
+        raise FileExistsError(errno.EEXIST, "something kept taking its place")
 
     def terminate(self) -> None:
         """Kill the kernel now, whatever it runs (an execution under way ends, its session with it)."""
@@ -250,6 +295,7 @@ class LocalSession:
 
     def _start(self) -> None:
         self._replies = queue.Queue()
+        self._executions = 0
         process = _launch(
             self._command(),
             stdin=subprocess.PIPE,
@@ -273,13 +319,20 @@ class LocalSession:
             raise SandboxUnavailable(f"the sandbox did not start (isolation {self.isolation})")
 
     def _listen(self, stream: IO[bytes]) -> None:
+        """The kernel's replies, one JSON line each. The code shares the kernel's process and can write
+        to this pipe too: a line past MAX_REPLY_BYTES is a broken protocol (the session is ended),
+        never a line kept growing in this process."""
         replies = self._replies
         try:
-            for line in stream:
+            while line := stream.readline(MAX_REPLY_BYTES):
+                if not line.endswith(b"\n"):
+                    replies.put({"broken": "a reply line too long"})
+                    return
                 try:
                     replies.put(json.loads(line))
                 except ValueError:
-                    continue
+                    replies.put({"broken": "a reply that is not JSON"})
+                    return
         except (OSError, ValueError):
             pass
         finally:
@@ -296,8 +349,11 @@ class LocalSession:
 
     def _await(self, code: str, stop: threading.Event) -> tuple[dict[str, Any] | None, str | None]:
         """The kernel's reply, or None and why there is none: `stopped`, `wall` (interrupted, then
-        killed if it did not stop in time: `...+killed`) or `ended` (the process died)."""
-        self._send({"execute": code})
+        killed if it did not stop in time: `...+killed`), `ended` (the process died) or `broken` (what
+        came back was no reply of this execution's: the session is ended)."""
+        self._executions += 1
+        number = self._executions
+        self._send({"execute": code, "number": number})
         deadline = time.monotonic() + self.limits.wall_seconds
         reason: str | None = None
         interrupted_at = 0.0
@@ -310,6 +366,11 @@ class LocalSession:
                 if reply is None:
                     self._kill()
                     return None, (reason + "+ended") if reason else "ended"
+                if isinstance(reply, dict) and isinstance(reply.get("number"), int) and reply["number"] < number:
+                    continue  # a reply to an execution that was given up on
+                if not _is_reply(reply, number):
+                    self._kill()
+                    return None, "broken"
                 return reply, reason
             now = time.monotonic()
             if reason is None and (stop.is_set() or now >= deadline):
@@ -335,6 +396,8 @@ class LocalSession:
             code = self._process.returncode if self._process is not None else None
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             cause = "killed" if reason and reason.endswith("killed") else f"ended ({how})"
+            if reason == "broken":
+                cause = "ended: the kernel's replies were tampered with"
             notes.append(f"[The session was {cause}: the next execution starts a new one, without its variables.]")
             self._process = None
         return notes
@@ -361,7 +424,7 @@ class LocalSession:
 
     def _read_output(self) -> str:
         limit = self.limits.output_bytes
-        data = _read_regular(self.layout.host_io / "output", limit + 1)
+        data = _read_beneath(self.layout.host_io, "output", limit + 1)
         if data is None:
             return ""
         text = data[:limit].decode("utf-8", "replace")
@@ -372,49 +435,47 @@ class LocalSession:
     def _figures(self) -> tuple[bytes, ...]:
         shown = []
         for number in range(self.limits.max_figures):
-            data = _read_regular(self.layout.host_io / f"figure-{number}.png", 64 * 1024 * 1024)
+            data = _read_beneath(self.layout.host_io, f"figure-{number}.png", settings.max_file_bytes + 1)
             if data is None:
                 break
-            shown.append(data)
+            if data.startswith(PNG) and len(data) <= settings.max_file_bytes:
+                shown.append(data)
         return tuple(shown)
 
-    def _snapshot(self) -> dict[str, tuple[int, int]]:
-        """Every regular file under the working directory (no links followed, no hidden files): its size
-        and mtime."""
-        found: dict[str, tuple[int, int]] = {}
-        pending = [self.layout.host_data]
-        seen = 0
-        while pending and seen < MAX_SCANNED_ENTRIES:
-            directory = pending.pop()
-            try:
-                entries = list(os.scandir(directory))
-            except OSError:
-                continue
-            for entry in entries:
-                seen += 1
-                if entry.name.startswith("."):  # caches and the like, not the user's files
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    stat = entry.stat(follow_symlinks=False)
-                    relative = os.path.relpath(entry.path, self.layout.host_data)
-                    found[relative] = (stat.st_size, stat.st_mtime_ns)
-        return found
+    def _usage(self) -> tuple[dict[str, tuple[int, int]], int, bool]:
+        """The working directory's visible regular files (size, mtime) by path, and what the session
+        takes on disk (both its directories, hidden files too), and whether it has too many entries
+        to count."""
+        files, used, too_many = _walk(self.layout.host_data, MAX_ENTRIES)
+        _, io_used, io_too_many = _walk(self.layout.host_io, MAX_ENTRIES)
+        return files, used + io_used, too_many or io_too_many
 
     def _written(self, before: Mapping[str, tuple[int, int]]) -> tuple[tuple[OutputFile, ...], list[str]]:
-        changed = sorted(path for path, mark in self._snapshot().items() if before.get(path) != mark)
+        after, used, too_many = self._usage()
+        if too_many or used > self.limits.disk_mb * 1024 * 1024:
+            what = f"more than {MAX_ENTRIES} files" if too_many else f"more than {self.limits.disk_mb} MB of disk"
+            self._kill()
+            self._process = None
+            for directory in (self.layout.host_data, self.layout.host_io):
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir()
+                self._own(directory)
+            (self.layout.host_io / "tmp").mkdir()
+            self._own(self.layout.host_io / "tmp")
+            self._inputs.clear()
+            return (), [f"[The session used {what}: it was ended and its files removed.]"]
+        changed = sorted(path for path, mark in after.items() if before.get(path) != mark)
         files: list[OutputFile] = []
         skipped: list[str] = []
         for path in changed:
             if len(files) == MAX_OUTPUT_FILES:
                 skipped.append(f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]")
                 continue
-            content = _read_regular(self.layout.host_data / path, settings.max_file_bytes + 1)
-            if content is None:
-                continue
-            if len(content) > settings.max_file_bytes:
+            if after[path][0] > settings.max_file_bytes:
                 skipped.append(f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]")
+                continue
+            content = _read_beneath(self.layout.host_data, path, settings.max_file_bytes + 1)
+            if content is None or len(content) > settings.max_file_bytes:
                 continue
             files.append(OutputFile(path, content))
         return tuple(files), skipped
@@ -448,21 +509,85 @@ def _launch(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
     return started.result()
 
 
-class SandboxUnavailable(Exception):
-    """A sandbox could not be started: the execution's logs say so, and the run goes on."""
+def _given(content: bytes) -> Callable[[], bytes | None]:
+    return lambda: content
 
 
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """Up to `limit` bytes of a regular file the sandbox wrote, never through a link it made (nor from
-    a pipe it left there to block on)."""
+def _is_reply(reply: Any, number: int) -> bool:
+    return (
+        isinstance(reply, dict)
+        and reply.get("number") == number
+        and reply.get("outcome") in OUTCOMES
+        and isinstance(reply.get("dropped"), int)
+        and isinstance(reply.get("figures"), int)
+    )
+
+
+def _read_beneath(root: Path, relative: str, limit: int) -> bytes | None:
+    """Up to `limit` bytes of a regular file the sandbox wrote under `root`: each directory on the
+    way opened beneath the one before, and no link followed, so that code swapping a directory for a
+    link meanwhile cannot make this process read anything outside (nor a pipe block it)."""
+    parts = relative.split("/")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    except OSError:
+        return None
+    finally:
+        os.close(directory)
     with os.fdopen(fd, "rb") as stream:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         return stream.read(limit)
+
+
+def _walk(root: Path, limit: int) -> tuple[dict[str, tuple[int, int]], int, bool]:
+    """The regular files under `root`, walked beneath it (no link followed): the visible ones (no
+    hidden part in their path) by path with their size and mtime, the bytes all of them take, and
+    whether there were more than `limit` entries (the walk stops there)."""
+    found: dict[str, tuple[int, int]] = {}
+    used = 0
+    entries = 0
+    try:
+        pending = [(os.open(root, os.O_RDONLY | os.O_DIRECTORY), "", False)]
+    except OSError:
+        return found, used, False
+    try:
+        while pending:
+            directory, prefix, hidden = pending.pop()
+            try:
+                with os.scandir(directory) as listing:
+                    for entry in listing:
+                        entries += 1
+                        if entries > limit:
+                            return found, used, True
+                        status = entry.stat(follow_symlinks=False)
+                        path, concealed = prefix + entry.name, hidden or entry.name.startswith(".")
+                        if stat.S_ISDIR(status.st_mode):
+                            try:
+                                inner = os.open(
+                                    entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory
+                                )
+                            except OSError:
+                                continue
+                            pending.append((inner, path + "/", concealed))
+                        elif stat.S_ISREG(status.st_mode):
+                            used += status.st_blocks * 512
+                            if not concealed:
+                                found[path] = (status.st_size, status.st_mtime_ns)
+            finally:
+                os.close(directory)
+        return found, used, False
+    finally:
+        for directory, _, _ in pending:
+            os.close(directory)
 
 
 def _tasks_of(uid: int) -> int:
@@ -522,8 +647,9 @@ class LocalSandbox:
                 session.close()  # before a new session of the same key takes its directory
             current = self._sessions.get(key)
             if current is None:
-                if len(self._sessions) >= self.max_sessions:  # the longest idle makes room
-                    oldest = min(self._sessions.values(), key=lambda session: session.last_used)
+                idle = [session for session in self._sessions.values() if not session.busy]
+                if len(self._sessions) >= self.max_sessions and idle:  # the longest idle makes room
+                    oldest = min(idle, key=lambda session: session.last_used)
                     self._sessions.pop(oldest.key).close()
                 current = self._sessions[key] = self._new_session(key)
         return current
@@ -537,14 +663,18 @@ class LocalSandbox:
     def _new_session(self, key: str) -> LocalSession:
         number = next(self._numbers)
         uid = None
-        if self.isolation == "bwrap" and os.getuid() == 0:
-            uid = UID_BASE + (os.getpid() % 100_000) * 1000 + number % 1000
-        directory = self.root / hashlib.sha256(key.encode()).hexdigest()[:24]
-        shutil.rmtree(directory, ignore_errors=True)  # a session that expired left nothing to resume
+        if self.isolation == "bwrap" and os.getuid() == 0:  # unique among this process's live sessions
+            uid = UID_BASE + (os.getpid() % 1_000_000) * 100 + number % 100
+        # a directory of its own: one that ended (its directory removed as it closes) is not resumed
+        directory = self.root / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{number}"
         return LocalSession(key, directory, self.limits, self.isolation, uid)
 
     def _expired(self, now: float) -> list[LocalSession]:
-        idle = [key for key, session in self._sessions.items() if now - session.last_used > self.idle_seconds]
+        idle = [
+            key
+            for key, session in self._sessions.items()
+            if now - session.last_used > self.idle_seconds and not session.busy
+        ]
         return [self._sessions.pop(key) for key in idle]
 
     def _start_reaper(self) -> None:
@@ -555,9 +685,8 @@ class LocalSandbox:
             while True:
                 time.sleep(min(60.0, self.idle_seconds / 2))
                 with self._lock:
-                    expired = self._expired(time.monotonic())
-                for session in expired:
-                    session.close()
+                    for session in self._expired(time.monotonic()):
+                        session.close()
 
         self._reaper = threading.Thread(target=reap, daemon=True, name="sandbox-reaper")
         self._reaper.start()

@@ -101,13 +101,27 @@ def test_the_wall_clock_limit_stops_the_session(agentcore, thread_id):
 
 
 def test_a_session_agentcore_ended_is_replaced_and_its_files_put_in_again(agentcore, thread_id):
+    inputs = {"file-1": ("a.txt", lambda: b"alpha")}
     session = aws_sandbox(agentcore).session(f"{PROJECT}/{thread_id}")
-    session.put_files({"file-1": ("a.txt", b"alpha")})
+    assert session.execute("print(2)", threading.Event(), inputs).logs == "2"
     agentcore.forget(thread_store.get_code_session(PROJECT, thread_id)["session_id"])
     resumed = aws_sandbox(agentcore).session(f"{PROJECT}/{thread_id}")
-    assert resumed.execute("print(1)", threading.Event()).logs == "1"  # a new session, transparently
-    assert resumed.input_ids == frozenset()  # its files must be put in again: the run does so
+    assert resumed.input_ids == {"file-1"}  # as the record says: AgentCore has not said otherwise yet
+    # a new session, transparently, with the user's files put in again
+    assert resumed.execute("print(open('a.txt').read())", threading.Event(), inputs).logs == "alpha"
     assert len(agentcore.started) == 2
+
+
+def test_a_session_that_ends_while_code_runs_is_reported_by_the_stream_and_replaced(agentcore, thread_id):
+    """botocore raises an error event of the stream (resourceNotFoundException, camelCase) as
+    EventStreamError while the stream is read: the session is known lost, and the code runs again in a
+    new one."""
+    session = aws_sandbox(agentcore).session(f"{PROJECT}/{thread_id}")
+    session.execute("print(0)", threading.Event())
+    first = thread_store.get_code_session(PROJECT, thread_id)["session_id"]
+    threading.Timer(0.5, agentcore.forget, args=[first]).start()
+    result = session.execute("import time\ntime.sleep(1.5)\nprint('done')", threading.Event())
+    assert result.logs == "done" and len(agentcore.started) == 2
 
 
 def test_an_idle_session_is_stopped_and_not_resumed(agentcore, thread_id):

@@ -106,3 +106,20 @@ def test_the_offline_model_writes_a_program_when_asked_to_compute(question, expe
         assert program is None
     else:
         assert program is not None and expected.replace("'", '"') in program.replace("'", '"')
+
+
+def test_a_broken_escape_stops_the_streamed_code_without_failing_the_run():
+    stream = CodeStream()
+    assert stream.feed('{"code": "a\\uZZZZb') == "a"
+    assert stream.feed('c"}') == ""
+    with pytest.raises(ValueError):
+        code_of('{"code": "a\\uZZZZb"}')  # the call then says what is wrong with its arguments
+
+
+def test_names_fit_a_file_systems_255_bytes_keeping_their_suffix():
+    from chalicelib.runs.code_interpreter import _names
+
+    long_name = "数" * 104 + ".csv"  # 316 bytes in UTF-8, 108 characters
+    named = _names({"file-1": {"filename": long_name}, "file-2": {"filename": "a.csv"}}, ["file-1", "file-2"])
+    assert len(named["file-1"].encode()) <= 255 and named["file-1"].endswith(".csv")
+    assert named["file-2"] == "a.csv"

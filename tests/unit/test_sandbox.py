@@ -216,3 +216,89 @@ def test_a_python_installed_under_tmp_runs_in_the_bwrap_tier(tmp_path: Path):
     )
     ran = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
     assert ran.stdout.strip() == str(venv), ran.stderr
+
+
+def test_a_pipe_or_link_in_place_of_a_users_file_never_blocks_nor_redirects_the_write(sandbox, tmp_path: Path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("host")
+    owner = victim.stat().st_uid
+    session = sandbox.session("proj/thread_fifo")
+    run(session, f"import os\nos.mkfifo('data.csv')\nos.symlink({str(victim)!r}, 'notes.txt')")
+    started = time.monotonic()
+    assert session.put_files({"file-1": ("data.csv", b"a\n"), "file-2": ("notes.txt", b"n\n")}) == []
+    assert time.monotonic() - started < 5
+    assert run(session, "print(open('data.csv').read().strip(), open('notes.txt').read().strip())").logs == "a n"
+    assert victim.read_text() == "host" and victim.stat().st_uid == owner
+
+
+def test_a_directory_swapped_for_a_link_is_never_walked_nor_read_through(tmp_path: Path):
+    from chalicelib.sandbox.local import _read_beneath, _walk
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host only")
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "d").symlink_to(outside, target_is_directory=True)
+    (root / "kept.txt").write_text("mine")
+    files, used, too_many = _walk(root, 100)
+    assert set(files) == {"kept.txt"} and not too_many
+    assert _read_beneath(root, "d/secret.txt", 100) is None
+    assert _read_beneath(root, "kept.txt", 100) == b"mine"
+
+
+def test_tampering_with_the_kernels_replies_ends_the_session_and_the_next_one_works(sandbox):
+    session = sandbox.session("proj/thread_tamper")
+    flood = (
+        "import os\n"
+        "for fd in range(3, 40):\n"
+        "    try:\n"
+        "        os.write(fd, b'{' * 200_000)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('written')"
+    )
+    result = run(session, flood)
+    assert result.failed and "tampered" in result.logs
+    assert run(session, "print('fresh')").logs.endswith("fresh")
+    forged = flood.replace("b'{' * 200_000", "b'{}\\n'")
+    assert "tampered" in run(session, forged).logs
+    assert run(session, "print('again')").logs.endswith("again")
+
+
+def test_only_real_pngs_within_the_size_limit_are_shown_as_figures(sandbox):
+    session = sandbox.session("proj/thread_figures")
+    code = (
+        "import os\nio = '/run/spindle' if os.path.isdir('/run/spindle') else os.path.dirname(os.environ['HOME'])\n"
+        "size = open(os.path.join(io, 'figure-0.png'), 'wb').write(b'not a png' * 1000)"
+    )
+    result = run(session, code)
+    assert result.figures == ()
+
+
+def test_a_session_over_its_disk_quota_is_ended_and_its_files_removed(tmp_path: Path):
+    small = CodeLimits(cpu_seconds=5, wall_seconds=60, memory_mb=768, disk_mb=30)
+    sandbox = LocalSandbox(tmp_path / "sessions", small, "process", idle_seconds=600)
+    try:
+        session = sandbox.session("proj/thread_disk")
+        result = run(session, "for n in range(4):\n    size = open(f'.big{n}', 'wb').write(b'x' * 10_000_000)")
+        assert "more than 30 MB of disk" in result.logs and result.files == ()
+        assert run(session, "import os\nprint(os.listdir('.'))").logs.endswith("[]")
+    finally:
+        sandbox.close()
+
+
+def test_a_busy_session_is_never_evicted_to_make_room(tmp_path: Path):
+    sandbox = LocalSandbox(tmp_path / "sessions", LIMITS, "process", idle_seconds=600, max_sessions=1)
+    try:
+        busy = sandbox.session("proj_a/thread_busy")
+        outcome: list = []
+        worker = threading.Thread(target=lambda: outcome.append(run(busy, "import time\ntime.sleep(1.5)\nprint('ok')")))
+        worker.start()
+        time.sleep(0.5)
+        other = sandbox.session("proj_b/thread_other")
+        assert run(other, "print(1)").logs == "1"
+        worker.join(30)
+        assert outcome[0].logs == "ok"
+    finally:
+        sandbox.close()
