@@ -267,6 +267,13 @@ def _reader(project_id: str, file_id: str) -> Callable[[], bytes | None]:
     return read
 
 
+def _hex(digits: str) -> int:
+    """Four hex digits' value; -1 if they are not that."""
+    if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        return -1
+    return int(digits, 16)
+
+
 class CodeStream:
     """The code of a call as its arguments stream in (`{"code": "..."}`, JSON-escaped): each fragment
     fed returns the code it completed, so that the step's deltas carry the code as the model writes it."""
@@ -291,13 +298,7 @@ class CodeStream:
             if start is None:
                 return ""
             self._at, self._phase = start, "string"
-        if self._phase != "string":
-            return ""
-        try:
-            return self._decode()
-        except ValueError:  # a broken \\u escape: the code is not streamed further (the call says why)
-            self._phase = "done"
-            return ""
+        return self._decode() if self._phase == "string" else ""
 
     def _value_start(self) -> int | None:
         found = _CODE_KEY.search(self._raw)
@@ -322,16 +323,19 @@ class CodeStream:
             if kind == "u":
                 if at + 6 > len(raw):
                     break
-                code = int(raw[at + 2 : at + 6], 16)
-                if 0xD800 <= code < 0xDC00:  # a surrogate pair: wait for its second half
-                    if at + 12 > len(raw):
-                        break
-                    low = int(raw[at + 8 : at + 12], 16)
-                    out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
-                    at += 12
-                else:
+                code = _hex(raw[at + 2 : at + 6])
+                low = _hex(raw[at + 8 : at + 12]) if 0xD800 <= code < 0xDC00 else None
+                if code < 0 or (low is not None and at + 12 <= len(raw) and not 0xDC00 <= low < 0xE000):
+                    self._phase = "done"  # a broken escape: the code is not streamed further (the call says why)
+                    break
+                if low is None:
                     out.append(chr(code))
                     at += 6
+                elif at + 12 > len(raw):
+                    break  # a surrogate pair: wait for its second half
+                else:
+                    out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+                    at += 12
                 continue
             out.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}.get(kind, kind))
             at += 2
