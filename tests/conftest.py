@@ -73,11 +73,12 @@ def model_server(standin) -> Iterator[LocalServer]:
 @pytest.fixture(scope="session")
 def code_server(standin) -> Iterator[LocalServer]:
     """The stand-in as model, and code_interpreter in bubblewrap (insisted on: a machine without it
-    fails) with small limits: 2 s of CPU, 15 s of wall clock and 768 MB per execution."""
+    fails) with small limits: 2 s of CPU, 30 s of wall clock and 768 MB per execution (the wall clock
+    far enough beyond the CPU limit that a loaded machine still reaches the CPU limit first)."""
     limits = {
         "SPINDLE_CODE_SANDBOX": "bwrap",
         "SPINDLE_CODE_CPU_SECONDS": "2",
-        "SPINDLE_CODE_WALL_SECONDS": "15",
+        "SPINDLE_CODE_WALL_SECONDS": "30",
         "SPINDLE_CODE_MEMORY_MB": "768",
     }
     with start_local_server(auth="open", **_model_settings(standin), **limits) as running:

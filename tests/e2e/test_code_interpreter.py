@@ -267,3 +267,33 @@ def test_each_limit_stops_the_code_says_so_in_the_logs_and_the_server_stays_heal
     _, thread, run = scripted_run(client, standin, [code_call("print('alive')", 9), text("ok")])
     assert run.status == "completed" and logs_of(code_steps(client, thread.id, run.id)[0]) == "alive"
     assert client.beta.assistants.list(limit=1).data
+
+
+def test_the_stream_carries_image_parts_and_file_path_annotations_as_the_message_stores_them(client, standin):
+    code = "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nn = open('report.txt', 'w').write('a 3, b 5')"
+    reply = "The chart is above; the numbers are in [report.txt](sandbox:/mnt/data/report.txt)."
+    model = standin.script([code_call(code), text(reply)])
+    assistant = client.beta.assistants.create(model=model, tools=[CODE])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Chart it."}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        events = list(stream)
+        (final,) = stream.get_final_messages()
+    parts = [p for e in events if e.event == "thread.message.delta" for p in e.data.delta.content]
+    (image,) = [p for p in parts if p.type == "image_file"]
+    assert image.index == 0
+    assert "".join(p.text.value for p in parts if p.type == "text") == reply
+    assert {p.index for p in parts if p.type == "text"} == {1}  # the text follows the image
+    (link,) = [a for p in parts if p.type == "text" for a in (p.text.annotations or [])]
+    stored = client.beta.threads.messages.retrieve(final.id, thread_id=thread.id)
+    assert [part.type for part in stored.content] == ["image_file", "text"]
+    assert stored.content[0].image_file.file_id == image.image_file.file_id
+    (kept,) = stored.content[1].text.annotations
+    assert (link.type, link.text, link.start_index, link.end_index, link.file_path.file_id) == (
+        kept.type,
+        kept.text,
+        kept.start_index,
+        kept.end_index,
+        kept.file_path.file_id,
+    )
+    assert reply[kept.start_index : kept.end_index] == "sandbox:/mnt/data/report.txt"
+    assert client.files.content(kept.file_path.file_id).read() == b"a 3, b 5"
