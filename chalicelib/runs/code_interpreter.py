@@ -30,7 +30,7 @@ from typing import Any
 from chalicelib.domain import files as file_domain
 from chalicelib.runs.providers.base import FunctionTool
 from chalicelib.runs.providers.images import sniffed_media_type
-from chalicelib.storage import assistants as assistant_store
+from chalicelib.runs.resources import ToolResources
 from chalicelib.storage import files as file_store
 from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import ListQuery, StoredRun
@@ -81,10 +81,6 @@ def instructions(setup: CodeInterpreter, working_directory: str) -> str:
     )
 
 
-def _file_ids(resources: Mapping[str, Any] | None) -> list[str]:
-    return list(((resources or {}).get(TOOL_NAME) or {}).get("file_ids") or [])
-
-
 def _attached(project_id: str, thread_id: str) -> list[str]:
     """Files attached to the thread's recent messages for this tool (one Query)."""
     page = thread_store.list_messages(project_id, thread_id, ListQuery(limit=100, order="desc"))
@@ -123,15 +119,12 @@ def _within_bytes(name: str, limit: int) -> str:
     return stem + suffix
 
 
-def configured(stored: StoredRun) -> CodeInterpreter | None:
+def configured(stored: StoredRun, resources: ToolResources) -> CodeInterpreter | None:
     """The run's code_interpreter, if it has the tool."""
     if not any(tool.get("type") == TOOL_NAME for tool in stored.run["tools"]):
         return None
     ref = stored.ref
-    assistant = assistant_store.get(ref.project_id, stored.run["assistant_id"]) or {}
-    thread = thread_store.get_thread(ref.project_id, ref.thread_id)
-    ids = _file_ids(assistant.get("tool_resources")) + _file_ids(thread.tool_resources if thread else None)
-    ids += _attached(ref.project_id, ref.thread_id)
+    ids = resources.ids(TOOL_NAME, "file_ids") + _attached(ref.project_id, ref.thread_id)
     ids = list(dict.fromkeys(ids))[:MAX_INPUT_FILES]
     found = file_store.get_many(ref.project_id, set(ids)) if ids else {}
     live = {file_id: file for file_id, file in found.items() if file_domain.is_live(file)}

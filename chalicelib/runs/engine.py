@@ -26,6 +26,7 @@ from chalicelib.domain.events import Event
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.lifecycle import BuiltinCall, Draft, FunctionCall, Run, ToolCall
 from chalicelib.runs import code_interpreter, file_search
+from chalicelib.runs import resources as tool_resources
 from chalicelib.runs.code_interpreter import CodeInterpreter, CodeStream
 from chalicelib.runs.context import model_request
 from chalicelib.runs.file_search import FileSearch
@@ -267,7 +268,8 @@ class _Turn:
 
 def _turn(working: Run) -> _Turn:
     steps = store.all_steps(working.ref)
-    return _Turn(steps, file_search.configured(working), code_interpreter.configured(working))
+    resources = tool_resources.of_run(working)
+    return _Turn(steps, file_search.configured(working, resources), code_interpreter.configured(working, resources))
 
 
 @contextmanager

@@ -26,8 +26,7 @@ from chalicelib.domain import vector_stores
 from chalicelib.domain.citations import Sources, marker
 from chalicelib.ingest.tokens import count_tokens
 from chalicelib.runs.providers.base import FunctionTool
-from chalicelib.storage import assistants as assistant_store
-from chalicelib.storage import threads as thread_store
+from chalicelib.runs.resources import ToolResources
 from chalicelib.storage.records import StoredRun
 
 TOOL_NAME = "file_search"
@@ -76,19 +75,12 @@ class FileSearch:
     ranking_options: Mapping[str, Any]
 
 
-def _store_ids(tool_resources: Mapping[str, Any] | None) -> list[str]:
-    return list(((tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or [])
-
-
-def configured(stored: StoredRun) -> FileSearch | None:
+def configured(stored: StoredRun, resources: ToolResources) -> FileSearch | None:
     """The run's file_search, if it has the tool and any store is attached."""
     tool = next((tool for tool in stored.run["tools"] if tool.get("type") == TOOL_NAME), None)
     if tool is None:
         return None
-    ref = stored.ref
-    assistant = assistant_store.get(ref.project_id, stored.run["assistant_id"]) or {}
-    thread = thread_store.get_thread(ref.project_id, ref.thread_id)
-    store_ids = _store_ids(assistant.get("tool_resources")) + _store_ids(thread.tool_resources if thread else None)
+    store_ids = resources.ids(TOOL_NAME, "vector_store_ids")
     if not store_ids:
         return None
     options = tool.get("file_search") or {}
