@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -75,14 +77,17 @@ def code_server(standin) -> Iterator[LocalServer]:
     """The stand-in as model, and code_interpreter in bubblewrap (insisted on: a machine without it
     fails) with small limits: 2 s of CPU, 30 s of wall clock and 768 MB per execution (the wall clock
     far enough beyond the CPU limit that a loaded machine still reaches the CPU limit first)."""
+    sessions = tempfile.mkdtemp(prefix="spindle-code-sessions-")  # where a test may watch a program's files
     limits = {
         "SPINDLE_CODE_SANDBOX": "bwrap",
         "SPINDLE_CODE_CPU_SECONDS": "2",
         "SPINDLE_CODE_WALL_SECONDS": "30",
         "SPINDLE_CODE_MEMORY_MB": "768",
+        "SPINDLE_CODE_SANDBOX_DIR": sessions,
     }
     with start_local_server(auth="open", **_model_settings(standin), **limits) as running:
         yield running
+    shutil.rmtree(sessions, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -204,38 +205,34 @@ def test_one_projects_files_never_appear_in_another_projects_sandbox(code_server
         )
 
 
-def test_a_cancel_during_execution_stops_the_program(client, standin):
-    ticking = (
-        "import time\ncount = 0\nwhile True:\n    count += 1\n"
-        "    open('tick.txt', 'w').write(str(count))\n    time.sleep(0.05)"
+def test_a_cancel_during_execution_stops_the_program(client, code_server, standin):
+    tick = f"tick-{uuid.uuid4().hex}.txt"
+    ticking = (  # the counter is replaced, never truncated: an interrupt never leaves it empty
+        "import os, time\ncount = 0\nwhile True:\n    count += 1\n"
+        f"    n = open('tick.tmp', 'w').write(str(count))\n    os.replace('tick.tmp', {tick!r})\n    time.sleep(0.05)"
     )
     model = standin.script([code_call(ticking)])
     assistant = client.beta.assistants.create(model=model, tools=[CODE])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Tick."}])
+    sessions = Path(code_server.env["SPINDLE_CODE_SANDBOX_DIR"])
     names: list[str] = []
-    run_ids: list[str] = []
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         for event in stream:
             names.append(event.event)
             if event.event == "thread.run.created":
-                run_ids.append(event.data.id)
-            elif event.event == "thread.run.step.delta" and "cancel" not in names:
-                if event.data.delta.step_details.tool_calls[0].code_interpreter.input:  # the code is coming
-                    names.append("cancel")
-                    cancel = client.beta.threads.runs.cancel
-                    threading.Timer(1.0, cancel, args=run_ids, kwargs={"thread_id": thread.id}).start()
-    assert names[-1] == "thread.run.cancelled", client.beta.threads.runs.retrieve(
-        run_ids[0], thread_id=thread.id
-    ).last_error
+                run_id = event.data.id
+                threading.Thread(target=cancel_once_ticking, args=(client, thread.id, run_id, sessions, tick)).start()
+    ended = client.beta.threads.runs.retrieve(run_id, thread_id=thread.id)
+    assert names[-1] == "thread.run.cancelled", ended.last_error
     # the step stays, cancelled, with the code and its logs saying it was stopped
-    (step,) = client.beta.threads.runs.steps.list(run_ids[0], thread_id=thread.id).data
+    (step,) = client.beta.threads.runs.steps.list(run_id, thread_id=thread.id).data
     assert (step.type, step.status) == ("tool_calls", "cancelled") and step.cancelled_at
     call = step.step_details.tool_calls[0].code_interpreter
     assert call.input == ticking and "cancelled" in logs_of(call)
     # the program stopped with the run: its counter no longer moves
     check = (
-        "import time\nfirst = open('tick.txt').read()\ntime.sleep(0.5)\n"
-        "print('stopped' if open('tick.txt').read() == first and int(first) > 0 else 'running')"
+        f"import time\nfirst = open({tick!r}).read()\ntime.sleep(0.5)\n"
+        f"print('stopped' if open({tick!r}).read() == first and int(first) > 0 else 'running')"
     )
     later = standin.script([code_call(check, 2), text("checked")])
     assistant = client.beta.assistants.create(model=later, tools=[CODE])
@@ -243,6 +240,17 @@ def test_a_cancel_during_execution_stops_the_program(client, standin):
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed" and time.monotonic() - started < 30
     assert logs_of(code_steps(client, thread.id, run.id)[0]) == "stopped"
+
+
+def cancel_once_ticking(client, thread_id: str, run_id: str, sessions: Path, tick: str) -> None:
+    """Cancel the run once its program has counted a few ticks (seen in the session's directory)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        counters = list(sessions.glob(f"*/*/data/{tick}"))
+        if counters and counters[0].read_text().isdigit() and int(counters[0].read_text()) >= 3:
+            break
+        time.sleep(0.05)
+    client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
 
 
 def test_each_limit_stops_the_code_says_so_in_the_logs_and_the_server_stays_healthy(client, standin):
