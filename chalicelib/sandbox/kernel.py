@@ -10,8 +10,8 @@ and cannot reach those pipes by printing.
 The first line the parent sends is the configuration: the limits to apply to this process and the
 code it runs (resource limits, inherited by any child), where the capture file and figures go, and,
 when the sandbox was started as root, the unprivileged user to become. Then each line is a request:
-`{"execute": code, "number": n}` (the reply carries n), or `{"interrupt": true}`, which raises
-KeyboardInterrupt in the running code.
+`{"execute": code, "number": n}` (the reply carries n), or `{"interrupt": n}`, which raises
+KeyboardInterrupt in execution n, or has it not run at all if it has not begun.
 """
 
 from __future__ import annotations
@@ -241,12 +241,16 @@ def main() -> None:
         _guard(config)
 
     work: queue.Queue[tuple[str, int] | None] = queue.Queue()
+    interrupted: set[int] = set()  # executions a stop was asked for
+    running = [0]  # the execution under way (0: none)
 
     def listen() -> None:  # a stop must reach code that is running, so requests are read beside it
         for line in requests:
             request = json.loads(line)
-            if request.get("interrupt"):
-                os.kill(os.getpid(), signal.SIGINT)
+            if "interrupt" in request:
+                interrupted.add(int(request["interrupt"]))
+                if running[0] == int(request["interrupt"]):
+                    os.kill(os.getpid(), signal.SIGINT)
             elif "execute" in request:
                 work.put((request["execute"], int(request["number"])))
         work.put(None)
@@ -262,10 +266,14 @@ def main() -> None:
         if request is None:
             return
         code, number = request
+        running[0] = number
         try:
+            if number in interrupted:  # stopped before it began (a stop seen after this reads `running`)
+                raise KeyboardInterrupt
             reply = _execute(code, namespace, config, number)
         except KeyboardInterrupt:
             reply = {"number": number, "outcome": "interrupted", "dropped": 0, "figures": 0}
+        running[0] = 0
         replies.write(json.dumps(reply).encode() + b"\n")
 
 

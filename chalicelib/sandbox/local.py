@@ -376,7 +376,7 @@ class LocalSession:
             if reason is None and (stop.is_set() or now >= deadline):
                 reason = "stopped" if stop.is_set() else "wall"
                 interrupted_at = now
-                self._send({"interrupt": True})
+                self._send({"interrupt": number})
             elif reason is not None and now - interrupted_at >= INTERRUPT_GRACE_SECONDS:
                 self._kill()
                 return None, reason + "+killed"
