@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml tests/node/package-lock.json
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; }; } || \
 		echo "bubblewrap is not installed: code_interpreter runs in the weaker process sandbox (README)"
+	# headless Chromium and its driver for the Console's browser tests (tests/e2e/test_console.py fails,
+	# saying why, where they cannot be installed)
+	command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }; } || \
+		echo "chromium and chromium-driver are not installed: the Console's browser tests will fail"
 	touch $(STAMP)
 
 ## Serve the API at http://127.0.0.1:$(PORT)/v1 on an embedded moto-backed DynamoDB.

@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.http import assistants, files, messages, runs, threads, vector_stores
+from chalicelib.http import assistants, console, files, messages, runs, threads, vector_stores
 from chalicelib.http.middleware import logged, openai_error_shape
 
 PURGE_MARGIN_SECONDS = 10
@@ -21,6 +21,7 @@ app.register_blueprint(assistants.blueprint)
 app.register_blueprint(runs.blueprint)
 app.register_blueprint(files.blueprint)
 app.register_blueprint(vector_stores.blueprint)
+app.register_blueprint(console.blueprint)  # the Console's page and script (/console)
 # Uploads arrive as multipart bodies and downloads leave as bytes: API Gateway must pass both through.
 app.api.binary_types.extend(["multipart/form-data", "application/binary"])
 

@@ -308,5 +308,5 @@ def serve_app(app: Chalice, host: str, port: int) -> None:
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler, server_cls=SpindleHTTPServer)
-    print(f"Spindle serving on http://{host}:{port}/v1", flush=True)
+    print(f"Spindle serving on http://{host}:{port}/v1 (the Console: http://{host}:{port}/console)", flush=True)
     server.serve_forever()
