@@ -126,7 +126,16 @@ async function threadView(threadId) {
       el(
         "article",
         { class: "message", id: message.id },
-        el("div", {}, el("span", { class: "role" }, message.role), " ", el("span", { class: "meta" }, when(message.created_at) + (message.run_id ? " · run " + message.run_id : ""))),
+        el(
+          "div",
+          {},
+          el("span", { class: "role" }, message.role),
+          " ",
+          el("span", { class: "meta" }, when(message.created_at)),
+          message.run_id
+            ? [" · ", el("a", { href: "#/threads/" + encodeURIComponent(threadId) + "/runs/" + encodeURIComponent(message.run_id), class: "run-link" }, "run " + message.run_id)]
+            : null,
+        ),
         parts,
         (message.attachments || []).map((attachment) => el("div", { class: "meta" }, "attachment " + attachment.file_id)),
       ),
@@ -139,6 +148,99 @@ async function threadView(threadId) {
   );
 }
 
+const LIVE = new Set(["queued", "in_progress", "requires_action", "cancelling"]);
+const INCLUDE = "include[]=" + encodeURIComponent("step_details.tool_calls[*].file_search.results[*].content");
+
+function field(name, value) {
+  return value === null || value === undefined || value === ""
+    ? null
+    : el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, typeof value === "string" ? value : JSON.stringify(value)));
+}
+
+async function toolCall(call) {
+  if (call.type === "function") {
+    return el(
+      "div",
+      { class: "call" },
+      el("div", { class: "meta" }, "function " + call.function.name + " · " + call.id),
+      el("pre", { class: "arguments" }, call.function.arguments),
+      call.function.output === null ? el("div", { class: "meta" }, "waiting for its output") : el("pre", { class: "output" }, call.function.output),
+    );
+  }
+  if (call.type === "file_search") {
+    const results = (call.file_search.results || []).map((result) =>
+      el(
+        "li",
+        {},
+        el("span", {}, result.file_name + " (" + result.file_id + "), score " + result.score),
+        (result.content || []).map((content) => el("pre", {}, content.text)),
+      ),
+    );
+    return el("div", { class: "call" }, el("div", { class: "meta" }, "file_search · " + call.id), el("ol", {}, results));
+  }
+  if (call.type === "code_interpreter") {
+    const outputs = [];
+    for (const output of call.code_interpreter.outputs || []) {
+      outputs.push(output.type === "logs" ? el("pre", { class: "logs" }, output.logs) : await imageOf(output.image.file_id));
+    }
+    return el(
+      "div",
+      { class: "call" },
+      el("div", { class: "meta" }, "code_interpreter · " + call.id),
+      el("pre", { class: "code" }, call.code_interpreter.input),
+      outputs,
+    );
+  }
+  return el("div", { class: "meta" }, call.type);
+}
+
+async function stepView(step) {
+  const details = step.step_details;
+  const body =
+    details.type === "message_creation"
+      ? el("div", { class: "meta" }, "message " + details.message_creation.message_id)
+      : await Promise.all((details.tool_calls || []).map(toolCall));
+  return el(
+    "article",
+    { class: "step", id: step.id },
+    el("div", {}, el("strong", {}, details.type === "tool_calls" ? "Tool calls" : "Message"), " ", el("span", { class: "status " + step.status }, step.status), " ", el("span", { class: "meta" }, when(step.created_at) + " · " + step.id)),
+    step.last_error ? el("div", { class: "error" }, step.last_error.code + ": " + step.last_error.message) : null,
+    body,
+  );
+}
+
+async function runView(threadId, runId) {
+  const base = "/threads/" + encodeURIComponent(threadId) + "/runs/" + encodeURIComponent(runId);
+  const run = await api(base);
+  const steps = await api(base + "/steps?order=asc&limit=100&" + INCLUDE);
+  const rows = [
+    field("Status", run.status),
+    field("Assistant", run.assistant_id),
+    field("Model", run.model),
+    field("Created", when(run.created_at)),
+    field("Started", when(run.started_at)),
+    field("Completed", when(run.completed_at)),
+    field("Failed", when(run.failed_at)),
+    field("Cancelled", when(run.cancelled_at)),
+    field("Usage", run.usage),
+    field("Last error", run.last_error && run.last_error.code + ": " + run.last_error.message),
+    field("Incomplete", run.incomplete_details),
+    field("Tools", (run.tools || []).map((tool) => tool.type === "function" ? tool.function.name : tool.type).join(", ")),
+  ];
+  const stepViews = await Promise.all(steps.data.map(stepView));
+  render(
+    el("h1", {}, "Run " + run.id),
+    el("p", {}, el("a", { href: "#/threads/" + encodeURIComponent(threadId) }, "← thread " + threadId)),
+    el("table", { class: "run" }, el("tbody", {}, rows)),
+    el("h2", {}, "Steps"),
+    stepViews.length ? stepViews : el("p", {}, "No steps yet."),
+  );
+  if (LIVE.has(run.status)) {
+    const shown = location.hash;
+    setTimeout(() => location.hash === shown && route(), 1000);  // a live run updates as it changes
+  }
+}
+
 async function route() {
   showError("");
   const hash = location.hash || "#/threads";
@@ -146,6 +248,9 @@ async function route() {
   try {
     const [path, query] = hash.slice(1).split("?");
     const parts = path.split("/").filter(Boolean);
+    if (parts[0] === "threads" && parts[1] && parts[2] === "runs" && parts[3]) {
+      return await runView(decodeURIComponent(parts[1]), decodeURIComponent(parts[3]));
+    }
     if (parts[0] === "threads" && parts[1]) return await threadView(decodeURIComponent(parts[1]));
     return await threadsView(new URLSearchParams(query || "").get("after"));
   } catch (error) {

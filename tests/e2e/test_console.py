@@ -123,3 +123,28 @@ def test_the_console_is_served_with_a_policy_that_runs_only_its_own_script(serve
     assert get("/console/console.js").headers["content-type"].startswith("text/javascript")
     assert get("/console/app.py").status == 404
     assert get("/console/nothing.js").status == 404
+
+
+def test_a_run_opens_from_its_message_with_its_steps_and_the_code_it_ran(browser, server):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = server.client(key)
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Please compute 6 * 7"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    paste_key(browser, server, key)
+    browser.get(server.root_url + f"/console#/threads/{thread.id}")
+    browser.refresh()
+    browser.find_element(By.CSS_SELECTOR, "a.run-link").click()
+    code = browser.find_element(By.CSS_SELECTOR, "pre.code")
+    assert code.text == "result = 6 * 7\nprint(result)"
+    assert browser.find_element(By.CSS_SELECTOR, "pre.logs").text == "42"
+    table = browser.find_element(By.CSS_SELECTOR, "table.run").text
+    assert "completed" in table and "code_interpreter" in table and "total_tokens" in table
+    steps = browser.find_elements(By.CSS_SELECTOR, "article.step")
+    assert [step.get_attribute("id") for step in steps] == [
+        step.id for step in client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc")
+    ]
+    browser.save_screenshot(str(SCREENSHOTS / "console-run.png"))
