@@ -28,6 +28,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from chalicelib.domain import files as file_domain
+from chalicelib.runs.builtin_calls import PRIVATE, calls
 from chalicelib.runs.providers.base import FunctionTool
 from chalicelib.runs.providers.images import sniffed_media_type
 from chalicelib.runs.resources import ToolResources
@@ -36,7 +37,6 @@ from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import ListQuery, StoredRun
 
 TOOL_NAME = "code_interpreter"
-PRIVATE = "_model"
 MAX_INPUT_FILES = 20  # as the official tool_resources.code_interpreter.file_ids
 MAX_NAME_BYTES = 255  # a filename, on the file systems the sandboxes use
 # A model turn's code calls run one after another in one worker (a Lambda of 15 minutes); past this
@@ -134,20 +134,10 @@ def configured(stored: StoredRun, resources: ToolResources) -> CodeInterpreter |
 # --- what earlier rounds left in the run's steps ---------------------------------------------------
 
 
-def _code_calls(steps: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [
-        call
-        for step in steps
-        if step["type"] == "tool_calls"
-        for call in step["step_details"]["tool_calls"]
-        if call["type"] == TOOL_NAME and PRIVATE in call
-    ]
-
-
 def written_files(steps: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """The files the run's code wrote, by their path in the working directory (the latest of each)."""
     found: dict[str, str] = {}
-    for call in _code_calls(steps):
+    for call in calls(steps, TOOL_NAME):
         found.update(call[PRIVATE].get("files") or {})
     return found
 
@@ -157,14 +147,10 @@ def images_to_show(steps: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     last_message = max((i for i, step in enumerate(steps) if step["type"] == "message_creation"), default=-1)
     return tuple(
         output["image"]["file_id"]
-        for call in _code_calls(steps[last_message + 1 :])
+        for call in calls(steps[last_message + 1 :], TOOL_NAME)
         for output in call[TOOL_NAME]["outputs"]
         if output["type"] == "image"
     )
-
-
-def model_arguments(call: Mapping[str, Any]) -> str:
-    return str(call[PRIVATE]["arguments"])
 
 
 def model_output(call: Mapping[str, Any]) -> str:

@@ -5,11 +5,12 @@ this run's tool calls and their outputs, and the run's settings, as a provider-n
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chalicelib.domain.files import readable_file
 from chalicelib.runs import code_interpreter, file_search
+from chalicelib.runs.builtin_calls import PRIVATE, model_arguments
 from chalicelib.runs.code_interpreter import CodeInterpreter
 from chalicelib.runs.file_search import FileSearch
 from chalicelib.runs.providers.base import (
@@ -30,6 +31,11 @@ from chalicelib.storage.records import ListQuery, Message, StoredRun
 # `auto` truncation considers at most this many recent messages (one Query page).
 AUTO_MESSAGE_WINDOW = 100
 CHARS_PER_TOKEN = 4  # a coarse estimate, used only to fit max_prompt_tokens before the call
+# What the model is shown of each built-in tool's call when the run's history is rebuilt.
+BUILTIN_OUTPUTS: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
+    file_search.TOOL_NAME: file_search.model_output,
+    code_interpreter.TOOL_NAME: code_interpreter.model_output,
+}
 
 
 def _estimated_tokens(message: ChatMessage) -> int:
@@ -89,13 +95,9 @@ def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
             if call["type"] == "function":
                 called.append(CalledFunction(call["id"], call["function"]["name"], call["function"]["arguments"]))
                 output = call["function"]["output"]
-            elif call["type"] == file_search.TOOL_NAME:
-                called.append(CalledFunction(call["id"], file_search.TOOL_NAME, file_search.model_arguments(call)))
-                output = file_search.model_output(call)
-            elif call["type"] == code_interpreter.TOOL_NAME and code_interpreter.PRIVATE in call:
-                arguments = code_interpreter.model_arguments(call)
-                called.append(CalledFunction(call["id"], code_interpreter.TOOL_NAME, arguments))
-                output = code_interpreter.model_output(call)
+            elif call["type"] in BUILTIN_OUTPUTS and PRIVATE in call:
+                called.append(CalledFunction(call["id"], call["type"], model_arguments(call)))
+                output = BUILTIN_OUTPUTS[call["type"]](call)
             else:
                 continue
             outputs.append(ChatMessage("tool", (TextPart(output),), tool_call_id=call["id"]))

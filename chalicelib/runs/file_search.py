@@ -25,6 +25,7 @@ from typing import Any
 from chalicelib.domain import vector_stores
 from chalicelib.domain.citations import Sources, marker
 from chalicelib.ingest.tokens import count_tokens
+from chalicelib.runs.builtin_calls import PRIVATE, calls
 from chalicelib.runs.providers.base import FunctionTool
 from chalicelib.runs.resources import ToolResources
 from chalicelib.storage.records import StoredRun
@@ -35,7 +36,6 @@ DEFAULT_MAX_RESULTS = 20  # the official default for gpt-4* models
 RESULT_TOKEN_BUDGET = 16_000  # of result text shown to the model per turn, as OpenAI's tool
 STORE_WAIT_SECONDS = 60.0  # a run waits this long (from its start) for its stores' files to be ingested
 MAX_QUERIES = 5
-PRIVATE = "_model"
 
 TOOL = FunctionTool(
     name=TOOL_NAME,
@@ -98,18 +98,8 @@ def configured(stored: StoredRun, resources: ToolResources) -> FileSearch | None
 # --- what earlier rounds left in the run's steps ---------------------------------------------------
 
 
-def _search_calls(steps: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [
-        call
-        for step in steps
-        if step["type"] == "tool_calls"
-        for call in step["step_details"]["tool_calls"]
-        if call["type"] == TOOL_NAME and PRIVATE in call
-    ]
-
-
 def searches_so_far(steps: Iterable[Mapping[str, Any]]) -> int:
-    return len(_search_calls(steps))
+    return len(calls(steps, TOOL_NAME))
 
 
 def rounds_so_far(steps: Iterable[Mapping[str, Any]]) -> int:
@@ -124,15 +114,11 @@ def rounds_so_far(steps: Iterable[Mapping[str, Any]]) -> int:
 def sources(steps: Iterable[Mapping[str, Any]]) -> Sources:
     """Every result the run's searches showed the model, by (search number, result number)."""
     found: dict[tuple[int, int], str] = {}
-    for call in _search_calls(steps):
+    for call in calls(steps, TOOL_NAME):
         number = call[PRIVATE]["search"]
         for index, result in enumerate(call[TOOL_NAME]["results"]):
             found[(number, index)] = result["file_id"]
     return found
-
-
-def model_arguments(call: Mapping[str, Any]) -> str:
-    return str(call[PRIVATE]["arguments"])
 
 
 def model_output(call: Mapping[str, Any]) -> str:
