@@ -20,6 +20,8 @@ from chalicelib.config import CodeLimits as Limits
 from chalicelib.config import settings
 
 __all__ = [
+    "MAX_OUTPUT_FILES",
+    "PNG",
     "WORKING_DIRECTORY",
     "Execution",
     "InputFiles",
@@ -28,10 +30,15 @@ __all__ = [
     "Sandbox",
     "SandboxUnavailable",
     "Session",
+    "given",
+    "is_figure",
+    "outputs_to_keep",
     "sandbox_for",
 ]
 
 WORKING_DIRECTORY = "/mnt/data"  # as the official tool's; links the model writes say sandbox:/mnt/data/...
+MAX_OUTPUT_FILES = 20  # files an execution wrote that are kept
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,31 @@ class Session(Protocol):
     def execute(self, code: str, stop: threading.Event, inputs: InputFiles | None = None) -> Execution:
         """Run code, with `inputs` in the working directory first (those the session lacks); `stop`
         set (a cancel) interrupts it."""
+
+
+def given(content: bytes) -> Callable[[], bytes | None]:
+    """A file's content, already read, as InputFiles take it."""
+    return lambda: content
+
+
+def is_figure(data: bytes | None) -> bool:
+    """Whether what the sandbox left as a shown figure is one: a PNG within the file size limit."""
+    return data is not None and data.startswith(PNG) and len(data) <= settings.max_file_bytes
+
+
+def outputs_to_keep(sizes: Mapping[str, int]) -> tuple[list[str], list[str]]:
+    """Of the files an execution wrote (path: size), those to read back, in path order, and a note on
+    each left out: over the file size limit, or past MAX_OUTPUT_FILES."""
+    kept: list[str] = []
+    notes: list[str] = []
+    for path in sorted(sizes):
+        if sizes[path] > settings.max_file_bytes:
+            notes.append(f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]")
+        elif len(kept) == MAX_OUTPUT_FILES:
+            notes.append(f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]")
+        else:
+            kept.append(path)
+    return kept, notes
 
 
 class Sandbox(Protocol):

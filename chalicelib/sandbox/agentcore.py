@@ -21,11 +21,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.sandbox import Execution, InputFiles, Limits, OutputFile
+from chalicelib.sandbox import Execution, InputFiles, Limits, OutputFile, given, is_figure, outputs_to_keep
 from chalicelib.storage import threads as thread_store
 
 log = logging.getLogger("spindle.sandbox")
@@ -33,8 +33,6 @@ log = logging.getLogger("spindle.sandbox")
 LANGUAGE = "python"
 MAX_SESSION_SECONDS = 28_800  # AgentCore's longest session lifetime
 FIGURES = ".spindle-figures"
-MAX_OUTPUT_FILES = 20
-PNG = b"\x89PNG\r\n\x1a\n"
 # Run in the session after each execution: save open figures, and list the working directory's files.
 _SNAPSHOT = f"""
 def __spindle_snapshot():
@@ -117,8 +115,8 @@ class AgentCoreSession:
         return frozenset(self._kept["inputs"]) if self._kept else frozenset()
 
     def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> list[str]:
-        given = {file_id: (name, _given(content)) for file_id, (name, content) in files.items()}
-        self._with_session(lambda session_id: self._put(session_id, given))
+        inputs = {file_id: (name, given(content)) for file_id, (name, content) in files.items()}
+        self._with_session(lambda session_id: self._put(session_id, inputs))
         self._keep()
         return []
 
@@ -280,28 +278,15 @@ class AgentCoreSession:
             )
             note = f"[Stopped: {reason}. The session ended: the next execution starts a new one.]"
             return Execution(logs="\n".join(part for part in (logs, note) if part), failed=True)
-        changed = sorted(path for path, mark in after["files"].items() if before.get(path) != mark)
-        skipped = [
-            f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]"
-            for path in changed[MAX_OUTPUT_FILES:]
-        ]
-        changed = changed[:MAX_OUTPUT_FILES]
-        too_large = [path for path in changed if after["files"][path][0] > settings.max_file_bytes]
-        skipped += [f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]" for path in too_large]
-        wanted = [path for path in changed if path not in too_large]
+        changed = {path: mark[0] for path, mark in after["files"].items() if before.get(path) != mark}
+        wanted, skipped = outputs_to_keep(changed)
         contents = self._read(session_id, wanted + list(after["figures"]))
         files = tuple(
             OutputFile(path, data)
             for path in wanted
             if (data := contents.get(path)) is not None and len(data) <= settings.max_file_bytes
         )
-        figures = tuple(
-            data
-            for path in after["figures"]
-            if (data := contents.get(path)) is not None
-            and data.startswith(PNG)
-            and len(data) <= settings.max_file_bytes
-        )
+        figures = tuple(data for path in after["figures"] if (data := contents.get(path, b"")) and is_figure(data))
         return Execution(
             logs="\n".join(part for part in (logs, *skipped) if part),
             failed=bool(result["isError"]),
@@ -322,10 +307,6 @@ def _merged(stream: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             merged["structured"].update(result.get("structuredContent") or {})
             merged["isError"] = merged["isError"] or bool(result.get("isError"))
     return merged
-
-
-def _given(content: bytes) -> Callable[[], bytes | None]:
-    return lambda: content
 
 
 def _text(result: Mapping[str, Any]) -> str:

@@ -33,14 +33,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from chalicelib.config import settings
-from chalicelib.sandbox import WORKING_DIRECTORY, Execution, InputFiles, Limits, OutputFile, SandboxUnavailable
+from chalicelib.sandbox import (
+    WORKING_DIRECTORY,
+    Execution,
+    InputFiles,
+    Limits,
+    OutputFile,
+    SandboxUnavailable,
+    given,
+    is_figure,
+    outputs_to_keep,
+)
 
 log = logging.getLogger("spindle.sandbox")
 
@@ -49,10 +59,8 @@ IO_DIRECTORY = "/run/spindle"  # the capture file and figures, inside a bwrap sa
 START_SECONDS = 30.0  # for the kernel to say it is ready (a busy machine, a cold disk)
 INTERRUPT_GRACE_SECONDS = 2.0  # after an interrupt, before the session is killed
 TMP_BYTES = 64 * 1024 * 1024  # the private /tmp of a bwrap sandbox (a tmpfs, so memory)
-MAX_OUTPUT_FILES = 20  # per execution
 MAX_ENTRIES = 10_000  # files and directories a session may have: past that it is ended
 MAX_REPLY_BYTES = 64 * 1024  # a kernel reply is a short JSON line
-PNG = b"\x89PNG\r\n\x1a\n"
 OUTCOMES = frozenset({"ok", "error", "cpu_limit", "interrupted"})
 UID_BASE = 1_800_000_000  # the kernels' own user ids (as root): far above any real user's
 _ETC = (
@@ -105,9 +113,7 @@ class LocalSession:
             WORKING_DIRECTORY if inside else str(directory / "data"),
             IO_DIRECTORY if inside else str(directory / "io"),
         )
-        for path in (self.layout.host_data, self.layout.host_io, directory / "io" / "tmp"):
-            path.mkdir(parents=True, exist_ok=True)
-            self._own(path)
+        self._make_directories()
         self.last_used = time.monotonic()
         self._inputs: set[str] = set()
         self._lock = threading.Lock()
@@ -127,7 +133,7 @@ class LocalSession:
 
     def put_files(self, files: Mapping[str, tuple[str, bytes]]) -> list[str]:
         """Put files in the working directory; notes on those that could not be put there."""
-        return self._put({file_id: (name, _given(content)) for file_id, (name, content) in files.items()})
+        return self._put({file_id: (name, given(content)) for file_id, (name, content) in files.items()})
 
     def execute(self, code: str, stop: threading.Event, inputs: InputFiles | None = None) -> Execution:
         with self._lock:
@@ -208,6 +214,13 @@ class LocalSession:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     # --- the kernel process ---
+
+    def _make_directories(self) -> None:
+        """The session's working directory, and its kernel's (the capture file, figures, its /tmp in
+        the process tier), made before any of its code runs, so made safely by path."""
+        for path in (self.layout.host_data, self.layout.host_io, self.layout.host_io / "tmp"):
+            path.mkdir(parents=True, exist_ok=True)
+            self._own(path)
 
     def _own(self, path: Path) -> None:
         if self.uid is not None:
@@ -438,7 +451,7 @@ class LocalSession:
             data = _read_beneath(self.layout.host_io, f"figure-{number}.png", settings.max_file_bytes + 1)
             if data is None:
                 break
-            if data.startswith(PNG) and len(data) <= settings.max_file_bytes:
+            if is_figure(data):
                 shown.append(data)
         return tuple(shown)
 
@@ -458,26 +471,15 @@ class LocalSession:
             self._process = None
             for directory in (self.layout.host_data, self.layout.host_io):
                 shutil.rmtree(directory, ignore_errors=True)
-                directory.mkdir()
-                self._own(directory)
-            (self.layout.host_io / "tmp").mkdir()
-            self._own(self.layout.host_io / "tmp")
+            self._make_directories()
             self._inputs.clear()
             return (), [f"[The session used {what}: it was ended and its files removed.]"]
-        changed = sorted(path for path, mark in after.items() if before.get(path) != mark)
-        files: list[OutputFile] = []
-        skipped: list[str] = []
-        for path in changed:
-            if len(files) == MAX_OUTPUT_FILES:
-                skipped.append(f"[{path} was not saved: at most {MAX_OUTPUT_FILES} files per execution.]")
-                continue
-            if after[path][0] > settings.max_file_bytes:
-                skipped.append(f"[{path} was not saved: it is over {settings.max_file_bytes} bytes.]")
-                continue
+        wanted, skipped = outputs_to_keep({path: mark[0] for path, mark in after.items() if before.get(path) != mark})
+        files = []
+        for path in wanted:
             content = _read_beneath(self.layout.host_data, path, settings.max_file_bytes + 1)
-            if content is None or len(content) > settings.max_file_bytes:
-                continue
-            files.append(OutputFile(path, content))
+            if content is not None and len(content) <= settings.max_file_bytes:
+                files.append(OutputFile(path, content))
         return tuple(files), skipped
 
 
@@ -507,10 +509,6 @@ def _launch(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
     started: Future[subprocess.Popen[bytes]] = Future()
     _launches.put((command, options, started))
     return started.result()
-
-
-def _given(content: bytes) -> Callable[[], bytes | None]:
-    return lambda: content
 
 
 def _is_reply(reply: Any, number: int) -> bool:

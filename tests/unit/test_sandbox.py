@@ -312,3 +312,16 @@ def test_a_busy_session_is_never_evicted_to_make_room(tmp_path: Path):
         assert outcome[0].logs == "ok"
     finally:
         sandbox.close()
+
+
+def test_outputs_past_the_size_limit_or_the_count_are_named_not_kept():
+    """One rule for both sandboxes: files in path order, each within the file size limit, at most
+    MAX_OUTPUT_FILES of them; each file left out is named."""
+    from chalicelib.config import settings
+    from chalicelib.sandbox import MAX_OUTPUT_FILES, outputs_to_keep
+
+    sizes = {f"f{n:02}.txt": 1 for n in range(MAX_OUTPUT_FILES + 2)} | {"big.bin": settings.max_file_bytes + 1}
+    kept, notes = outputs_to_keep(sizes)
+    assert kept == [f"f{n:02}.txt" for n in range(MAX_OUTPUT_FILES)]
+    assert notes[0] == f"[big.bin was not saved: it is over {settings.max_file_bytes} bytes.]"
+    assert [note.split(" ")[0] for note in notes[1:]] == ["[f20.txt", "[f21.txt"]
