@@ -102,8 +102,11 @@ def test_an_api_error_is_shown_with_its_openai_message(browser, server):
     paste_key(browser, server, f"sk-console-{uuid.uuid4().hex}")
     browser.get(server.root_url + "/console#/threads/thread_doesnotexist")
     browser.refresh()
-    error = browser.find_element(By.ID, "error")
-    assert "No thread found with id 'thread_doesnotexist'." in error.text
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the box is always on the page (hidden): wait for the API's answer to fill it
+    shown = WebDriverWait(browser, 30).until(lambda page: page.find_element(By.ID, "error").text)
+    assert "No thread found with id 'thread_doesnotexist'." in shown
 
 
 def test_the_console_is_served_with_a_policy_that_runs_only_its_own_script(server):
