@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: dev test lint openapi package bench clean clean-data
+.PHONY: dev test lint openapi package bench screenshots clean clean-data
 
 $(STAMP): pyproject.toml tests/node/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml tests/node/package-lock.json
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; }; } || \
 		echo "bubblewrap is not installed: code_interpreter runs in the weaker process sandbox (README)"
-	# headless Chromium and its driver for the Console's browser tests (tests/e2e/test_console.py fails,
+	# headless Chromium and its driver for the Console's browser tests (tests/e2e/test_console*.py fail,
 	# saying why, where they cannot be installed)
 	command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }; } || \
@@ -34,6 +34,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy chalicelib app.py
 	$(BIN)/python -m pytest
+
+## README's pictures of the Console, taken by its browser tests (tests/e2e/test_console*.py).
+screenshots: $(STAMP)
+	SPINDLE_SCREENSHOTS_DIR=tests/console-screenshots $(BIN)/python -m pytest -q tests/e2e/test_console.py \
+		tests/e2e/test_console_playground.py -k "citation or streams_in"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -248,3 +248,16 @@ def test_vectors_live_in_the_stacks_vector_bucket_with_least_privilege(template)
         "s3vectors:DeleteVectors",
         "s3vectors:DeleteIndex",
     }
+
+
+def test_the_console_is_served_by_the_api_function_from_the_package(template):
+    import zipfile
+
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for route in ("/console", "/console/{name}"):
+        operation = paths[route]["get"]
+        assert "security" not in operation  # the page loads before any key is pasted; the API checks the key
+        assert "${APIHandler.Arn}/invocations" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+    served = {path.name for path in (ROOT / "chalicelib" / "console").iterdir()}
+    with zipfile.ZipFile(template["_zip"]) as package:
+        assert {f"chalicelib/console/{name}" for name in served} <= set(package.namelist())

@@ -14,6 +14,11 @@ FOLDER = Path(__file__).resolve().parent.parent / "console"
 FILES = {
     "index.html": "text/html; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "core.js": "text/javascript; charset=utf-8",
+    "threads.js": "text/javascript; charset=utf-8",
+    "assistants.js": "text/javascript; charset=utf-8",
+    "playground.js": "text/javascript; charset=utf-8",
+    "files.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
 # Nothing but the console's own files runs or loads: no inline script, no other origin, no framing.

@@ -7,58 +7,11 @@ message carries. Screenshots go to tests/screenshots/ (ignored by git)."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
+from tests.console_page import SCREENSHOTS, StagePrefix, error_shown, open_view, paste_key, wait_for
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 ATTACK = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, (
-        "Headless Chromium is needed for the Console tests: install Debian's chromium and chromium-driver "
-        "(`make` does, with apt-get, when it runs as root)"
-    )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
-    session.implicitly_wait(10)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    try:
-        yield session
-    finally:
-        session.quit()
-
-
-def paste_key(browser, server, key: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    browser.get(server.root_url + "/console#/key")
-    field = browser.find_element(By.ID, "key")
-    field.clear()
-    field.send_keys(key)
-    browser.find_element(By.ID, "use-key").click()
 
 
 def test_a_pasted_key_browses_its_threads_and_opens_one(browser, server):
@@ -87,8 +40,7 @@ def test_a_script_in_a_message_is_shown_as_text_and_never_runs(browser, server):
     key = f"sk-console-{uuid.uuid4().hex}"
     thread = server.client(key).beta.threads.create(messages=[{"role": "user", "content": ATTACK}])
     paste_key(browser, server, key)
-    browser.get(server.root_url + f"/console#/threads/{thread.id}")
-    browser.refresh()
+    open_view(browser, server, f"/threads/{thread.id}")
     text = browser.find_element(By.CSS_SELECTOR, "article.message .text")
     assert text.text == ATTACK  # the markup is there, as text
     assert browser.execute_script("return window.__xss") is None
@@ -97,16 +49,9 @@ def test_a_script_in_a_message_is_shown_as_text_and_never_runs(browser, server):
 
 
 def test_an_api_error_is_shown_with_its_openai_message(browser, server):
-    from selenium.webdriver.common.by import By
-
     paste_key(browser, server, f"sk-console-{uuid.uuid4().hex}")
-    browser.get(server.root_url + "/console#/threads/thread_doesnotexist")
-    browser.refresh()
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    # the box is always on the page (hidden): wait for the API's answer to fill it
-    shown = WebDriverWait(browser, 30).until(lambda page: page.find_element(By.ID, "error").text)
-    assert "No thread found with id 'thread_doesnotexist'." in shown
+    open_view(browser, server, "/threads/thread_doesnotexist")
+    assert "No thread found with id 'thread_doesnotexist'." in error_shown(browser)
 
 
 def test_the_console_is_served_with_a_policy_that_runs_only_its_own_script(server):
@@ -138,8 +83,7 @@ def test_a_run_opens_from_its_message_with_its_steps_and_the_code_it_ran(browser
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed"
     paste_key(browser, server, key)
-    browser.get(server.root_url + f"/console#/threads/{thread.id}")
-    browser.refresh()
+    open_view(browser, server, f"/threads/{thread.id}")
     browser.find_element(By.CSS_SELECTOR, "a.run-link").click()
     code = browser.find_element(By.CSS_SELECTOR, "pre.code")
     assert code.text == "result = 6 * 7\nprint(result)"
@@ -151,3 +95,85 @@ def test_a_run_opens_from_its_message_with_its_steps_and_the_code_it_ran(browser
         step.id for step in client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc")
     ]
     browser.save_screenshot(str(SCREENSHOTS / "console-run.png"))
+
+
+def shown_threads(browser) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [link.text for link in browser.find_elements(By.CSS_SELECTOR, "a.thread")]
+
+
+def test_the_thread_list_keeps_to_one_user_across_its_pages(browser, server):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = server.client(key)
+    adas = [client.beta.threads.create(metadata={"user": "ada"}).id for _ in range(21)]
+    bob = client.beta.threads.create(metadata={"user": "bob"}).id
+    paste_key(browser, server, key)
+    field = browser.find_element(By.ID, "user-filter")
+    field.send_keys("ada")
+    field.submit()
+    wait_for(browser, lambda page: shown_threads(page) == adas[::-1][:20])  # newest first, twenty a page
+    browser.find_element(By.ID, "more").click()
+    wait_for(browser, lambda page: shown_threads(page) == [adas[0]])
+    assert "user=ada" in browser.current_url
+    assert bob not in browser.find_element(By.ID, "main").text
+
+
+def test_a_citation_in_an_answer_links_to_the_file_it_cites(browser, server):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = server.client(key)
+    store = client.vector_stores.create(name="router")
+    notes = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("warranty.txt", b"The router has a warranty of two years. Water damage is not covered."),
+        poll_interval_ms=50,
+    )
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "How long is the warranty?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    answer = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0].content[0].text
+    assert [note.type for note in answer.annotations] == ["file_citation"]
+    paste_key(browser, server, key)
+    open_view(browser, server, f"/threads/{thread.id}")
+    citation = browser.find_element(By.CSS_SELECTOR, "article.message.assistant a.citation")
+    marker = answer.annotations[0].text
+    assert citation.text == "[1]" and citation.get_attribute("title") == marker
+    # the answer's own text around it, in order, the marker shown as its number; the source named below
+    shown = browser.find_element(By.CSS_SELECTOR, "article.message.assistant .text").text
+    assert shown == answer.value.replace(marker, "[1]")
+    wait_for(
+        browser, lambda page: page.find_element(By.CSS_SELECTOR, "ol.sources li").text == f"warranty.txt ({notes.id})"
+    )
+    browser.save_screenshot(str(SCREENSHOTS / "console-thread-citation.png"))
+    citation.click()
+    wait_for(browser, lambda page: "File warranty.txt" in page.find_element(By.TAG_NAME, "h1").text)
+    assert notes.id in browser.find_element(By.ID, "main").text
+
+
+def test_the_console_works_under_an_api_gateway_stage_prefix(browser, server):
+    """Deployed, the Console is at …/api/console: its files and the API it calls are found under the
+    same prefix (a request outside it is refused, as API Gateway refuses one)."""
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    thread = server.client(key).beta.threads.create(messages=[{"role": "user", "content": "Behind a stage"}])
+    stage = StagePrefix(server.root_url)
+    try:
+        paste_key(browser, stage, key)
+        browser.find_element(By.LINK_TEXT, thread.id).click()
+        assert "Behind a stage" in browser.find_element(By.CSS_SELECTOR, "article.message .text").text
+        # the style sheet came too (the body's background is the Console's, not the browser's white)
+        assert (
+            browser.find_element(By.TAG_NAME, "body").value_of_css_property("background-color")
+            == "rgba(250, 250, 250, 1)"
+        )
+    finally:
+        stage.close()

@@ -1,0 +1,174 @@
+// What every view of the Console shares: building the page from data (as text, never as HTML), calling
+// the /v1 API with the pasted key, and reading an event stream as it arrives.
+export const KEY = "spindle.apiKey";
+// The API beside the page: /console's /v1, so that the Console works under API Gateway's stage prefix
+// (…/api/console calls …/api/v1) as well as at the root.
+export const API = location.pathname.replace(/\/console\/?$/, "") + "/v1";
+
+export function el(tag, attributes, ...children) {
+  // an element with its attributes (on* ones as listeners) and children; strings become text nodes, so
+  // nothing users wrote is ever parsed as HTML
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "value") node.value = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+export function render(...children) {
+  // the page's main part, replaced: nested lists flattened, nothing shown for null
+  main().replaceChildren(...children.flat(2).filter((child) => child !== null && child !== undefined));
+}
+
+let rendering = 0;
+
+export function renderer() {
+  // a view's render, taken before it asks the API: skipped once the user has left the view or a newer
+  // render began (a view shown again each second must never put an older answer over a newer one)
+  const ticket = ++rendering;
+  const shown = location.hash;
+  return (...children) => {
+    if (ticket !== rendering || location.hash !== shown) return false;
+    render(...children);
+    return true;
+  };
+}
+
+export function show(hash) {
+  // goes to `hash`, or shows it again when it is already there (setting it would change nothing)
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}
+
+export function main() {
+  return document.getElementById("main");
+}
+
+export function showError(message) {
+  const box = document.getElementById("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+export function path(...parts) {
+  return parts.map((part) => "/" + encodeURIComponent(part)).join("");
+}
+
+async function failure(response) {
+  // the API's OpenAI error message, or the HTTP status where there is none
+  let message = response.status + " " + response.statusText;
+  try {
+    message = (await response.json()).error.message || message;
+  } catch (ignored) {}
+  return new Error(message);
+}
+
+export async function api(route, options = {}) {
+  const { raw, json, ...rest } = options;
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem(KEY), "OpenAI-Beta": "assistants=v2" };
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    rest.body = JSON.stringify(json);
+    rest.method = rest.method || "POST";
+  }
+  const response = await fetch(API + route, { ...rest, headers: { ...headers, ...(rest.headers || {}) } });
+  if (!response.ok) throw await failure(response);
+  return raw ? response : response.json();
+}
+
+export async function* events(route, body, signal) {
+  // POSTs a `stream: true` request and yields each server-sent event ({event, data}) as it arrives
+  const response = await api(route, { json: { ...body, stream: true }, raw: true, signal });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += value.replaceAll("\r\n", "\n");
+    let end;
+    while ((end = buffered.indexOf("\n\n")) >= 0) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (!data.length) continue; // a keep-alive comment
+      const text = data.join("\n");
+      yield { event: name, data: text === "[DONE]" ? text : JSON.parse(text) };
+    }
+  }
+}
+
+export function when(seconds) {
+  return seconds ? new Date(seconds * 1000).toLocaleString() : "";
+}
+
+export function field(name, value) {
+  // a row of a details table, left out when there is nothing to show
+  return value === null || value === undefined || value === ""
+    ? null
+    : el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, typeof value === "string" ? value : JSON.stringify(value)));
+}
+
+export function details(kind, rows) {
+  // a table of an object's fields, one row each (rows from field())
+  return el("table", { class: "details " + kind }, el("tbody", {}, rows));
+}
+
+export function table(headings, rows, attributes = {}) {
+  return el(
+    "table",
+    attributes,
+    el("thead", {}, el("tr", {}, headings.map((heading) => el("th", { scope: "col" }, heading)))),
+    el("tbody", {}, rows),
+  );
+}
+
+export function imageOf(fileId) {
+  // an image file, fetched with the key (an <img src> could not send it)
+  const image = el("img", { alt: "image " + fileId });
+  api(path("files", fileId, "content"), { raw: true })
+    .then((response) => response.blob())
+    .then((blob) => (image.src = URL.createObjectURL(blob)))
+    .catch((error) => image.replaceWith(el("span", { class: "meta" }, "[image " + fileId + ": " + error.message + "]")));
+  return image;
+}
+
+export async function download(fileId, filename) {
+  // saves a file's content under its name: fetched with the key, handed to the browser as a blob
+  const blob = await (await api(path("files", fileId, "content"), { raw: true })).blob();
+  const link = el("a", { href: URL.createObjectURL(blob), download: filename || fileId });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+export function refreshWhile(live) {
+  // a view of something still changing shows it again each second, until the user leaves it (a refresh
+  // keeps the focus where it is; console.js routes it)
+  if (!live) return;
+  const shown = location.hash;
+  setTimeout(() => location.hash === shown && window.dispatchEvent(new CustomEvent("console:refresh")), 1000);
+}
+
+let lastShown = "";
+
+export function changed(what) {
+  // whether `what` differs from what the last refresh of this address showed: an unchanged live view is
+  // left as it is, so that reading it, selecting in it or tabbing through it is not interrupted
+  const signature = location.hash + "\n" + JSON.stringify(what);
+  if (signature === lastShown) return false;
+  lastShown = signature;
+  return true;
+}

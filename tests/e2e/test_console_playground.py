@@ -1,0 +1,169 @@
+"""The Console's playground in a real browser (headless Chromium, tests/console_page.py), against the
+local server with the scripted stand-in model (tests/standin_model.py): an answer streams in while the
+model is still writing it, Stop cancels a long answer, a function call is answered by hand in a form,
+and a conversation goes on in the same thread."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.console_page import SCREENSHOTS, open_view, paste_key, wait_for
+from tests.standin_model import drip, text, tool_call
+
+WORDS = ["word0"] + [f" word{index}" for index in range(1, 24)]
+ANSWER = "".join(WORDS)
+
+
+def answers(browser) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [node.text for node in browser.find_elements(By.CSS_SELECTOR, "#transcript article.message.assistant .text")]
+
+
+def run_status(browser) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, "run-status").text
+
+
+def thread_id(browser) -> str:
+    """The playground's thread, which its address names once the run has made it."""
+    return wait_for(
+        browser, lambda page: page.current_url.split("thread=")[1] if "thread=" in page.current_url else None
+    )
+
+
+def say(browser, words: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    field = wait_for(browser, lambda page: page.find_element(By.ID, "prompt"))
+    wait_for(browser, lambda page: page.find_element(By.ID, "send").is_enabled())
+    field.send_keys(words, Keys.ENTER)  # Enter sends
+
+
+def test_an_answer_streams_in_while_the_model_writes_it_and_the_thread_goes_on(browser, model_server, standin):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = model_server.client(key)
+    model = standin.script([drip(WORDS, 0.15), text("Second answer")])
+    assistant = client.beta.assistants.create(model=model, name="Streamer")
+    paste_key(browser, model_server, key)
+    open_view(browser, model_server, f"/playground?assistant={assistant.id}")
+    say(browser, "Tell me a long story")
+
+    # part of the answer is on the page while the run is still going: it streams, word by word
+    partial = wait_for(browser, lambda page: [shown for shown in answers(page) if shown.startswith("word0")])
+    assert partial[0] != ANSWER
+    assert "completed" not in run_status(browser)
+    wait_for(browser, lambda page: "completed" in run_status(page))
+    assert answers(browser) == [ANSWER]
+    # once complete, the message is shown as stored, linked to its run
+    run_link = browser.find_element(By.CSS_SELECTOR, "#transcript article.message.assistant a.run-link")
+    assert run_link.text == "run " + client.beta.threads.runs.list(thread_id(browser)).data[0].id
+    browser.save_screenshot(str(SCREENSHOTS / "console-playground.png"))
+
+    say(browser, "And another")
+    wait_for(browser, lambda page: answers(page)[-1:] == ["Second answer"] and "completed" in run_status(page))
+    messages = client.beta.threads.messages.list(thread_id(browser), order="asc").data
+    assert [(message.role, message.content[0].text.value) for message in messages] == [
+        ("user", "Tell me a long story"),
+        ("assistant", ANSWER),
+        ("user", "And another"),
+        ("assistant", "Second answer"),
+    ]
+    # the second request carried the whole conversation to the model
+    assert [message["content"] for message in standin.requests(model)[1]["messages"] if message["role"] == "user"] == [
+        "Tell me a long story",
+        "And another",
+    ]
+
+
+@pytest.mark.parametrize("how", ["the Stop button", "the Escape key"])
+def test_stop_cancels_a_long_answer_while_it_streams(browser, model_server, standin, how):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = model_server.client(key)
+    model = standin.script([drip([f"slow{index} " for index in range(200)], 0.1)])
+    assistant = client.beta.assistants.create(model=model)
+    paste_key(browser, model_server, key)
+    open_view(browser, model_server, f"/playground?assistant={assistant.id}")
+    say(browser, "Talk for a long time")
+    wait_for(browser, lambda page: [shown for shown in answers(page) if shown.startswith("slow0")])
+    if how == "the Stop button":
+        browser.find_element(By.ID, "stop").click()
+    else:  # the focus is still in the message box, where Enter sent the message
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait_for(browser, lambda page: "cancelled" in run_status(page))
+    assert standin.wait_for_hangup(model) is not None  # the model's reply was cut off, not read to its end
+    run = client.beta.threads.runs.list(thread_id(browser)).data[0]
+    assert run.status == "cancelled"
+    assert browser.find_element(By.ID, "send").is_enabled() and not browser.find_element(By.ID, "stop").is_enabled()
+    if how == "the Stop button":
+        browser.save_screenshot(str(SCREENSHOTS / "console-playground-stopped.png"))
+
+
+def test_a_function_call_is_answered_by_hand_and_the_answer_streams_on(browser, model_server, standin):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = model_server.client(key)
+    model = standin.script(
+        [tool_call("get_weather", '{"city": "Paris"}', call_id="call_weather"), text("It is sunny in Paris.")]
+    )
+    weather = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "function", "function": weather}])
+    paste_key(browser, model_server, key)
+    open_view(browser, model_server, f"/playground?assistant={assistant.id}")
+    say(browser, "Weather in Paris?")
+
+    output = wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea"))
+    form = browser.find_element(By.CSS_SELECTOR, "form.tool-outputs").text
+    assert 'get_weather({"city": "Paris"})' in form and "requires_action" in run_status(browser)
+    output.send_keys('{"sky": "sunny"}')
+    browser.find_element(By.ID, "submit-outputs").click()
+    wait_for(browser, lambda page: "completed" in run_status(page))
+    assert answers(browser) == ["It is sunny in Paris."]
+    # the output typed in reached the model as the function's result
+    tool_messages = [message for message in standin.requests(model)[1]["messages"] if message["role"] == "tool"]
+    assert [(message["tool_call_id"], message["content"]) for message in tool_messages] == [
+        ("call_weather", '{"sky": "sunny"}')
+    ]
+    thread = thread_id(browser)
+    steps = client.beta.threads.runs.steps.list(client.beta.threads.runs.list(thread).data[0].id, thread_id=thread)
+    calls = [
+        call for step in steps.data if step.step_details.type == "tool_calls" for call in step.step_details.tool_calls
+    ]
+    assert [(call.function.name, call.function.output) for call in calls] == [("get_weather", '{"sky": "sunny"}')]
+
+
+def test_a_new_user_creates_an_assistant_chats_with_it_and_opens_the_run(browser, model_server, standin):
+    """The Console's whole story, all in the browser: a key pasted, an assistant created in the form,
+    a chat with it from its page, and the run that answered opened with its steps."""
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    model = standin.script([drip(["Hello", " there,", " new", " user."], 0.05)])
+    paste_key(browser, model_server, key)
+    browser.find_element(By.LINK_TEXT, "Assistants").click()
+    browser.find_element(By.ID, "new-assistant").click()
+    browser.find_element(By.ID, "assistant-name").send_keys("Greeter")
+    model_field = browser.find_element(By.ID, "assistant-model")
+    model_field.clear()
+    model_field.send_keys(model)
+    browser.find_element(By.ID, "save-assistant").click()
+    browser.find_element(By.ID, "chat").click()
+    say(browser, "Hi")
+    wait_for(browser, lambda page: "completed" in run_status(page))
+    assert answers(browser) == ["Hello there, new user."]
+    browser.find_element(By.CSS_SELECTOR, "#run-status a.run-link").click()
+    steps = browser.find_elements(By.CSS_SELECTOR, "article.step")
+    assert len(steps) == 1 and "completed" in steps[0].text and "Message" in steps[0].text
+    assert "completed" in browser.find_element(By.CSS_SELECTOR, "table.run").text
+    assistant = model_server.client(key).beta.assistants.list().data[0]
+    assert (assistant.name, assistant.model) == ("Greeter", model)
