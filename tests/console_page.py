@@ -41,7 +41,7 @@ def chromium() -> Iterator[Any]:
     ):
         options.add_argument(flag)
     session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
-    session.implicitly_wait(10)
+    session.implicitly_wait(WAIT_SECONDS)  # a find waits for the view the API's answer draws
     SCREENSHOTS.mkdir(exist_ok=True)
     try:
         yield session

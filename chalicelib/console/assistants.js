@@ -21,7 +21,7 @@ export async function assistantsView() {
   render(
     el("h1", {}, "Assistants"),
     el("p", {}, el("a", { href: "#/assistants/new", id: "new-assistant", class: "button" }, "New assistant")),
-    rows.length ? table(["Name", "ID", "Model", "Tools", "Created", ""], rows, { class: "list" }) : el("p", {}, "No assistants yet."),
+    rows.length ? table(["Name", "ID", "Model", "Tools", "Created", el("span", { class: "visually-hidden" }, "Playground")], rows, { class: "list" }) : el("p", {}, "No assistants yet."),
     page.has_more ? el("p", { class: "meta" }, "The 100 newest are shown.") : null,
   );
 }
@@ -57,7 +57,11 @@ function parsed(text, what) {
 }
 
 function number(text) {
-  return text.trim() === "" ? null : Number(text);
+  // a number box's value: empty is null, a number is sent as one, and anything else as the text it is,
+  // for the API to refuse (JSON has no NaN: it would go as null, which resets the setting)
+  const trimmed = text.trim();
+  if (trimmed === "") return null;
+  return Number.isFinite(Number(trimmed)) ? Number(trimmed) : trimmed;
 }
 
 function requestFrom(form, creating) {
@@ -99,6 +103,7 @@ export async function assistantView(assistantId) {
   const has = (type) => assistant.tools.some((tool) => tool.type === type);
   const resources = assistant.tool_resources || {};
   const status = el("span", { id: "saved", class: "meta", role: "status" });
+  const save = el("button", { type: "submit", id: "save-assistant" }, creating ? "Create" : "Save");
   const form = el(
     "form",
     {
@@ -107,6 +112,7 @@ export async function assistantView(assistantId) {
         event.preventDefault();
         showError("");
         status.textContent = "";
+        save.disabled = true; // one request per click: a double click must not create two assistants
         try {
           const request = requestFrom(form, creating);
           const saved = await api(creating ? "/assistants" : path("assistants", assistantId), { json: request });
@@ -114,6 +120,8 @@ export async function assistantView(assistantId) {
           else status.textContent = "Saved " + new Date().toLocaleTimeString();
         } catch (error) {
           showError(error.message);
+        } finally {
+          save.disabled = false;
         }
       },
     },
@@ -145,7 +153,7 @@ export async function assistantView(assistantId) {
       class: "code",
       spellcheck: "false",
     }),
-    el("div", { class: "actions" }, el("button", { type: "submit", id: "save-assistant" }, creating ? "Create" : "Save"), " ", status),
+    el("div", { class: "actions" }, save, " ", status),
   );
   const remove = async () => {
     if (!window.confirm("Delete assistant " + assistantId + "?")) return;

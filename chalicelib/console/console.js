@@ -3,7 +3,7 @@
 // (messages, metadata, filenames) is put in the page as text (core.js's el(), never innerHTML), so none
 // of it runs. This file routes the address's #fragment to a view.
 import { assistantsView, assistantView } from "./assistants.js";
-import { KEY, el, main, render, showError } from "./core.js";
+import { KEY, el, main, render, routing as beginRouting, show, showError } from "./core.js";
 import { fileView, filesView, storeView, storesView } from "./files.js";
 import { playgroundView } from "./playground.js";
 import { runView, threadsView, threadView } from "./threads.js";
@@ -16,7 +16,7 @@ function keyView() {
       onsubmit: (event) => {
         event.preventDefault();
         sessionStorage.setItem(KEY, input.value.trim());
-        location.hash = "#/threads";
+        show(location.hash && location.hash !== "#/key" ? location.hash : "#/threads"); // where the user was going
       },
     },
     el("p", {}, "Paste an API key. It stays in this browser tab and is sent only to this server's /v1 API."),
@@ -31,7 +31,7 @@ function keyView() {
 // each route: the #fragment's path, split at "/", ":x" standing for any one part
 const ROUTES = [
   [["threads", ":thread", "runs", ":run"], (ids) => runView(ids.thread, ids.run)],
-  [["threads", ":thread"], (ids) => threadView(ids.thread)],
+  [["threads", ":thread"], (ids, query) => threadView(ids.thread, query)],
   [["threads"], (ids, query) => threadsView(query)],
   [["assistants", ":assistant"], (ids) => assistantView(ids.assistant)],
   [["assistants"], () => assistantsView()],
@@ -58,6 +58,7 @@ async function route(event) {
   // shows the view the address names: afresh when the user goes there (the error box emptied, the
   // focus on the new content), or again for a live view's refresh (both left alone)
   const refreshing = event && event.type === "console:refresh";
+  beginRouting(refreshing);
   const routing = ++shown;
   if (!refreshing) showError("");
   const hash = location.hash || "#/threads";

@@ -28,17 +28,35 @@ export function render(...children) {
 }
 
 let rendering = 0;
+let refreshing = false; // whether the view being routed is a live view's refresh (set by the router)
+let drawn = ""; // what the last view drew: its address and the data it drew from
+
+export function routing(refresh) {
+  refreshing = refresh;
+}
 
 export function renderer() {
   // a view's render, taken before it asks the API: skipped once the user has left the view or a newer
-  // render began (a view shown again each second must never put an older answer over a newer one)
+  // render began (a view shown again each second must never put an older answer over a newer one). A
+  // refresh keeps the focus on the element of the same id, and `render.unchanged(data)` tells a
+  // refresh that would draw the same data as last time, which is then left as it is.
   const ticket = ++rendering;
   const shown = location.hash;
-  return (...children) => {
+  const again = refreshing;
+  let signature = "";
+  const paint = (...children) => {
     if (ticket !== rendering || location.hash !== shown) return false;
+    const focused = again && main().contains(document.activeElement) ? document.activeElement.id : "";
     render(...children);
+    drawn = signature;
+    if (focused && document.getElementById(focused)) document.getElementById(focused).focus({ preventScroll: true });
     return true;
   };
+  paint.unchanged = (data) => {
+    signature = shown + "\n" + JSON.stringify(data);
+    return again && signature === drawn;
+  };
+  return paint;
 }
 
 export function show(hash) {
@@ -155,20 +173,9 @@ export async function download(fileId, filename) {
 }
 
 export function refreshWhile(live) {
-  // a view of something still changing shows it again each second, until the user leaves it (a refresh
-  // keeps the focus where it is; console.js routes it)
+  // a view of something still changing shows it again each second, until the user leaves it (console.js
+  // routes the refresh; see renderer())
   if (!live) return;
   const shown = location.hash;
   setTimeout(() => location.hash === shown && window.dispatchEvent(new CustomEvent("console:refresh")), 1000);
-}
-
-let lastShown = "";
-
-export function changed(what) {
-  // whether `what` differs from what the last refresh of this address showed: an unchanged live view is
-  // left as it is, so that reading it, selecting in it or tabbing through it is not interrupted
-  const signature = location.hash + "\n" + JSON.stringify(what);
-  if (signature === lastShown) return false;
-  lastShown = signature;
-  return true;
 }

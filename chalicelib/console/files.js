@@ -211,9 +211,12 @@ export async function storeView(storeId) {
   const base = path("vector_stores", storeId);
   const [store, files] = await Promise.all([api(base), api(base + "/files?limit=100&order=desc")]);
   const again = () => show(location.hash);
+  const live = store.status === "in_progress" || files.data.some((file) => file.status === "in_progress");
+  refreshWhile(live); // a store still ingesting updates as its files do
+  if (paint.unchanged([store, files])) return; // nothing new: what is shown (and being done) stays
 
   const rows = files.data.map((file) => {
-    const remove = el("button", { type: "button", class: "remove danger", "aria-label": "Remove " + file.id + " from the store" }, "Remove");
+    const remove = el("button", { type: "button", id: "remove-" + file.id, class: "remove danger", "aria-label": "Remove " + file.id + " from the store" }, "Remove");
     remove.addEventListener(
       "click",
       action(remove, async () => {
@@ -235,7 +238,7 @@ export async function storeView(storeId) {
 
   // keep what the user was typing when the view is shown again (it is, each second, while ingesting)
   const typed = document.getElementById("store-file-id");
-  const keep = typed && typed.dataset.store === store.id ? { value: typed.value, focused: document.activeElement === typed } : null;
+  const keep = typed && typed.dataset.store === store.id ? { value: typed.value } : null; // the focus is kept by renderer()
 
   const uploadInput = el("input", { id: "store-upload", type: "file", name: "file" });
   uploadInput.addEventListener(
@@ -302,11 +305,5 @@ export async function storeView(storeId) {
       : el("p", {}, "No files in this store."),
     files.has_more ? el("p", { class: "meta" }, "The newest 100 files are shown.") : null,
   );
-  if (!shown) return;
-  if (keep) {
-    idInput.value = keep.value;
-    if (keep.focused) idInput.focus();
-  }
-  const live = store.status === "in_progress" || files.data.some((file) => file.status === "in_progress");
-  refreshWhile(live); // a store still ingesting updates as its files do
+  if (shown && keep) idInput.value = keep.value;
 }

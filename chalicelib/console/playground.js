@@ -1,21 +1,31 @@
 // The playground: chat with an assistant on a new or existing thread. Each answer is a `stream: true`
 // run read as it arrives (the same live endpoint the SDK's runs.stream() reads), so words show as the
-// model writes them; Stop cancels the run; a function call waits for its output, typed in by hand.
+// model writes them; Stop (or Escape) cancels the run; a function call waits for its output, typed in
+// by hand.
 import { api, el, events, path, renderer, showError } from "./core.js";
-import { messageView, toolCall } from "./threads.js";
+import { messageView, newestMessages, toolCall } from "./threads.js";
 
 const ENDED = new Set(["completed", "failed", "cancelled", "incomplete", "expired"]);
+const STEP_ENDED = new Set(["thread.run.step.completed", "thread.run.step.cancelled", "thread.run.step.failed", "thread.run.step.expired"]);
+
+async function assistantsFor(chosen) {
+  // the newest 100 assistants, and the chosen one wherever it is in the list (an unknown one is an error)
+  const assistants = (await api("/assistants?order=desc&limit=100")).data;
+  if (chosen && !assistants.some((assistant) => assistant.id === chosen)) assistants.unshift(await api(path("assistants", chosen)));
+  return assistants;
+}
 
 export async function playgroundView(query) {
   const render = renderer();
-  const assistants = (await api("/assistants?order=desc&limit=100")).data;
   let threadId = query.get("thread");
-  const earlier = threadId ? (await api(path("threads", threadId) + "/messages?order=asc&limit=100")).data : [];
+  const earlier = threadId ? await newestMessages(threadId) : { data: [], has_more: false };
+  const lastAnswer = [...earlier.data].reverse().find((message) => message.assistant_id);
+  const chosen = query.get("assistant") || (lastAnswer && lastAnswer.assistant_id);
+  const assistants = await assistantsFor(chosen);
   if (!assistants.length) {
     render(el("h1", {}, "Playground"), el("p", {}, "No assistants yet: ", el("a", { href: "#/assistants/new" }, "create one"), " to chat with it."));
     return;
   }
-  const chosen = query.get("assistant") || (earlier.find((message) => message.assistant_id) || {}).assistant_id;
   const picker = el(
     "select",
     { id: "playground-assistant" },
@@ -23,18 +33,27 @@ export async function playgroundView(query) {
       el("option", { value: assistant.id, selected: assistant.id === chosen }, (assistant.name || "(unnamed)") + " · " + assistant.model + " · " + assistant.id),
     ),
   );
-  const transcript = el("div", { id: "transcript", "aria-live": "polite" }, earlier.map(messageView));
+  const transcript = el(
+    "div",
+    { id: "transcript" },
+    earlier.has_more ? el("p", { class: "meta" }, "Only the newest 100 messages are shown; ", el("a", { href: "#" + path("threads", threadId) }, "the thread"), " has them all.") : null,
+    earlier.data.map(messageView),
+  );
   const prompt = el("textarea", { id: "prompt", rows: 3, placeholder: "Message (Enter sends, Shift+Enter starts a new line, Escape stops the answer)", "aria-label": "Message" });
   const send = el("button", { type: "submit", id: "send" }, "Send");
   const stop = el("button", { type: "button", id: "stop", disabled: true }, "Stop");
-  const status = el("div", { id: "run-status", class: "meta", role: "status" });
+  const status = el("div", { id: "run-status", class: "meta", role: "status", "aria-live": "polite" });
   const threadLabel = el("span", { id: "thread-label", class: "meta" });
+  const fresh = el("button", { type: "button", id: "new-thread" }, "New thread");
   const leaving = new AbortController(); // the stream is dropped when the user leaves the playground
   window.addEventListener("hashchange", () => leaving.abort(), { once: true });
-  let runId = null;
+  let runId = null; // the run of the turn under way, once the stream has named it
+  let busy = false; // a turn is under way: its stream is open, or its run waits for tool outputs
+  let streaming = false;
+  let live = { messages: new Map(), steps: new Map() }; // what this turn has shown, by id, across its streams
 
   function showThread() {
-    fresh.disabled = !threadId;
+    fresh.disabled = busy || !threadId;
     threadLabel.replaceChildren(threadId ? el("a", { href: "#" + path("threads", threadId) }, "thread " + threadId) : "a new thread");
     const search = new URLSearchParams({ assistant: picker.value });
     if (threadId) search.set("thread", threadId);
@@ -42,40 +61,59 @@ export async function playgroundView(query) {
   }
 
   function running(yes) {
+    busy = yes;
     send.disabled = yes;
-    stop.disabled = !yes;
     fresh.disabled = yes || !threadId;
-    if (!yes) prompt.focus();
+    if (!yes) {
+      stop.disabled = true;
+      prompt.focus();
+    }
   }
 
-  async function play(route, body) {
-    // shows one stream's events as they come; a run that needs tool outputs asks for them and goes on
+  function showRun(run) {
+    runId = run.id;
+    status.replaceChildren(el("a", { href: "#" + path("threads", run.thread_id, "runs", run.id), class: "run-link" }, "run " + run.id), " ", el("span", { class: "status " + run.status }, run.status));
+    if (run.last_error) status.append(" · " + run.last_error.code + ": " + run.last_error.message);
+    stop.disabled = ENDED.has(run.status) || run.status === "cancelling"; // a run is stopped once its id is known
+    if (ENDED.has(run.status)) {
+      for (const form of transcript.querySelectorAll("form.tool-outputs")) form.remove();
+      running(false);
+    }
+  }
+
+  async function play(route, body, opened) {
+    // shows one stream's events as they come; a run that needs tool outputs asks for them, and goes on
     // in the stream their submission opens
-    const live = { messages: new Map(), steps: new Map() };
-    for await (const { event, data } of events(route, body, leaving.signal)) {
-      if (event === "thread.created") {
-        threadId = data.id;
-        showThread();
-      } else if (event.startsWith("thread.run.step.")) {
-        showStep(live, event, data);
-      } else if (event.startsWith("thread.run.")) {
-        runId = data.id;
-        status.replaceChildren(el("a", { href: "#" + path("threads", data.thread_id, "runs", data.id), class: "run-link" }, "run " + data.id), " ", el("span", { class: "status " + data.status }, data.status));
-        if (data.last_error) status.append(" · " + data.last_error.code + ": " + data.last_error.message);
-        if (data.status === "requires_action") askForOutputs(data);
-        if (ENDED.has(data.status)) running(false);
-      } else if (event === "thread.message.created") {
-        const view = el("article", { class: "message assistant streaming", id: data.id }, el("div", {}, el("span", { class: "role" }, data.role)));
-        live.messages.set(data.id, { view, parts: new Map() });
-        transcript.append(view);
-      } else if (event === "thread.message.delta") {
-        showDelta(live.messages.get(data.id), data.delta);
-      } else if (event === "thread.message.completed" || event === "thread.message.incomplete") {
-        const shown = live.messages.get(data.id);
-        if (shown) shown.view.replaceWith(messageView(data)); // now with its citations and images
-      } else if (event === "error") {
-        showError(data.message);
+    streaming = true;
+    try {
+      for await (const { event, data } of events(route, body, leaving.signal)) {
+        if (opened) {
+          opened(); // the request was taken: its stream has begun
+          opened = null;
+        }
+        if (event === "thread.created") {
+          threadId = data.id;
+          showThread();
+        } else if (event.startsWith("thread.run.step.")) {
+          showStep(event, data);
+        } else if (event.startsWith("thread.run.")) {
+          showRun(data);
+          if (data.status === "requires_action") askForOutputs(data);
+        } else if (event === "thread.message.created") {
+          const view = el("article", { class: "message assistant streaming", id: data.id }, el("div", {}, el("span", { class: "role" }, data.role)));
+          live.messages.set(data.id, { view, parts: new Map() });
+          transcript.append(view);
+        } else if (event === "thread.message.delta") {
+          showDelta(live.messages.get(data.id), data.delta);
+        } else if (event === "thread.message.completed" || event === "thread.message.incomplete") {
+          const shown = live.messages.get(data.id);
+          if (shown) shown.view.replaceWith(messageView(data)); // now with its citations and images
+        } else if (event === "error") {
+          showError(data.message);
+        }
       }
+    } finally {
+      streaming = false;
     }
   }
 
@@ -93,7 +131,7 @@ export async function playgroundView(query) {
     }
   }
 
-  function showStep(live, event, data) {
+  function showStep(event, data) {
     if (event === "thread.run.step.created" && data.step_details.type === "tool_calls") {
       const view = el("article", { class: "step", id: data.id }, el("div", { class: "meta" }, "tool calls"));
       live.steps.set(data.id, { view, calls: new Map() });
@@ -109,9 +147,11 @@ export async function playgroundView(query) {
         }
         code.append((call.code_interpreter && call.code_interpreter.input) || (call.function && call.function.arguments) || "");
       }
-    } else if (event === "thread.run.step.completed" || event === "thread.run.step.cancelled" || event === "thread.run.step.failed") {
+    } else if (STEP_ENDED.has(event)) {
       const shown = live.steps.get(data.id);
-      if (shown && data.step_details.type === "tool_calls") shown.view.replaceChildren(el("div", { class: "meta" }, "tool calls · " + data.status), data.step_details.tool_calls.map(toolCall));
+      if (shown && data.step_details.type === "tool_calls") {
+        shown.view.replaceChildren(el("div", { class: "meta" }, "tool calls · " + data.status), data.step_details.tool_calls.map(toolCall));
+      }
     }
   }
 
@@ -125,38 +165,64 @@ export async function playgroundView(query) {
         el("textarea", { id: "output-" + index, class: "tool-output", rows: 2, "data-call": call.id }),
       ),
     );
+    const submit = el("button", { type: "submit", id: "submit-outputs" }, "Submit outputs");
     const form = el(
       "form",
       {
         class: "tool-outputs",
-        onsubmit: (event) => {
+        onsubmit: async (event) => {
           event.preventDefault();
-          const outputs = boxes.map((box) => {
-            const area = box.querySelector("textarea");
-            return { tool_call_id: area.dataset.call, output: area.value };
+          const outputs = [...form.querySelectorAll("textarea")].map((area) => ({ tool_call_id: area.dataset.call, output: area.value }));
+          form.inert = true; // sent once; given back if the submission fails
+          const sent = await go(path("threads", run.thread_id, "runs", run.id, "submit_tool_outputs"), { tool_outputs: outputs }, () => {
+            form.remove();
+            prompt.focus();
           });
-          form.remove();
-          go(path("threads", run.thread_id, "runs", run.id, "submit_tool_outputs"), { tool_outputs: outputs });
+          if (!sent && form.isConnected) {
+            form.inert = false;
+            submit.focus();
+          }
         },
       },
       el("div", { class: "meta" }, "The assistant called " + calls.length + (calls.length === 1 ? " function" : " functions") + ": answer as your app would."),
       boxes,
-      el("button", { type: "submit", id: "submit-outputs" }, "Submit outputs"),
+      submit,
     );
     transcript.append(form);
     form.querySelector("textarea").focus();
   }
 
-  async function go(route, body) {
+  async function go(route, body, opened) {
+    // one request of a turn: true once its stream has ended; false (the error shown) if it failed
     showError("");
     running(true);
     try {
-      await play(route, body);
+      await play(route, body, opened);
+      return true;
     } catch (error) {
       if (error.name !== "AbortError") showError(error.message);
+      return false;
     } finally {
-      if (!document.querySelector("form.tool-outputs")) running(false);
-      else send.disabled = true;
+      if (!transcript.querySelector("form.tool-outputs")) running(false); // else the run waits for outputs
+    }
+  }
+
+  async function cancel() {
+    if (stop.disabled || !runId) return;
+    stop.disabled = true;
+    try {
+      let run = await api(path("threads", threadId, "runs", runId, "cancel"), { method: "POST" });
+      if (streaming) return; // the stream tells how the run ends
+      // no stream is open (the run was waiting for tool outputs): the run is followed until it stops
+      while (run.status === "cancelling" && !leaving.signal.aborted) {
+        showRun(run);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        run = await api(path("threads", run.thread_id, "runs", run.id));
+      }
+      showRun(run);
+    } catch (error) {
+      showError(error.message);
+      stop.disabled = false;
     }
   }
 
@@ -164,16 +230,25 @@ export async function playgroundView(query) {
     "form",
     {
       class: "chat",
-      onsubmit: (event) => {
+      onsubmit: async (event) => {
         event.preventDefault();
         const text = prompt.value;
-        if (!text.trim() || send.disabled) return;
+        if (!text.trim() || busy) return;
         prompt.value = "";
-        transcript.append(el("article", { class: "message user" }, el("div", {}, el("span", { class: "role" }, "user")), el("p", { class: "text" }, text)));
+        runId = null;
+        live = { messages: new Map(), steps: new Map() };
+        status.replaceChildren();
+        const bubble = el("article", { class: "message user" }, el("div", {}, el("span", { class: "role" }, "user")), el("p", { class: "text" }, text));
+        transcript.append(bubble);
         const message = { role: "user", content: text };
         const assistant = picker.value;
-        if (threadId) go(path("threads", threadId, "runs"), { assistant_id: assistant, additional_messages: [message] });
-        else go("/threads/runs", { assistant_id: assistant, thread: { messages: [message] } });
+        const sent = threadId
+          ? await go(path("threads", threadId, "runs"), { assistant_id: assistant, additional_messages: [message] })
+          : await go("/threads/runs", { assistant_id: assistant, thread: { messages: [message] } });
+        if (!sent && !runId) {
+          bubble.remove(); // nothing was stored: the message is given back to edit and send again
+          prompt.value = text;
+        }
       },
     },
     prompt,
@@ -183,20 +258,10 @@ export async function playgroundView(query) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       form.requestSubmit();
-    } else if (event.key === "Escape" && !stop.disabled) {
-      stop.click(); // Escape stops the answer, as Stop does
     }
   });
-  stop.addEventListener("click", async () => {
-    stop.disabled = true;
-    try {
-      await api(path("threads", threadId, "runs", runId, "cancel"), { method: "POST" });
-    } catch (error) {
-      showError(error.message);
-    }
-  });
+  stop.addEventListener("click", cancel);
   picker.addEventListener("change", showThread);
-  const fresh = el("button", { type: "button", id: "new-thread", disabled: true }, "New thread");
   fresh.addEventListener("click", () => {
     threadId = null;
     transcript.replaceChildren();
@@ -204,13 +269,18 @@ export async function playgroundView(query) {
     showThread();
     prompt.focus();
   });
-  const shown = render(
+  const playground = el(
+    "section",
+    { id: "playground" },
     el("h1", {}, "Playground"),
     el("div", { class: "row inline" }, el("label", { for: "playground-assistant" }, "Assistant "), picker, " · ", threadLabel, " · ", fresh),
     transcript,
     form,
   );
-  if (!shown) return; // the user has moved on
+  playground.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") cancel(); // Escape stops the answer from anywhere in the playground, as Stop does
+  });
+  if (!render(playground)) return; // the user has moved on
   showThread();
   prompt.focus();
 }

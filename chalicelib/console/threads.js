@@ -1,5 +1,5 @@
 // Threads, a thread's messages, and a run with its steps.
-import { api, changed, details, el, field, imageOf, path, refreshWhile, renderer, table, when } from "./core.js";
+import { api, details, el, field, imageOf, path, refreshWhile, renderer, table, when } from "./core.js";
 
 export async function threadsView(query) {
   const render = renderer();
@@ -69,10 +69,21 @@ function textWithCitations(text) {
   return [el("p", { class: "text" }, pieces), sources.length ? el("ol", { class: "sources meta" }, sources) : null];
 }
 
+function imageAt(url) {
+  // an image_url's preview. A data:image/ address is shown at once; an https: one only when the user
+  // asks (loading it would tell its server who looks at the thread, and when); any other address is
+  // shown as its text, and the page's policy loads images from nowhere else.
+  if (/^data:image\//i.test(url)) return el("img", { src: url, alt: "image from a data URL" });
+  if (!/^https:\/\//i.test(url)) return el("span", { class: "meta" }, "[image " + url + "]");
+  const load = el("button", { type: "button", class: "load-image" }, "Show the image from " + new URL(url).host);
+  load.addEventListener("click", () => load.replaceWith(el("img", { src: url, alt: "image from " + url, referrerpolicy: "no-referrer" })));
+  return el("span", { class: "image-url" }, el("span", { class: "meta" }, "[image " + url + "] "), load);
+}
+
 export function part(content) {
   if (content.type === "text") return textWithCitations(content.text);
   if (content.type === "image_file") return imageOf(content.image_file.file_id);
-  if (content.type === "image_url") return el("span", { class: "meta" }, "[image " + content.image_url.url + "]");
+  if (content.type === "image_url") return imageAt(content.image_url.url);
   return el("span", { class: "meta" }, "[" + content.type + "]");
 }
 
@@ -98,10 +109,20 @@ export function messageView(message) {
   );
 }
 
-export async function threadView(threadId) {
+export async function newestMessages(threadId, after) {
+  // a thread's newest 100 messages (older than `after`, if given), oldest first
+  const search = new URLSearchParams({ order: "desc", limit: "100" });
+  if (after) search.set("after", after);
+  const page = await api(path("threads", threadId) + "/messages?" + search);
+  return { ...page, data: [...page.data].reverse() };
+}
+
+export async function threadView(threadId, query) {
   const render = renderer();
+  const after = query.get("after");
   const thread = await api(path("threads", threadId));
-  const page = await api(path("threads", threadId) + "/messages?order=asc&limit=100");
+  const page = await newestMessages(threadId, after);
+  const older = new URLSearchParams({ after: page.last_id || "" });
   render(
     el("h1", {}, "Thread " + thread.id),
     el(
@@ -110,7 +131,9 @@ export async function threadView(threadId) {
       "Created " + when(thread.created_at) + " · metadata " + JSON.stringify(thread.metadata || {}) + " · ",
       el("a", { href: "#/playground?thread=" + encodeURIComponent(thread.id), id: "continue" }, "Continue in the playground"),
     ),
+    page.has_more ? el("p", {}, el("a", { href: "#" + path("threads", threadId) + "?" + older, id: "older-messages" }, "Older messages")) : null,
     page.data.length ? page.data.map(messageView) : el("p", {}, "No messages."),
+    after ? el("p", {}, el("a", { href: "#" + path("threads", threadId) }, "Newest messages")) : null,
   );
 }
 
@@ -177,7 +200,7 @@ export async function runView(threadId, runId) {
   const run = await api(base);
   const steps = await api(base + "/steps?order=asc&limit=100&" + INCLUDE);
   refreshWhile(LIVE.has(run.status)); // a live run updates as it changes
-  if (!changed([run, steps])) return;
+  if (render.unchanged([run, steps])) return; // nothing new: what is shown stays as it is
   const rows = [
     field("Status", run.status),
     field("Assistant", run.assistant_id),
@@ -198,5 +221,6 @@ export async function runView(threadId, runId) {
     details("run", rows),
     el("h2", {}, "Steps"),
     steps.data.length ? steps.data.map(stepView) : el("p", {}, "No steps yet."),
+    steps.has_more ? el("p", { class: "meta" }, "The first 100 steps are shown.") : null,
   );
 }

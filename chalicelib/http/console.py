@@ -21,9 +21,10 @@ FILES = {
     "files.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
-# Nothing but the console's own files runs or loads: no inline script, no other origin, no framing.
+# Nothing but the console's own files runs or loads: no inline script, no other origin, no framing. The
+# one exception is images: a message's image_url (https: or data:) is shown, as OpenAI's dashboard did.
 POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: https:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import uuid
 
+import openai
+import pytest
+
 from tests.console_page import SCREENSHOTS, StagePrefix, error_shown, open_view, paste_key, wait_for
+from tests.servers import mint
 
 ATTACK = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
@@ -31,6 +35,7 @@ def test_a_pasted_key_browses_its_threads_and_opens_one(browser, server):
     browser.save_screenshot(str(SCREENSHOTS / "console-thread.png"))
     # another project's key sees none of it
     paste_key(browser, server, f"sk-console-other-{uuid.uuid4().hex}")
+    wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "main p").text == "No threads yet.")
     assert thread.id not in browser.find_element(By.ID, "main").text
 
 
@@ -177,3 +182,79 @@ def test_the_console_works_under_an_api_gateway_stage_prefix(browser, server):
         )
     finally:
         stage.close()
+
+
+# a 1x1 PNG, as a data URL
+PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PIXEL = "data:image/png;base64," + PIXEL_PNG
+
+
+def test_image_urls_are_previewed_and_only_image_addresses_load(browser, server):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    parts = [
+        {"type": "image_url", "image_url": {"url": PIXEL}},
+        {"type": "image_url", "image_url": {"url": "https://images.example/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "javascript:window.__xss=3//.png"}},
+    ]
+    thread = server.client(key).beta.threads.create(messages=[{"role": "user", "content": parts}])
+    paste_key(browser, server, key)
+    open_view(browser, server, f"/threads/{thread.id}")
+    images = wait_for(browser, lambda page: page.find_elements(By.CSS_SELECTOR, "article.message img"))
+    assert [image.get_attribute("src") for image in images] == [PIXEL]  # a data URL is shown at once
+    wait_for(browser, lambda page: page.execute_script("return arguments[0].complete", images[0]))
+    assert browser.execute_script("return arguments[0].naturalWidth", images[0]) == 1
+    # an https: image loads only when asked for (its server would learn who reads the thread)
+    load = browser.find_element(By.CSS_SELECTOR, "button.load-image")
+    assert load.text == "Show the image from images.example"
+    load.click()
+    images = browser.find_elements(By.CSS_SELECTOR, "article.message img")
+    assert [image.get_attribute("src") for image in images] == [PIXEL, "https://images.example/cat.png"]
+    assert browser.execute_script("return window.__xss") is None
+    # any other address is shown as its text, never loaded or followed
+    assert "[image javascript:window.__xss=3//.png]" in browser.find_element(By.CSS_SELECTOR, "article.message").text
+
+
+def test_in_keys_mode_a_minted_key_sees_its_project_and_an_unknown_key_is_told_so(browser, keys_server):
+    from selenium.webdriver.common.by import By
+
+    first = mint(keys_server, "--name", "console")
+    same_project = mint(keys_server, "--project", first["project_id"])["api_key"]
+    thread = keys_server.client(first["api_key"]).beta.threads.create(metadata={"user": "ada"})
+    paste_key(browser, keys_server, same_project)  # another key of the same project sees its threads
+    assert browser.find_element(By.LINK_TEXT, thread.id)
+    paste_key(browser, keys_server, mint(keys_server)["api_key"])  # a key of another project does not
+    wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "main p").text == "No threads yet.")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        keys_server.client("sk-spindle-made-up").beta.assistants.list()  # the same refusal on every route
+    paste_key(browser, keys_server, "sk-spindle-made-up")
+    assert error_shown(browser) == refused.value.body["message"]
+
+
+def test_a_run_opens_again_after_going_back_and_a_deep_link_survives_pasting_the_key(browser, server):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = server.client(key)
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello twice"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    # a link to the run, opened in a new tab (no key yet): the key asked for, then the run shown
+    browser.get(server.root_url + f"/console#/threads/{thread.id}/runs/{run.id}")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    field = browser.find_element(By.ID, "key")
+    field.send_keys(key)
+    browser.find_element(By.ID, "use-key").click()
+    wait_for(browser, lambda page: page.find_element(By.TAG_NAME, "h1").text == f"Run {run.id}")
+    heading = lambda page: page.find_element(By.TAG_NAME, "h1").text  # noqa: E731
+    browser.find_element(By.PARTIAL_LINK_TEXT, "← thread").click()
+    wait_for(browser, lambda page: heading(page) == f"Thread {thread.id}")
+    browser.find_element(By.CSS_SELECTOR, "a.run-link").click()
+    wait_for(browser, lambda page: heading(page) == f"Run {run.id}")
+    # back to the thread, and to the same unchanged run again: it is drawn again, not left undrawn
+    browser.back()
+    wait_for(browser, lambda page: heading(page) == f"Thread {thread.id}")
+    browser.find_element(By.CSS_SELECTOR, "a.run-link").click()
+    wait_for(browser, lambda page: heading(page) == f"Run {run.id}")

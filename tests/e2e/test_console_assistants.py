@@ -44,6 +44,7 @@ def test_an_assistant_is_created_through_the_form_and_edited(browser, server):
     # a created assistant opens in its own form
     wait_for(browser, lambda page: "/assistants/asst_" in page.current_url)
     assistant_id = browser.current_url.rsplit("/", 1)[1]
+    wait_for(browser, lambda page: page.find_element(By.TAG_NAME, "h1").text == "Assistant Math tutor")
     created = client.beta.assistants.retrieve(assistant_id)
     assert (created.name, created.model, created.instructions) == ("Math tutor", "gpt-4o-mini", "Explain each step.")
     assert [tool.type for tool in created.tools] == ["code_interpreter"]
@@ -81,6 +82,7 @@ def test_an_assistant_is_created_through_the_form_and_edited(browser, server):
     ("field_id", "text", "request_fields"),
     [
         ("assistant-temperature", "3", {"temperature": 3}),
+        ("assistant-top-p", "0,5", {"top_p": "0,5"}),  # a typo is refused, never sent as a reset
         ("assistant-metadata", json.dumps({"k": "v" * 600}), {"metadata": {"k": "v" * 600}}),
         (
             "assistant-code-files",

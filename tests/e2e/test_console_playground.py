@@ -167,3 +167,22 @@ def test_a_new_user_creates_an_assistant_chats_with_it_and_opens_the_run(browser
     assert "completed" in browser.find_element(By.CSS_SELECTOR, "table.run").text
     assistant = model_server.client(key).beta.assistants.list().data[0]
     assert (assistant.name, assistant.model) == ("Greeter", model)
+
+
+def test_stop_while_a_function_call_waits_for_its_output_ends_the_turn(browser, model_server, standin):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = model_server.client(key)
+    model = standin.script([tool_call("lookup", "{}", call_id="call_lookup")])
+    lookup = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "function", "function": lookup}])
+    paste_key(browser, model_server, key)
+    open_view(browser, model_server, f"/playground?assistant={assistant.id}")
+    say(browser, "Look it up")
+    wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea"))
+    browser.find_element(By.ID, "stop").click()  # no stream is open while the run waits: the cancel's answer tells
+    wait_for(browser, lambda page: "cancelled" in run_status(page))
+    assert browser.find_elements(By.CSS_SELECTOR, "form.tool-outputs") == []
+    assert browser.find_element(By.ID, "send").is_enabled()
+    assert client.beta.threads.runs.list(thread_id(browser)).data[0].status == "cancelled"
