@@ -128,3 +128,8 @@ class StagePrefix:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def count(browser: Any, css: str) -> int:
+    """How many elements match now (find_elements would wait out the implicit wait for none)."""
+    return int(browser.execute_script("return document.querySelectorAll(arguments[0]).length", css))

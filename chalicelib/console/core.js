@@ -33,6 +33,7 @@ let drawn = ""; // what the last view drew: its address and the data it drew fro
 
 export function routing(refresh) {
   refreshing = refresh;
+  if (!refresh) drawn = ""; // a view the user goes to is drawn, whatever was drawn before
 }
 
 export function renderer() {
@@ -172,10 +173,13 @@ export async function download(fileId, filename) {
   setTimeout(() => URL.revokeObjectURL(link.href), 60000);
 }
 
+let refreshTimer = 0;
+
 export function refreshWhile(live) {
   // a view of something still changing shows it again each second, until the user leaves it (console.js
   // routes the refresh; see renderer())
   if (!live) return;
+  clearTimeout(refreshTimer); // one refresh at a time, however often the view was shown meanwhile
   const shown = location.hash;
-  setTimeout(() => location.hash === shown && window.dispatchEvent(new CustomEvent("console:refresh")), 1000);
+  refreshTimer = setTimeout(() => location.hash === shown && window.dispatchEvent(new CustomEvent("console:refresh")), 1000);
 }

@@ -8,10 +8,17 @@ import { messageView, newestMessages, toolCall } from "./threads.js";
 const ENDED = new Set(["completed", "failed", "cancelled", "incomplete", "expired"]);
 const STEP_ENDED = new Set(["thread.run.step.completed", "thread.run.step.cancelled", "thread.run.step.failed", "thread.run.step.expired"]);
 
-async function assistantsFor(chosen) {
-  // the newest 100 assistants, and the chosen one wherever it is in the list (an unknown one is an error)
+async function assistantsFor(asked, lastAnswered) {
+  // the newest 100 assistants, and the one to preselect wherever it is in the list: the one the address
+  // asks for (an unknown one is an error), else the one that last answered in the thread (if it still
+  // exists), else the newest
   const assistants = (await api("/assistants?order=desc&limit=100")).data;
-  if (chosen && !assistants.some((assistant) => assistant.id === chosen)) assistants.unshift(await api(path("assistants", chosen)));
+  const listed = (id) => assistants.some((assistant) => assistant.id === id);
+  if (asked && !listed(asked)) assistants.unshift(await api(path("assistants", asked)));
+  if (!asked && lastAnswered && !listed(lastAnswered)) {
+    const found = await api(path("assistants", lastAnswered)).catch(() => null); // deleted since
+    if (found) assistants.unshift(found);
+  }
   return assistants;
 }
 
@@ -20,8 +27,8 @@ export async function playgroundView(query) {
   let threadId = query.get("thread");
   const earlier = threadId ? await newestMessages(threadId) : { data: [], has_more: false };
   const lastAnswer = [...earlier.data].reverse().find((message) => message.assistant_id);
+  const assistants = await assistantsFor(query.get("assistant"), lastAnswer && lastAnswer.assistant_id);
   const chosen = query.get("assistant") || (lastAnswer && lastAnswer.assistant_id);
-  const assistants = await assistantsFor(chosen);
   if (!assistants.length) {
     render(el("h1", {}, "Playground"), el("p", {}, "No assistants yet: ", el("a", { href: "#/assistants/new" }, "create one"), " to chat with it."));
     return;
@@ -50,6 +57,8 @@ export async function playgroundView(query) {
   let runId = null; // the run of the turn under way, once the stream has named it
   let busy = false; // a turn is under way: its stream is open, or its run waits for tool outputs
   let streaming = false;
+  let turn = 0; // which turn is the user's latest: a finished turn's stream must not end a newer one
+  let playing = Promise.resolve(); // the stream being read
   let live = { messages: new Map(), steps: new Map() }; // what this turn has shown, by id, across its streams
 
   function showThread() {
@@ -81,7 +90,7 @@ export async function playgroundView(query) {
     }
   }
 
-  async function play(route, body, opened) {
+  async function play(route, body, opened, mine) {
     // shows one stream's events as they come; a run that needs tool outputs asks for them, and goes on
     // in the stream their submission opens
     streaming = true;
@@ -113,7 +122,7 @@ export async function playgroundView(query) {
         }
       }
     } finally {
-      streaming = false;
+      if (mine === turn) streaming = false;
     }
   }
 
@@ -193,28 +202,35 @@ export async function playgroundView(query) {
   }
 
   async function go(route, body, opened) {
-    // one request of a turn: true once its stream has ended; false (the error shown) if it failed
+    // one request of a turn: true once its stream has ended; false (the error shown) if it failed, and
+    // then the run, if there is one, is asked how it stands (it may have ended: the turn is over)
+    const mine = turn;
     showError("");
     running(true);
+    playing = play(route, body, opened, mine);
     try {
-      await play(route, body, opened);
+      await playing;
       return true;
     } catch (error) {
-      if (error.name !== "AbortError") showError(error.message);
+      if (error.name === "AbortError") return false; // the user left the playground
+      showError(error.message);
+      if (runId && mine === turn) await api(path("threads", threadId, "runs", runId)).then(showRun, () => {});
       return false;
     } finally {
-      if (!transcript.querySelector("form.tool-outputs")) running(false); // else the run waits for outputs
+      if (mine === turn && !transcript.querySelector("form.tool-outputs")) running(false); // else the run waits for outputs
     }
   }
 
   async function cancel() {
     if (stop.disabled || !runId) return;
     stop.disabled = true;
+    const mine = turn;
     try {
       let run = await api(path("threads", threadId, "runs", runId, "cancel"), { method: "POST" });
-      if (streaming) return; // the stream tells how the run ends
-      // no stream is open (the run was waiting for tool outputs): the run is followed until it stops
-      while (run.status === "cancelling" && !leaving.signal.aborted) {
+      await playing.catch(() => {}); // a stream under way tells how the run ends
+      if (mine !== turn || !busy) return; // it did: the turn is over
+      // no stream told (the run was waiting for tool outputs): the run is followed until it stops
+      while (!ENDED.has(run.status) && !leaving.signal.aborted) {
         showRun(run);
         await new Promise((resolve) => setTimeout(resolve, 500));
         run = await api(path("threads", run.thread_id, "runs", run.id));
@@ -222,7 +238,7 @@ export async function playgroundView(query) {
       showRun(run);
     } catch (error) {
       showError(error.message);
-      stop.disabled = false;
+      stop.disabled = !busy;
     }
   }
 
@@ -235,6 +251,7 @@ export async function playgroundView(query) {
         const text = prompt.value;
         if (!text.trim() || busy) return;
         prompt.value = "";
+        turn += 1;
         runId = null;
         live = { messages: new Map(), steps: new Map() };
         status.replaceChildren();
@@ -247,7 +264,7 @@ export async function playgroundView(query) {
           : await go("/threads/runs", { assistant_id: assistant, thread: { messages: [message] } });
         if (!sent && !runId) {
           bubble.remove(); // nothing was stored: the message is given back to edit and send again
-          prompt.value = text;
+          prompt.value = prompt.value ? text + "\n" + prompt.value : text;
         }
       },
     },

@@ -75,7 +75,14 @@ function imageAt(url) {
   // shown as its text, and the page's policy loads images from nowhere else.
   if (/^data:image\//i.test(url)) return el("img", { src: url, alt: "image from a data URL" });
   if (!/^https:\/\//i.test(url)) return el("span", { class: "meta" }, "[image " + url + "]");
-  const load = el("button", { type: "button", class: "load-image" }, "Show the image from " + new URL(url).host);
+  let host;
+  try {
+    host = new URL(url).host;
+  } catch (invalid) {
+    host = "";
+  }
+  if (!host) return el("span", { class: "meta" }, "[image " + url + "]");
+  const load = el("button", { type: "button", class: "load-image" }, "Show the image from " + host);
   load.addEventListener("click", () => load.replaceWith(el("img", { src: url, alt: "image from " + url, referrerpolicy: "no-referrer" })));
   return el("span", { class: "image-url" }, el("span", { class: "meta" }, "[image " + url + "] "), load);
 }

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.console_page import SCREENSHOTS, open_view, paste_key, wait_for
+from tests.console_page import SCREENSHOTS, count, error_shown, open_view, paste_key, wait_for
 from tests.standin_model import drip, text, tool_call
 
 WORDS = ["word0"] + [f" word{index}" for index in range(1, 24)]
@@ -183,6 +183,57 @@ def test_stop_while_a_function_call_waits_for_its_output_ends_the_turn(browser, 
     wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea"))
     browser.find_element(By.ID, "stop").click()  # no stream is open while the run waits: the cancel's answer tells
     wait_for(browser, lambda page: "cancelled" in run_status(page))
-    assert browser.find_elements(By.CSS_SELECTOR, "form.tool-outputs") == []
+    assert count(browser, "form.tool-outputs") == 0
     assert browser.find_element(By.ID, "send").is_enabled()
     assert client.beta.threads.runs.list(thread_id(browser)).data[0].status == "cancelled"
+
+
+def test_outputs_for_a_run_that_ended_meanwhile_end_the_turn(browser, model_server, standin):
+    """The run is cancelled elsewhere while the form waits: the submission's refusal is shown, and the
+    run, asked how it stands, ends the turn (the form gone, Send back)."""
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = model_server.client(key)
+    model = standin.script([tool_call("lookup", "{}", call_id="call_lookup")])
+    lookup = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "function", "function": lookup}])
+    paste_key(browser, model_server, key)
+    open_view(browser, model_server, f"/playground?assistant={assistant.id}")
+    say(browser, "Look it up")
+    output = wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea"))
+    thread = thread_id(browser)
+    run = client.beta.threads.runs.list(thread).data[0]
+    client.beta.threads.runs.cancel(run.id, thread_id=thread)
+    wait_for(browser, lambda page: client.beta.threads.runs.retrieve(run.id, thread_id=thread).status == "cancelled")
+    output.send_keys("too late")
+    browser.find_element(By.ID, "submit-outputs").click()
+    assert "cancelled" in error_shown(browser)
+    wait_for(browser, lambda page: "cancelled" in run_status(page) and count(page, "form.tool-outputs") == 0)
+    assert browser.find_element(By.ID, "send").is_enabled() and not browser.find_element(By.ID, "stop").is_enabled()
+
+
+def test_a_message_the_api_refuses_is_given_back_and_a_thread_opens_without_its_deleted_assistant(
+    browser, model_server, standin
+):
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    client = model_server.client(key)
+    model = standin.script([text("Hi")])
+    gone = client.beta.assistants.create(model=model, name="Gone")
+    kept = client.beta.assistants.create(model=model, name="Kept")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello"}])
+    client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=gone.id, poll_interval_ms=50)
+    paste_key(browser, model_server, key)
+    open_view(browser, model_server, f"/playground?assistant={gone.id}&thread={thread.id}")
+    wait_for(browser, lambda page: answers(page) == ["Hi"])
+    client.beta.assistants.delete(gone.id)  # deleted while the page still offers it
+    say(browser, "Are you there?")
+    assert error_shown(browser) == f"No assistant found with id '{gone.id}'."
+    wait_for(browser, lambda page: page.find_element(By.ID, "prompt").get_attribute("value") == "Are you there?")
+    assert count(browser, "#transcript article.message.user") == 1  # the refused message is not shown as sent
+    # the thread opens again (its last answer's assistant is gone): the assistants that exist are offered
+    open_view(browser, model_server, f"/playground?thread={thread.id}")
+    picker = wait_for(browser, lambda page: page.find_element(By.ID, "playground-assistant"))
+    assert picker.get_attribute("value") == kept.id and answers(browser) == ["Hi"]
