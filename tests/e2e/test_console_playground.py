@@ -169,7 +169,9 @@ def test_a_new_user_creates_an_assistant_chats_with_it_and_opens_the_run(browser
     assert (assistant.name, assistant.model) == ("Greeter", model)
 
 
-def test_stop_while_a_function_call_waits_for_its_output_ends_the_turn(browser, model_server, standin):
+def a_call_waiting_for_its_output(browser, model_server, standin):
+    """A playground whose run called a function and waits for its output, typed in the form; the SDK
+    client of its project."""
     from selenium.webdriver.common.by import By
 
     key = f"sk-console-{uuid.uuid4().hex}"
@@ -181,6 +183,13 @@ def test_stop_while_a_function_call_waits_for_its_output_ends_the_turn(browser, 
     open_view(browser, model_server, f"/playground?assistant={assistant.id}")
     say(browser, "Look it up")
     wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea"))
+    return client
+
+
+def test_stop_while_a_function_call_waits_for_its_output_ends_the_turn(browser, model_server, standin):
+    from selenium.webdriver.common.by import By
+
+    client = a_call_waiting_for_its_output(browser, model_server, standin)
     browser.find_element(By.ID, "stop").click()  # no stream is open while the run waits: the cancel's answer tells
     wait_for(browser, lambda page: "cancelled" in run_status(page))
     assert count(browser, "form.tool-outputs") == 0
@@ -193,15 +202,8 @@ def test_outputs_for_a_run_that_ended_meanwhile_end_the_turn(browser, model_serv
     run, asked how it stands, ends the turn (the form gone, Send back)."""
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
-    client = model_server.client(key)
-    model = standin.script([tool_call("lookup", "{}", call_id="call_lookup")])
-    lookup = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
-    assistant = client.beta.assistants.create(model=model, tools=[{"type": "function", "function": lookup}])
-    paste_key(browser, model_server, key)
-    open_view(browser, model_server, f"/playground?assistant={assistant.id}")
-    say(browser, "Look it up")
-    output = wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea"))
+    client = a_call_waiting_for_its_output(browser, model_server, standin)
+    output = browser.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea")
     thread = thread_id(browser)
     run = client.beta.threads.runs.list(thread).data[0]
     client.beta.threads.runs.cancel(run.id, thread_id=thread)
