@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml tests/node/package-lock.json
 
 ## Serve the API at http://127.0.0.1:$(PORT)/v1 on an embedded moto-backed DynamoDB.
 dev: $(STAMP)
-	PORT=$(PORT) $(BIN)/python -m chalicelib.local
+	PORT=$(PORT) SPINDLE_OFFLINE_WORD_SECONDS=$${SPINDLE_OFFLINE_WORD_SECONDS:-0.05} $(BIN)/python -m chalicelib.local
 
 ## Lint and type-check, then run every test (unit, storage, end to end, tenancy, contract).
 test: $(STAMP)

@@ -43,6 +43,7 @@ class Settings:
     llm_timeout_seconds: float
     llm_reply_max_seconds: float
     llm_max_retries: int
+    offline_word_seconds: float
     model_providers: Mapping[str, str]
     bedrock_region: str | None
     bedrock_endpoint: str | None
@@ -72,6 +73,17 @@ class Settings:
     def max_upload_bytes(self) -> int:
         """The largest multipart upload body: the largest file and room for its form fields."""
         return self.max_file_bytes + 64 * 1024
+
+
+def _pause_seconds(name: str) -> float:
+    value = os.environ.get(name) or "0"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 10:
+        raise RuntimeError(f"{name} must be a number of seconds from 0 to 10, not {value!r}")
+    return seconds
 
 
 def _positive_seconds(name: str, default: str) -> float:
@@ -122,6 +134,9 @@ def _read() -> Settings:
         llm_timeout_seconds=float(os.environ.get("SPINDLE_LLM_TIMEOUT_SECONDS", "60")),
         llm_reply_max_seconds=_positive_seconds("SPINDLE_LLM_REPLY_MAX_SECONDS", "600"),
         llm_max_retries=int(os.environ.get("SPINDLE_LLM_MAX_RETRIES", "2")),
+        # The offline model's pace: a pause before each word after the first (`make dev` sets 0.05, so
+        # that its answers stream visibly and can be stopped; tests and the default take none).
+        offline_word_seconds=_pause_seconds("SPINDLE_OFFLINE_WORD_SECONDS"),
         model_providers=_model_providers(os.environ.get("SPINDLE_LLM_BASE_URL") or None),
         bedrock_region=os.environ.get("SPINDLE_BEDROCK_REGION") or None,
         bedrock_endpoint=os.environ.get("SPINDLE_BEDROCK_ENDPOINT") or None,

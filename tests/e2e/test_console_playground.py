@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from tests.console_page import SCREENSHOTS, count, error_shown, open_view, paste_key, wait_for
+from tests.servers import start_local_server
 from tests.standin_model import drip, text, tool_call
 
 WORDS = ["word0"] + [f" word{index}" for index in range(1, 24)]
@@ -239,3 +240,34 @@ def test_a_message_the_api_refuses_is_given_back_and_a_thread_opens_without_its_
     open_view(browser, model_server, f"/playground?thread={thread.id}")
     picker = wait_for(browser, lambda page: page.find_element(By.ID, "playground-assistant"))
     assert picker.get_attribute("value") == kept.id and answers(browser) == ["Hi"]
+
+
+@pytest.fixture(scope="module")
+def dev_server():
+    """`make dev`'s server as `make dev` runs it: open auth and the offline model writing a word every
+    50 ms (the Makefile's SPINDLE_OFFLINE_WORD_SECONDS)."""
+    with start_local_server(auth="open", SPINDLE_OFFLINE_WORD_SECONDS="0.05") as running:
+        yield running
+
+
+def test_on_make_devs_offline_model_an_answer_streams_and_stops(browser, dev_server):
+    """The Console's story as a new user meets it under `make dev`, with no model key: an assistant
+    created in the form (the default model), a long message echoed back word by word, and Stop."""
+    from selenium.webdriver.common.by import By
+
+    key = f"sk-console-{uuid.uuid4().hex}"
+    paste_key(browser, dev_server, key)
+    open_view(browser, dev_server, "/assistants/new")
+    browser.find_element(By.ID, "assistant-name").send_keys("Echo")
+    browser.find_element(By.ID, "save-assistant").click()
+    browser.find_element(By.ID, "chat").click()
+    long_message = " ".join(f"w{index}" for index in range(400))  # 20 s of words at 50 ms each
+    say(browser, long_message)
+    wait_for(browser, lambda page: [shown for shown in answers(page) if shown.startswith("You said: w0 w1")])
+    browser.find_element(By.ID, "stop").click()
+    wait_for(browser, lambda page: "cancelled" in run_status(page))
+    (stopped,) = answers(browser)
+    assert stopped.startswith("You said: w0") and not stopped.endswith("w399")
+    client = dev_server.client(key)
+    run = client.beta.threads.runs.list(thread_id(browser)).data[0]
+    assert run.status == "cancelled" and run.model == "gpt-4o"

@@ -48,4 +48,4 @@ def _provider(name: str) -> Provider:
         )
     from chalicelib.runs.providers.offline import OfflineProvider
 
-    return OfflineProvider()
+    return OfflineProvider(word_seconds=settings.offline_word_seconds)

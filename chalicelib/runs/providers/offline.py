@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from chalicelib.runs.providers.base import (
@@ -34,16 +35,23 @@ Script = Callable[[ModelRequest], Iterable[ProviderEvent]]
 
 
 class OfflineProvider:
-    def __init__(self, script: Script | None = None) -> None:
+    def __init__(self, script: Script | None = None, word_seconds: float = 0.0) -> None:
         self._script = script or echo
         # What a scripted double was asked, for tests; the default model (one per process) keeps nothing.
         self.requests: list[ModelRequest] = []
         self._recording = script is not None
+        self._word_seconds = word_seconds  # a pause before each text delta after the first, as a model's
 
     def stream(self, request: ModelRequest) -> Events:
         if self._recording:
             self.requests.append(request)
-        yield from self._script(request)
+        written = False
+        for event in self._script(request):
+            if isinstance(event, TextDelta):
+                if written and self._word_seconds:
+                    time.sleep(self._word_seconds)
+                written = True
+            yield event
 
 
 def echo(request: ModelRequest) -> Iterator[ProviderEvent]:
