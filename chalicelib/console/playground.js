@@ -56,7 +56,7 @@ export async function playgroundView(query) {
   window.addEventListener("hashchange", () => leaving.abort(), { once: true });
   let runId = null; // the run of the turn under way, once the stream has named it
   let busy = false; // a turn is under way: its stream is open, or its run waits for tool outputs
-  let streaming = false;
+  let streams = 0; // how many streams were opened: only the newest one says when streaming is over
   let turn = 0; // which turn is the user's latest: a finished turn's stream must not end a newer one
   let playing = Promise.resolve(); // the stream being read
   let live = { messages: new Map(), steps: new Map() }; // what this turn has shown, by id, across its streams
@@ -90,10 +90,11 @@ export async function playgroundView(query) {
     }
   }
 
-  async function play(route, body, opened, mine) {
+  async function play(route, body, opened) {
     // shows one stream's events as they come; a run that needs tool outputs asks for them, and goes on
     // in the stream their submission opens
-    streaming = true;
+    const stream = ++streams;
+    playground.dataset.streaming = "true"; // whether a stream is open, for whoever watches the page (tests)
     try {
       for await (const { event, data } of events(route, body, leaving.signal)) {
         if (opened) {
@@ -122,7 +123,7 @@ export async function playgroundView(query) {
         }
       }
     } finally {
-      if (mine === turn) streaming = false;
+      if (stream === streams) playground.dataset.streaming = "false";
     }
   }
 
@@ -207,7 +208,7 @@ export async function playgroundView(query) {
     const mine = turn;
     showError("");
     running(true);
-    playing = play(route, body, opened, mine);
+    playing = play(route, body, opened);
     try {
       await playing;
       return true;

@@ -204,6 +204,8 @@ def test_outputs_for_a_run_that_ended_meanwhile_end_the_turn(browser, model_serv
     from selenium.webdriver.common.by import By
 
     client = a_call_waiting_for_its_output(browser, model_server, standin)
+    # the stream that asked for the outputs has ended (else it would tell of the cancel itself)
+    wait_for(browser, lambda page: page.find_element(By.ID, "playground").get_attribute("data-streaming") == "false")
     output = browser.find_element(By.CSS_SELECTOR, "form.tool-outputs textarea")
     thread = thread_id(browser)
     run = client.beta.threads.runs.list(thread).data[0]
