@@ -1,11 +1,11 @@
 // Assistants: the list, and one form that creates or edits an assistant. What the form sends is judged
 // by the API alone, so the Console shows exactly the API's validation errors; only text that is not
 // JSON at all (functions, metadata) is refused here, since it cannot be sent.
-import { api, el, path, renderer, showError, table, when } from "./core.js";
+import { action, api, el, newestFirst, path, renderer, showError, table, toolNames, when } from "./core.js";
 
 export async function assistantsView() {
   const render = renderer();
-  const page = await api("/assistants?order=desc&limit=100");
+  const page = await newestFirst("/assistants");
   const rows = page.data.map((assistant) =>
     el(
       "tr",
@@ -24,10 +24,6 @@ export async function assistantsView() {
     rows.length ? table(["Name", "ID", "Model", "Tools", "Created", el("span", { class: "visually-hidden" }, "Playground")], rows, { class: "list" }) : el("p", {}, "No assistants yet."),
     page.has_more ? el("p", { class: "meta" }, "The 100 newest are shown.") : null,
   );
-}
-
-function toolNames(tools) {
-  return (tools || []).map((tool) => (tool.type === "function" ? tool.function.name : tool.type)).join(", ");
 }
 
 function input(id, label, value, attributes = {}) {
@@ -108,22 +104,15 @@ export async function assistantView(assistantId) {
     "form",
     {
       class: "assistant",
-      onsubmit: async (event) => {
-        event.preventDefault();
+      // Save is off while its request runs: a double click must not create two assistants
+      onsubmit: action(save, async () => {
         showError("");
         status.textContent = "";
-        save.disabled = true; // one request per click: a double click must not create two assistants
-        try {
-          const request = requestFrom(form, creating);
-          const saved = await api(creating ? "/assistants" : path("assistants", assistantId), { json: request });
-          if (creating) location.hash = "#" + path("assistants", saved.id);
-          else status.textContent = "Saved " + new Date().toLocaleTimeString();
-        } catch (error) {
-          showError(error.message);
-        } finally {
-          save.disabled = false;
-        }
-      },
+        const request = requestFrom(form, creating);
+        const saved = await api(creating ? "/assistants" : path("assistants", assistantId), { json: request });
+        if (creating) location.hash = "#" + path("assistants", saved.id);
+        else status.textContent = "Saved " + new Date().toLocaleTimeString();
+      }),
     },
     input("assistant-name", "Name", assistant.name),
     input("assistant-model", "Model", assistant.model, { required: true }),
@@ -155,15 +144,15 @@ export async function assistantView(assistantId) {
     }),
     el("div", { class: "actions" }, save, " ", status),
   );
-  const remove = async () => {
-    if (!window.confirm("Delete assistant " + assistantId + "?")) return;
-    try {
+  const remove = el("button", { type: "button", id: "delete-assistant", class: "danger" }, "Delete");
+  remove.addEventListener(
+    "click",
+    action(remove, async () => {
+      if (!window.confirm("Delete assistant " + assistantId + "?")) return;
       await api(path("assistants", assistantId), { method: "DELETE" });
       location.hash = "#/assistants";
-    } catch (error) {
-      showError(error.message);
-    }
-  };
+    }),
+  );
   render(
     el("h1", {}, creating ? "New assistant" : "Assistant " + (assistant.name || assistant.id)),
     creating
@@ -174,7 +163,7 @@ export async function assistantView(assistantId) {
           assistant.id + " · created " + when(assistant.created_at) + " · ",
           el("a", { href: "#/playground?assistant=" + encodeURIComponent(assistant.id), id: "chat" }, "Chat in the playground"),
           " · ",
-          el("button", { type: "button", id: "delete-assistant", class: "danger", onclick: remove }, "Delete"),
+          remove,
         ),
     form,
   ) && form.querySelector("#assistant-name").focus();

@@ -52,14 +52,11 @@ function match(pattern, parts) {
   return ids;
 }
 
-let shown = 0; // which routing is current: the error of a view the user has left is not shown
-
 async function route(event) {
   // shows the view the address names: afresh when the user goes there (the error box emptied, the
   // focus on the new content), or again for a live view's refresh (both left alone)
   const refreshing = event && event.type === "console:refresh";
-  beginRouting(refreshing);
-  const routing = ++shown;
+  const latest = beginRouting(refreshing); // the error of a view the user has left is not shown
   if (!refreshing) showError("");
   const hash = location.hash || "#/threads";
   for (const link of document.querySelectorAll("nav a")) {
@@ -79,7 +76,7 @@ async function route(event) {
     }
     return await threadsView(new URLSearchParams());
   } catch (error) {
-    if (routing === shown) showError(error.message);
+    if (latest()) showError(error.message);
   }
 }
 

@@ -28,12 +28,17 @@ export function render(...children) {
 }
 
 let rendering = 0;
+let routings = 0;
 let refreshing = false; // whether the view being routed is a live view's refresh (set by the router)
 let drawn = ""; // what the last view drew: its address and the data it drew from
 
 export function routing(refresh) {
+  // a routing begins: a refresh of a live view, or a view the user goes to (which is drawn, whatever
+  // was drawn before); the answer tells whether this routing is still the latest
   refreshing = refresh;
-  if (!refresh) drawn = ""; // a view the user goes to is drawn, whatever was drawn before
+  if (!refresh) drawn = "";
+  const mine = ++routings;
+  return () => mine === routings;
 }
 
 export function renderer() {
@@ -78,6 +83,21 @@ export function showError(message) {
 
 export function path(...parts) {
   return parts.map((part) => "/" + encodeURIComponent(part)).join("");
+}
+
+export function action(button, work) {
+  // a button's (or form's) handler: the button disabled while `work` runs, its error shown in the box
+  return async (event) => {
+    if (event) event.preventDefault();
+    if (button) button.disabled = true;
+    try {
+      await work();
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  };
 }
 
 async function failure(response) {
@@ -128,6 +148,20 @@ export async function* events(route, body, signal) {
   }
 }
 
+export async function newestFirst(route, after, limit = 100, filters = {}) {
+  // one page of a list, newest first: the objects older than `after` (from the start if none)
+  const search = new URLSearchParams({ order: "desc", limit: String(limit), ...filters });
+  if (after) search.set("after", after);
+  return api(route + "?" + search);
+}
+
+export function olderLink(base, page, text, filters = {}) {
+  // the link to the page after `page` of a newest-first list, when there is one
+  return page.has_more && page.last_id
+    ? el("p", {}, el("a", { href: base + "?" + new URLSearchParams({ ...filters, after: page.last_id }), id: "more" }, text))
+    : null;
+}
+
 export function when(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleString() : "";
 }
@@ -137,6 +171,14 @@ export function field(name, value) {
   return value === null || value === undefined || value === ""
     ? null
     : el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, typeof value === "string" ? value : JSON.stringify(value)));
+}
+
+export function status(value) {
+  return el("span", { class: "status " + value }, value);
+}
+
+export function toolNames(tools) {
+  return (tools || []).map((tool) => (tool.type === "function" ? tool.function.name : tool.type)).join(", ");
 }
 
 export function details(kind, rows) {
@@ -153,20 +195,22 @@ export function table(headings, rows, attributes = {}) {
   );
 }
 
+async function contentOf(fileId) {
+  // a file's content, fetched with the key (an <img src> or <a href> could not send it)
+  return (await api(path("files", fileId, "content"), { raw: true })).blob();
+}
+
 export function imageOf(fileId) {
-  // an image file, fetched with the key (an <img src> could not send it)
   const image = el("img", { alt: "image " + fileId });
-  api(path("files", fileId, "content"), { raw: true })
-    .then((response) => response.blob())
+  contentOf(fileId)
     .then((blob) => (image.src = URL.createObjectURL(blob)))
     .catch((error) => image.replaceWith(el("span", { class: "meta" }, "[image " + fileId + ": " + error.message + "]")));
   return image;
 }
 
 export async function download(fileId, filename) {
-  // saves a file's content under its name: fetched with the key, handed to the browser as a blob
-  const blob = await (await api(path("files", fileId, "content"), { raw: true })).blob();
-  const link = el("a", { href: URL.createObjectURL(blob), download: filename || fileId });
+  // saves a file's content under its name, handed to the browser as a blob
+  const link = el("a", { href: URL.createObjectURL(await contentOf(fileId)), download: filename || fileId });
   document.body.append(link);
   link.click();
   link.remove();

@@ -1,36 +1,15 @@
 // Files (list, upload, download, delete) and vector stores (list, create, a store's files: add by upload
 // or by id, remove; delete the store). Everything users named (filenames, store names, metadata, error
 // messages) goes in the page as text through core.js's el().
-import { api, details, download, el, field, imageOf, path, refreshWhile, renderer, show, showError, table, when } from "./core.js";
+import { action, api, details, download, el, field, imageOf, newestFirst, olderLink, path, refreshWhile, renderer, show, status, table, when } from "./core.js";
 
 const PURPOSES = ["assistants", "vision", "user_data", "batch", "fine-tune"];
-
-function action(button, work) {
-  // a button's click: the button disabled while `work` runs, its error shown in the error box
-  return async (event) => {
-    if (event) event.preventDefault();
-    if (button) button.disabled = true;
-    try {
-      await work();
-    } catch (error) {
-      showError(error.message);
-    } finally {
-      if (button) button.disabled = false;
-    }
-  };
-}
 
 async function upload(file, purpose) {
   const form = new FormData();
   form.append("purpose", purpose);
   form.append("file", file, file.name);
   return api("/files", { method: "POST", body: form });
-}
-
-function olderLink(base, page, text) {
-  return page.has_more && page.last_id
-    ? el("p", {}, el("a", { href: base + "?" + new URLSearchParams({ after: page.last_id }), id: "more" }, text))
-    : null;
 }
 
 // ---- files
@@ -96,9 +75,7 @@ function fileRow(file) {
 
 export async function filesView(query) {
   const paint = renderer();
-  const search = new URLSearchParams({ order: "desc", limit: "100" });
-  if (query.get("after")) search.set("after", query.get("after"));
-  const page = await api("/files?" + search);
+  const page = await newestFirst("/files", query.get("after"));
   paint(
     el("h1", {}, "Files"),
     uploadForm(),
@@ -127,13 +104,13 @@ export async function fileView(fileId) {
     el("h1", {}, "File " + file.filename),
     el("p", {}, el("a", { href: "#/files" }, "← files")),
     details("file", [
-        field("ID", file.id),
-        field("Filename", file.filename),
-        field("Purpose", file.purpose),
-        field("Bytes", file.bytes),
-        field("Status", file.status),
-        field("Created", when(file.created_at)),
-        field("Expires", when(file.expires_at)),
+      field("ID", file.id),
+      field("Filename", file.filename),
+      field("Purpose", file.purpose),
+      field("Bytes", file.bytes),
+      field("Status", file.status),
+      field("Created", when(file.created_at)),
+      field("Expires", when(file.expires_at)),
     ]),
     el("p", { class: "actions" }, downloadButton, " ", deleteButton),
     file.purpose === "vision" ? el("p", {}, imageOf(file.id)) : null,
@@ -149,19 +126,13 @@ function counts(fileCounts) {
   return text;
 }
 
-function status(value) {
-  return el("span", { class: "status " + value }, value);
-}
-
 function storeName(store) {
   return store.name || "(no name)";
 }
 
 export async function storesView(query) {
   const paint = renderer();
-  const search = new URLSearchParams({ order: "desc", limit: "100" });
-  if (query.get("after")) search.set("after", query.get("after"));
-  const page = await api("/vector_stores?" + search);
+  const page = await newestFirst("/vector_stores", query.get("after"));
   const rows = page.data.map((store) =>
     el(
       "tr",
@@ -209,7 +180,7 @@ function expiry(policy) {
 export async function storeView(storeId) {
   const paint = renderer();
   const base = path("vector_stores", storeId);
-  const [store, files] = await Promise.all([api(base), api(base + "/files?limit=100&order=desc")]);
+  const [store, files] = await Promise.all([api(base), newestFirst(base + "/files")]);
   const again = () => show(location.hash);
   const live = store.status === "in_progress" || files.data.some((file) => file.status === "in_progress");
   refreshWhile(live); // a store still ingesting updates as its files do
@@ -279,16 +250,16 @@ export async function storeView(storeId) {
     el("h1", {}, "Vector store " + storeName(store)),
     el("p", {}, el("a", { href: "#/vector_stores" }, "← vector stores")),
     details("store", [
-        field("ID", store.id),
-        field("Name", store.name),
-        el("tr", {}, el("th", { scope: "row" }, "Status"), el("td", {}, status(store.status))),
-        field("Files", counts(store.file_counts)),
-        field("Usage bytes", store.usage_bytes),
-        field("Created", when(store.created_at)),
-        field("Expires after", expiry(store.expires_after)),
-        field("Expires", when(store.expires_at)),
-        field("Last active", when(store.last_active_at)),
-        field("Metadata", store.metadata && Object.keys(store.metadata).length ? store.metadata : null),
+      field("ID", store.id),
+      field("Name", store.name),
+      el("tr", {}, el("th", { scope: "row" }, "Status"), el("td", {}, status(store.status))),
+      field("Files", counts(store.file_counts)),
+      field("Usage bytes", store.usage_bytes),
+      field("Created", when(store.created_at)),
+      field("Expires after", expiry(store.expires_after)),
+      field("Expires", when(store.expires_at)),
+      field("Last active", when(store.last_active_at)),
+      field("Metadata", store.metadata && Object.keys(store.metadata).length ? store.metadata : null),
     ]),
     el("p", { class: "actions" }, deleteButton),
     el("h2", {}, "Files"),

@@ -2,7 +2,7 @@
 // run read as it arrives (the same live endpoint the SDK's runs.stream() reads), so words show as the
 // model writes them; Stop (or Escape) cancels the run; a function call waits for its output, typed in
 // by hand.
-import { api, el, events, path, renderer, showError } from "./core.js";
+import { api, el, events, newestFirst, path, renderer, showError, status as runStatus } from "./core.js";
 import { messageView, newestMessages, toolCall } from "./threads.js";
 
 const ENDED = new Set(["completed", "failed", "cancelled", "incomplete", "expired"]);
@@ -12,7 +12,7 @@ async function assistantsFor(asked, lastAnswered) {
   // the newest 100 assistants, and the one to preselect wherever it is in the list: the one the address
   // asks for (an unknown one is an error), else the one that last answered in the thread (if it still
   // exists), else the newest
-  const assistants = (await api("/assistants?order=desc&limit=100")).data;
+  const assistants = (await newestFirst("/assistants")).data;
   const listed = (id) => assistants.some((assistant) => assistant.id === id);
   if (asked && !listed(asked)) assistants.unshift(await api(path("assistants", asked)));
   if (!asked && lastAnswered && !listed(lastAnswered)) {
@@ -81,7 +81,7 @@ export async function playgroundView(query) {
 
   function showRun(run) {
     runId = run.id;
-    status.replaceChildren(el("a", { href: "#" + path("threads", run.thread_id, "runs", run.id), class: "run-link" }, "run " + run.id), " ", el("span", { class: "status " + run.status }, run.status));
+    status.replaceChildren(el("a", { href: "#" + path("threads", run.thread_id, "runs", run.id), class: "run-link" }, "run " + run.id), " ", runStatus(run.status));
     if (run.last_error) status.append(" · " + run.last_error.code + ": " + run.last_error.message);
     stop.disabled = ENDED.has(run.status) || run.status === "cancelling"; // a run is stopped once its id is known
     if (ENDED.has(run.status)) {

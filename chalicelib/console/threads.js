@@ -1,14 +1,11 @@
 // Threads, a thread's messages, and a run with its steps.
-import { api, details, el, field, imageOf, path, refreshWhile, renderer, table, when } from "./core.js";
+import { api, details, el, field, imageOf, newestFirst, olderLink, path, refreshWhile, renderer, status, table, toolNames, when } from "./core.js";
 
 export async function threadsView(query) {
   const render = renderer();
   const user = query.get("user") || "";
-  const after = query.get("after");
-  const search = new URLSearchParams({ limit: "20", order: "desc" });
-  if (after) search.set("after", after);
-  if (user) search.set("user", user);
-  const page = await api("/threads?" + search);
+  const filters = user ? { user } : {};
+  const page = await newestFirst("/threads", query.get("after"), 20, filters);
   const rows = page.data.map((thread) =>
     el(
       "tr",
@@ -18,8 +15,6 @@ export async function threadsView(query) {
       el("td", {}, JSON.stringify(thread.metadata || {})),
     ),
   );
-  const next = new URLSearchParams({ after: page.last_id || "" });
-  if (user) next.set("user", user);
   const filter = el("input", { id: "user-filter", name: "user", value: user, placeholder: "metadata.user", "aria-label": "Only the threads of user" });
   const form = el(
     "form",
@@ -33,7 +28,7 @@ export async function threadsView(query) {
     el("h1", {}, "Threads"),
     form,
     rows.length ? table(["Thread", "Created", "Metadata"], rows, { class: "list" }) : el("p", {}, user ? "No threads of this user." : "No threads yet."),
-    page.has_more ? el("p", {}, el("a", { href: "#/threads?" + next, id: "more" }, "Older threads")) : null,
+    olderLink("#/threads", page, "Older threads", filters),
   );
 }
 
@@ -74,13 +69,10 @@ function imageAt(url) {
   // asks (loading it would tell its server who looks at the thread, and when); any other address is
   // shown as its text, and the page's policy loads images from nowhere else.
   if (/^data:image\//i.test(url)) return el("img", { src: url, alt: "image from a data URL" });
-  if (!/^https:\/\//i.test(url)) return el("span", { class: "meta" }, "[image " + url + "]");
-  let host;
+  let host = "";
   try {
-    host = new URL(url).host;
-  } catch (invalid) {
-    host = "";
-  }
+    if (/^https:\/\//i.test(url)) host = new URL(url).host;
+  } catch (invalid) {} // an address with no host: shown as text
   if (!host) return el("span", { class: "meta" }, "[image " + url + "]");
   const load = el("button", { type: "button", class: "load-image" }, "Show the image from " + host);
   load.addEventListener("click", () => load.replaceWith(el("img", { src: url, alt: "image from " + url, referrerpolicy: "no-referrer" })));
@@ -118,9 +110,7 @@ export function messageView(message) {
 
 export async function newestMessages(threadId, after) {
   // a thread's newest 100 messages (older than `after`, if given), oldest first
-  const search = new URLSearchParams({ order: "desc", limit: "100" });
-  if (after) search.set("after", after);
-  const page = await api(path("threads", threadId) + "/messages?" + search);
+  const page = await newestFirst(path("threads", threadId) + "/messages", after);
   return { ...page, data: [...page.data].reverse() };
 }
 
@@ -129,7 +119,6 @@ export async function threadView(threadId, query) {
   const after = query.get("after");
   const thread = await api(path("threads", threadId));
   const page = await newestMessages(threadId, after);
-  const older = new URLSearchParams({ after: page.last_id || "" });
   render(
     el("h1", {}, "Thread " + thread.id),
     el(
@@ -138,7 +127,7 @@ export async function threadView(threadId, query) {
       "Created " + when(thread.created_at) + " · metadata " + JSON.stringify(thread.metadata || {}) + " · ",
       el("a", { href: "#/playground?thread=" + encodeURIComponent(thread.id), id: "continue" }, "Continue in the playground"),
     ),
-    page.has_more ? el("p", {}, el("a", { href: "#" + path("threads", threadId) + "?" + older, id: "older-messages" }, "Older messages")) : null,
+    olderLink("#" + path("threads", threadId), page, "Older messages"),
     page.data.length ? page.data.map(messageView) : el("p", {}, "No messages."),
     after ? el("p", {}, el("a", { href: "#" + path("threads", threadId) }, "Newest messages")) : null,
   );
@@ -190,7 +179,7 @@ function stepView(step) {
       {},
       el("strong", {}, details.type === "tool_calls" ? "Tool calls" : "Message"),
       " ",
-      el("span", { class: "status " + step.status }, step.status),
+      status(step.status),
       " ",
       el("span", { class: "meta" }, when(step.created_at) + " · " + step.id),
     ),
@@ -220,7 +209,7 @@ export async function runView(threadId, runId) {
     field("Usage", run.usage),
     field("Last error", run.last_error && run.last_error.code + ": " + run.last_error.message),
     field("Incomplete", run.incomplete_details),
-    field("Tools", (run.tools || []).map((tool) => (tool.type === "function" ? tool.function.name : tool.type)).join(", ")),
+    field("Tools", toolNames(run.tools)),
   ];
   render(
     el("h1", {}, "Run " + run.id),
