@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,6 +131,21 @@ class StagePrefix:
         self._server.server_close()
 
 
+def fresh_key() -> str:
+    """A key of a project of its own (the open-auth server makes one of any key)."""
+    return f"sk-console-{uuid.uuid4().hex}"
+
+
+def shown(browser: Any, css: str) -> list[str]:
+    """The text of every element `css` selects in the page right now (read in one script, so a view
+    that shows itself again meanwhile cannot leave a stale element behind; no implicit wait)."""
+    return list(
+        browser.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), (node) => node.textContent)", css
+        )
+    )
+
+
 def count(browser: Any, css: str) -> int:
     """How many elements match now (find_elements would wait out the implicit wait for none)."""
-    return int(browser.execute_script("return document.querySelectorAll(arguments[0]).length", css))
+    return len(shown(browser, css))

@@ -7,12 +7,20 @@ message carries. Screenshots go to tests/screenshots/ (ignored by git)."""
 
 from __future__ import annotations
 
-import uuid
-
 import openai
 import pytest
 
-from tests.console_page import SCREENSHOTS, StagePrefix, count, error_shown, open_view, paste_key, wait_for
+from tests.console_page import (
+    SCREENSHOTS,
+    StagePrefix,
+    count,
+    error_shown,
+    fresh_key,
+    open_view,
+    paste_key,
+    shown,
+    wait_for,
+)
 from tests.servers import mint
 
 ATTACK = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -21,7 +29,7 @@ ATTACK = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 def test_a_pasted_key_browses_its_threads_and_opens_one(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     thread = client.beta.threads.create(
         messages=[{"role": "user", "content": "Hello from the console test"}], metadata={"user": "ada"}
@@ -34,7 +42,7 @@ def test_a_pasted_key_browses_its_threads_and_opens_one(browser, server):
     assert "Hello from the console test" in article.text and article.text.startswith("User")
     browser.save_screenshot(str(SCREENSHOTS / "console-thread.png"))
     # another project's key sees none of it
-    paste_key(browser, server, f"sk-console-other-{uuid.uuid4().hex}")
+    paste_key(browser, server, fresh_key())
     wait_for(browser, lambda page: page.find_element(By.CSS_SELECTOR, "main p").text == "No threads yet.")
     assert thread.id not in browser.find_element(By.ID, "main").text
 
@@ -42,7 +50,7 @@ def test_a_pasted_key_browses_its_threads_and_opens_one(browser, server):
 def test_a_script_in_a_message_is_shown_as_text_and_never_runs(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     thread = server.client(key).beta.threads.create(messages=[{"role": "user", "content": ATTACK}])
     paste_key(browser, server, key)
     open_view(browser, server, f"/threads/{thread.id}")
@@ -54,7 +62,7 @@ def test_a_script_in_a_message_is_shown_as_text_and_never_runs(browser, server):
 
 
 def test_an_api_error_is_shown_with_its_openai_message(browser, server):
-    paste_key(browser, server, f"sk-console-{uuid.uuid4().hex}")
+    paste_key(browser, server, fresh_key())
     open_view(browser, server, "/threads/thread_doesnotexist")
     assert "No thread found with id 'thread_doesnotexist'." in error_shown(browser)
 
@@ -81,7 +89,7 @@ def test_the_console_is_served_with_a_policy_that_runs_only_its_own_script(serve
 def test_a_run_opens_from_its_message_with_its_steps_and_the_code_it_ran(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Please compute 6 * 7"}])
@@ -102,16 +110,10 @@ def test_a_run_opens_from_its_message_with_its_steps_and_the_code_it_ran(browser
     browser.save_screenshot(str(SCREENSHOTS / "console-run.png"))
 
 
-def shown_threads(browser) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [link.text for link in browser.find_elements(By.CSS_SELECTOR, "a.thread")]
-
-
 def test_the_thread_list_keeps_to_one_user_across_its_pages(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     adas = [client.beta.threads.create(metadata={"user": "ada"}).id for _ in range(21)]
     bob = client.beta.threads.create(metadata={"user": "bob"}).id
@@ -119,9 +121,9 @@ def test_the_thread_list_keeps_to_one_user_across_its_pages(browser, server):
     field = browser.find_element(By.ID, "user-filter")
     field.send_keys("ada")
     field.submit()
-    wait_for(browser, lambda page: shown_threads(page) == adas[::-1][:20])  # newest first, twenty a page
+    wait_for(browser, lambda page: shown(page, "a.thread") == adas[::-1][:20])  # newest first, twenty a page
     browser.find_element(By.ID, "more").click()
-    wait_for(browser, lambda page: shown_threads(page) == [adas[0]])
+    wait_for(browser, lambda page: shown(page, "a.thread") == [adas[0]])
     assert "user=ada" in browser.current_url
     assert bob not in browser.find_element(By.ID, "main").text
 
@@ -129,7 +131,7 @@ def test_the_thread_list_keeps_to_one_user_across_its_pages(browser, server):
 def test_a_citation_in_an_answer_links_to_the_file_it_cites(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     store = client.vector_stores.create(name="router")
     notes = client.vector_stores.files.upload_and_poll(
@@ -168,7 +170,7 @@ def test_the_console_works_under_an_api_gateway_stage_prefix(browser, server):
     same prefix (a request outside it is refused, as API Gateway refuses one)."""
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     thread = server.client(key).beta.threads.create(messages=[{"role": "user", "content": "Behind a stage"}])
     stage = StagePrefix(server.root_url)
     try:
@@ -192,7 +194,7 @@ PIXEL = "data:image/png;base64," + PIXEL_PNG
 def test_image_urls_are_previewed_and_only_image_addresses_load(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     parts = [
         {"type": "image_url", "image_url": {"url": PIXEL}},
         {"type": "image_url", "image_url": {"url": "https://images.example/cat.png"}},
@@ -237,7 +239,7 @@ def test_in_keys_mode_a_minted_key_sees_its_project_and_an_unknown_key_is_told_s
 def test_a_run_opens_again_after_going_back_and_a_deep_link_survives_pasting_the_key(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     assistant = client.beta.assistants.create(model="gpt-4o")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello twice"}])

@@ -4,12 +4,11 @@ through the form, editing it, and the API's own validation errors shown as the A
 from __future__ import annotations
 
 import json
-import uuid
 
 import openai
 import pytest
 
-from tests.console_page import SCREENSHOTS, error_shown, open_view, paste_key, wait_for
+from tests.console_page import SCREENSHOTS, error_shown, fresh_key, open_view, paste_key, wait_for
 
 
 def fill(browser, field_id: str, text: str) -> None:
@@ -29,7 +28,7 @@ def saved(browser) -> str:
 def test_an_assistant_is_created_through_the_form_and_edited(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     paste_key(browser, server, key)
     open_view(browser, server, "/assistants")
@@ -96,7 +95,7 @@ def test_an_edit_the_api_refuses_shows_the_apis_error_and_changes_nothing(
 ):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = server.client(key)
     assistant = client.beta.assistants.create(model="gpt-4o", name="Unchanged", tools=[{"type": "code_interpreter"}])
     with pytest.raises(openai.APIStatusError) as refused:  # what the API says to the SDK
@@ -113,7 +112,7 @@ def test_an_edit_the_api_refuses_shows_the_apis_error_and_changes_nothing(
 def test_text_that_is_not_json_is_refused_before_anything_is_sent(browser, server):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     paste_key(browser, server, key)
     open_view(browser, server, "/assistants/new")
     fill(browser, "assistant-metadata", "{team: ml}")

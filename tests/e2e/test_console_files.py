@@ -12,25 +12,13 @@ from typing import Any
 import openai
 import pytest
 
-from tests.console_page import SCREENSHOTS, error_shown, open_view, paste_key, wait_for
+from tests.console_page import SCREENSHOTS, error_shown, fresh_key, open_view, paste_key, shown, wait_for
 
 # markup that runs if parsed as HTML: one that multipart carries as it is, and one with double quotes,
 # which browsers and httpx send as %22 (the server keeps the name as sent)
 ATTACK_NAME = "<img src=x onerror=window.__xss=1>.txt"
 QUOTED_ATTACK_NAME = '<img src=x onerror="window.__xss=2">.txt'
 SLOW = 120  # background ingestion on a busy two-core machine
-
-
-def fresh_key() -> str:
-    return f"sk-console-{uuid.uuid4().hex}"
-
-
-def shown(browser: Any, css: str) -> list[str]:
-    """The text of every element `css` selects in the page right now (read in one script, so a view
-    that shows itself again meanwhile cannot leave a stale element behind; no implicit wait)."""
-    return browser.execute_script(
-        "return Array.from(document.querySelectorAll(arguments[0]), (node) => node.textContent)", css
-    )
 
 
 def cell(browser: Any, row_id: str, column: int) -> str | None:

@@ -5,11 +5,9 @@ and a conversation goes on in the same thread."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from tests.console_page import SCREENSHOTS, count, error_shown, open_view, paste_key, wait_for
+from tests.console_page import SCREENSHOTS, count, error_shown, fresh_key, open_view, paste_key, shown, wait_for
 from tests.servers import start_local_server
 from tests.standin_model import drip, text, tool_call
 
@@ -18,9 +16,7 @@ ANSWER = "".join(WORDS)
 
 
 def answers(browser) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [node.text for node in browser.find_elements(By.CSS_SELECTOR, "#transcript article.message.assistant .text")]
+    return shown(browser, "#transcript article.message.assistant .text")
 
 
 def run_status(browser) -> str:
@@ -48,7 +44,7 @@ def say(browser, words: str) -> None:
 def test_an_answer_streams_in_while_the_model_writes_it_and_the_thread_goes_on(browser, model_server, standin):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = model_server.client(key)
     model = standin.script([drip(WORDS, 0.15), text("Second answer")])
     assistant = client.beta.assistants.create(model=model, name="Streamer")
@@ -88,7 +84,7 @@ def test_stop_cancels_a_long_answer_while_it_streams(browser, model_server, stan
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = model_server.client(key)
     model = standin.script([drip([f"slow{index} " for index in range(200)], 0.1)])
     assistant = client.beta.assistants.create(model=model)
@@ -112,7 +108,7 @@ def test_stop_cancels_a_long_answer_while_it_streams(browser, model_server, stan
 def test_a_function_call_is_answered_by_hand_and_the_answer_streams_on(browser, model_server, standin):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = model_server.client(key)
     model = standin.script(
         [tool_call("get_weather", '{"city": "Paris"}', call_id="call_weather"), text("It is sunny in Paris.")]
@@ -148,7 +144,7 @@ def test_a_new_user_creates_an_assistant_chats_with_it_and_opens_the_run(browser
     a chat with it from its page, and the run that answered opened with its steps."""
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     model = standin.script([drip(["Hello", " there,", " new", " user."], 0.05)])
     paste_key(browser, model_server, key)
     browser.find_element(By.LINK_TEXT, "Assistants").click()
@@ -175,7 +171,7 @@ def a_call_waiting_for_its_output(browser, model_server, standin):
     client of its project."""
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = model_server.client(key)
     model = standin.script([tool_call("lookup", "{}", call_id="call_lookup")])
     lookup = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
@@ -223,7 +219,7 @@ def test_a_message_the_api_refuses_is_given_back_and_a_thread_opens_without_its_
 ):
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     client = model_server.client(key)
     model = standin.script([text("Hi")])
     gone = client.beta.assistants.create(model=model, name="Gone")
@@ -257,7 +253,7 @@ def test_on_make_devs_offline_model_an_answer_streams_and_stops(browser, dev_ser
     created in the form (the default model), a long message echoed back word by word, and Stop."""
     from selenium.webdriver.common.by import By
 
-    key = f"sk-console-{uuid.uuid4().hex}"
+    key = fresh_key()
     paste_key(browser, dev_server, key)
     open_view(browser, dev_server, "/assistants/new")
     browser.find_element(By.ID, "assistant-name").send_keys("Echo")
