@@ -31,6 +31,8 @@ DEADLINE: Event = {"event": "spindle.deadline", "data": {}}
 # Yielded when nothing else was for SPINDLE_STREAM_KEEPALIVE_SECONDS (rendered as an SSE comment, which
 # the SDKs skip): a silent model must not look like a dead connection to API Gateway or a proxy.
 KEEP_ALIVE: Event = {"event": "spindle.keep_alive", "data": {}}
+# The events of the moves into a stop: a stream ends with the first of them.
+STOP_EVENTS = frozenset(f"thread.run.{status}" for status in STOPS)
 
 
 class _Heard:
@@ -88,7 +90,19 @@ def _stopped(ref: RunRef) -> bool:
 def stream_events(ref: RunRef, after_seq: int) -> Iterator[Event]:
     """The run's events after log segment `after_seq`, as they happen, until it stops (or DEADLINE),
     with KEEP_ALIVE whenever the run has been silent for SPINDLE_STREAM_KEEPALIVE_SECONDS.
-    A step still running at the deadline finishes in the background (or its lease passes to a driver)."""
+    A step still running at the deadline finishes in the background (or its lease passes to a driver).
+
+    The stream ends with the first event that stops the run (`thread.run.requires_action` or an ending),
+    as OpenAI's does, even when the run has already gone on: tool outputs submitted while this stream
+    was still open belong to the submission's own stream, and a client that saw them here would see
+    its tool calls twice."""
+    for event in _events_after(ref, after_seq):
+        yield event
+        if event["event"] in STOP_EVENTS:
+            return
+
+
+def _events_after(ref: RunRef, after_seq: int) -> Iterator[Event]:
     pace = _Pace()
     logged, seen = store.read_log(ref, after_seq)
     yield from pace.sending(logged)
