@@ -285,7 +285,8 @@ def finish(
     claimed: StoredFile, status: str, usage_bytes: int, last_error: dict[str, Any] | None, chunk_count: int = 0
 ) -> bool:
     """End the claimed file's ingestion as `status` and move the store's counts, in one transaction
-    that holds only while the claim does (the file still in progress under this worker's lease)."""
+    that holds only while the claim does (the file still in progress under this worker's lease). A
+    file whose store is gone is removed instead (`drop_orphan`): it must not stay due forever."""
     ref = claimed.ref
     version = claimed.lease_token or ""  # claim() always sets it
 
@@ -309,7 +310,19 @@ def finish(
         )
         _count(transaction, claimed, {"in_progress": -1, status: 1}, usage_bytes)
 
-    return transact(build) is None
+    refusal = transact(build)
+    if refusal is None:
+        return True
+    if refusal.failed_at(1) and not refusal.failed_at(0):  # still ours, but its store is gone
+        drop_orphan(ref)
+    return False
+
+
+def drop_orphan(ref: FileRef) -> None:
+    """A file whose store is gone (a store DELETE that died before it removed its files): its record
+    and chunks go, so that it is never claimed again. Nothing counts it any more."""
+    written(lambda: VectorStoreFileRecord(ref.store_key, ref.file_id).delete())
+    delete_chunks(ref)
 
 
 def cancel(file: StoredFile) -> bool:

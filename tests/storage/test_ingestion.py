@@ -187,3 +187,34 @@ def test_a_thread_whose_store_was_deleted_gets_a_new_one(aws):
     vector_store_files.attach_to_thread(PROJECT, thread["id"], [second])
     (new,) = threads.get_thread(PROJECT, thread["id"])["tool_resources"]["file_search"]["vector_store_ids"]
     assert new != old and vector_stores.get_vector_store(PROJECT, new)["file_counts"]["total"] == 1
+
+
+def test_a_file_whose_store_is_gone_leaves_the_queue_at_its_next_claim(aws):
+    """A store DELETE cut off after its item went (a crash before its files were removed): the file
+    left in progress is not claimed again and again; its next claim removes it, with its chunks."""
+    from chalicelib.storage import vector_stores as store_records
+
+    vector_store_id, (file_id,) = a_store_with(("a.txt", b"alpha"))
+    ref = FileRef(PROJECT, vector_store_id, file_id)
+    store.save_chunks(ref, store.ParsedFile("alpha", [(0, 5, 1)], {}))  # an ingestion's leftovers
+    assert store_records.delete(PROJECT, vector_store_id)  # ... and here the request died
+    assert worker.ingest(ref) is False
+    assert store.get(ref) is None and store.load_chunks(ref) is None
+    assert store.due_files(time.time() + 3600) == []
+
+
+def test_a_file_whose_store_goes_while_it_is_ingested_leaves_the_queue(aws, monkeypatch):
+    from chalicelib.storage import vector_stores as store_records
+
+    vector_store_id, (file_id,) = a_store_with(("a.txt", b"alpha"))
+    ref = FileRef(PROJECT, vector_store_id, file_id)
+    original = store.save_chunks
+
+    def store_deleted_meanwhile(*args):  # its store item goes, and the request deleting it dies
+        store_records.delete(PROJECT, vector_store_id)
+        return original(*args)
+
+    monkeypatch.setattr(store, "save_chunks", store_deleted_meanwhile)
+    assert worker.ingest(ref) is False
+    assert store.get(ref) is None and store.load_chunks(ref) is None
+    assert store.due_files(time.time() + 3600) == []
