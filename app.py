@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Rate
+from chalice import Rate
 from chalice.app import CloudWatchEvent
 
 from chalicelib.http import assistants, console, files, messages, runs, threads, vector_stores
+from chalicelib.http.binary import SpindleApp
 from chalicelib.http.middleware import logged, openai_error_shape
 
 PURGE_MARGIN_SECONDS = 10
 
-app = Chalice(app_name="spindle")
+app = SpindleApp(app_name="spindle")  # Chalice, answering bytes for any Accept (http/binary.py)
 app.register_middleware(logged, "http")
 app.register_middleware(openai_error_shape, "http")
 app.register_blueprint(threads.blueprint)
@@ -22,7 +23,8 @@ app.register_blueprint(runs.blueprint)
 app.register_blueprint(files.blueprint)
 app.register_blueprint(vector_stores.blueprint)
 app.register_blueprint(console.blueprint)  # the Console's page and script (/console)
-# Uploads arrive as multipart bodies and downloads leave as bytes: API Gateway must pass both through.
+# Uploads arrive as multipart bodies: API Gateway must pass them through as bytes. (Downloads leave as
+# bytes whatever their type: http/binary.py.)
 app.api.binary_types.extend(["multipart/form-data", "application/binary"])
 
 

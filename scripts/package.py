@@ -35,13 +35,16 @@ def _link_state_machine_to_function(node: Any) -> Any:
     return node
 
 
-# The routes that can answer `stream: true`. API Gateway sends them to the stream function (infra/api.yaml)
-# and streams its response as it is written, for up to 15 minutes; every other route stays on APIHandler.
+# The routes API Gateway sends to the stream function (infra/api.yaml), streaming its response as it is
+# written, for up to 15 minutes; every other route stays on APIHandler. The three that can answer
+# `stream: true`, and the download, whose bytes a streamed response passes as they are whatever the
+# client's Accept (a buffered one decodes base64 only for an Accept among the binary media types).
 STREAM_ROUTES = (
     ("/v1/threads/runs", "post"),
     ("/v1/threads/{thread_id}/runs", "post"),
     ("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "post"),
 )
+BYTES_ROUTES = (("/v1/files/{file_id}/content", "get"),)
 STREAM_INVOCATION_URI = (
     "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${StreamRuns.Arn}"
     "/response-streaming-invocations"
@@ -50,17 +53,17 @@ STREAM_TIMEOUT_MS = 900_000
 
 
 def stream_routes(template: dict[str, Any]) -> None:
-    """Point the stream-capable routes at the stream function, in STREAM transfer mode, and give the
-    stream function the runtime chalice packaged the dependencies for."""
+    """Point the stream-capable routes and the download at the stream function, in STREAM transfer mode,
+    and give the stream function the runtime chalice packaged the dependencies for."""
     resources = template["Resources"]
     resources["StreamRuns"]["Properties"]["Runtime"] = resources["APIHandler"]["Properties"]["Runtime"]
     paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
-    for path, method in STREAM_ROUTES:
+    for path, method in STREAM_ROUTES + BYTES_ROUTES:
         integration = paths[path][method]["x-amazon-apigateway-integration"]
         integration["uri"] = {"Fn::Sub": STREAM_INVOCATION_URI}
         integration["responseTransferMode"] = "STREAM"
         integration["timeoutInMillis"] = STREAM_TIMEOUT_MS
-        integration.pop("contentHandling", None)  # JSON in; the response is passed on as it is written
+        integration.pop("contentHandling", None)  # the response is passed on as it is written, bytes as bytes
 
 
 def merge_template() -> dict[str, Any]:

@@ -98,12 +98,15 @@ def _integrations(template) -> dict[tuple[str, str], dict]:
     }
 
 
-def test_exactly_the_three_stream_capable_routes_stream_from_the_stream_function(template):
+def test_exactly_the_three_stream_capable_routes_and_the_download_stream_from_the_stream_function(template):
+    """A streamed response passes bytes as they are, whatever the client's Accept: the download needs no
+    binary media type for the SDKs' Accept (openai-node 4.x sends application/json)."""
     streaming = {key: value for key, value in _integrations(template).items() if "responseTransferMode" in value}
     assert set(streaming) == {
         ("/v1/threads/runs", "post"),
         ("/v1/threads/{thread_id}/runs", "post"),
         ("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "post"),
+        ("/v1/files/{file_id}/content", "get"),
     }
     for integration in streaming.values():
         assert integration["responseTransferMode"] == "STREAM"

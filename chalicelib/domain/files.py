@@ -4,6 +4,7 @@ message, thread or assistant may only name files of its own project."""
 from __future__ import annotations
 
 import json
+import mimetypes
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -140,12 +141,15 @@ def get_file(project_id: str, file_id: str) -> dict[str, Any]:
     return file
 
 
-def file_content(project_id: str, file_id: str) -> bytes:
-    get_file(project_id, file_id)
+def file_content(project_id: str, file_id: str) -> tuple[bytes, str]:
+    """The file's bytes and their media type, guessed from its filename (`application/octet-stream`
+    when the name says nothing)."""
+    file = get_file(project_id, file_id)
     content = store.content(project_id, file_id)
     if content is None:
         raise not_found("file", file_id)
-    return content
+    media_type, _ = mimetypes.guess_type(file.get("filename") or "", strict=False)
+    return content, media_type or "application/octet-stream"
 
 
 def delete_file(project_id: str, file_id: str) -> dict[str, Any]:

@@ -54,5 +54,5 @@ def delete_file(call: Call, file_id: str) -> dict[str, Any]:
 
 @api_route(blueprint, FILE + "/content", "GET")
 def download_file(call: Call, file_id: str) -> Reply:
-    content = files.file_content(call.project_id, file_id)
-    return Reply(content, {"Content-Type": "application/octet-stream"}, raw=True)
+    content, media_type = files.file_content(call.project_id, file_id)
+    return Reply(content, {"Content-Type": media_type}, raw=True)  # bytes for any Accept (http/binary.py)

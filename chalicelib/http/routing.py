@@ -17,6 +17,7 @@ from chalicelib.config import settings
 from chalicelib.domain.auth import project_for
 from chalicelib.domain.errors import ApiError, InvalidRequest, PayloadTooLarge, error_body
 from chalicelib.domain.validation import parse_json_object
+from chalicelib.http.binary import BytesResponse
 
 log = logging.getLogger("spindle")
 
@@ -61,7 +62,7 @@ class Reply:
 
     body: Any
     headers: dict[str, str]
-    raw: bool = False  # the body is already text (a stream), not an object to encode as JSON
+    raw: bool = False  # the body is already text (a stream) or bytes (a download), not an object to encode
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def api_route(
                 result = view(call, **path_params)
                 if isinstance(result, Reply):
                     if result.raw:
-                        return Response(
+                        kind = BytesResponse if isinstance(result.body, bytes) else Response
+                        return kind(
                             body=result.body, status_code=200, headers={**result.headers, "x-request-id": request_id}
                         )
                     response = json_response(result.body, 200, request_id)

