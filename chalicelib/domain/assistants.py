@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.domain import vector_store_files
+from chalicelib.domain import vector_store_files, vector_stores
 from chalicelib.domain.errors import Conflict, not_found
 from chalicelib.domain.files import check_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
@@ -50,6 +50,7 @@ def _apply(assistant: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 def _check_references(project_id: str, changes: dict[str, Any]) -> None:
     if "tool_resources" in changes:
         check_references(project_id, tool_resource_references(changes["tool_resources"], "tool_resources"))
+        vector_stores.check_store_references(project_id, changes["tool_resources"], "tool_resources")
 
 
 def _checked_id(assistant_id: str) -> str:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.domain import lifecycle, vector_store_files
+from chalicelib.domain import lifecycle, vector_store_files, vector_stores
 from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.files import check_references, messages_file_references, tool_resource_references
 from chalicelib.domain.ids import is_valid_id, new_id
@@ -181,6 +181,9 @@ def create_thread_and_run(project_id: str, body: dict[str, Any]) -> Run:
             *messages_file_references(requested_messages, "thread.messages"),
         ],
     )
+    # Either names its stores (the run's own `tool_resources` as well as the thread's), each checked.
+    vector_stores.check_store_references(project_id, thread_body.get("tool_resources"), "thread.tool_resources")
+    vector_stores.check_store_references(project_id, body.get("tool_resources"), "tool_resources")
     vector_store_files.create_helper_stores(project_id, helpers, thread.tool_resources)
     searched = vector_store_files.searched_attachments(requested_messages)
     vector_store_files.attach_to_new_thread(project_id, thread.tool_resources, searched)

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from chalicelib.domain import vector_store_files
+from chalicelib.domain import vector_store_files, vector_stores
 from chalicelib.domain.errors import InvalidRequest, not_found
 from chalicelib.domain.files import (
     check_references,
@@ -188,6 +188,7 @@ def create_thread(project_id: str, body: dict[str, Any]) -> dict[str, Any]:
             *messages_file_references(requested_messages, "messages"),
         ],
     )
+    vector_stores.check_store_references(project_id, thread.tool_resources, "tool_resources")
     vector_store_files.create_helper_stores(project_id, helpers, thread.tool_resources)
     searched = vector_store_files.searched_attachments(requested_messages)
     vector_store_files.attach_to_new_thread(project_id, thread.tool_resources, searched)
@@ -206,6 +207,7 @@ def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict
     validate("ModifyThreadRequest", body)
     resources = tool_resources_object(body["tool_resources"]) if "tool_resources" in body else None
     check_references(project_id, tool_resource_references(resources, "tool_resources"))
+    vector_stores.check_store_references(project_id, resources, "tool_resources")
     thread = store.update_thread(
         project_id,
         checked_thread_id(thread_id),

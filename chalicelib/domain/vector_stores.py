@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from chalicelib.domain.errors import InvalidRequest, not_found
+from chalicelib.domain.errors import InvalidRequest, NotFound, not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
@@ -188,6 +188,19 @@ def _existing(project_id: str, vector_store_ids: Sequence[str]) -> Iterator[Stor
         stored = store.get(project_id, vector_store_id) if is_valid_id("vector_store", vector_store_id) else None
         if stored is not None:
             yield stored
+
+
+def check_store_references(project_id: str, resources: dict[str, Any] | None, param: str) -> None:
+    """Every store that `resources.file_search.vector_store_ids` names (the ThreadObject shape) must be
+    the project's: else 404 naming it and the field, as for a file of another project, and nothing is
+    stored. One GetItem a store (a resource names at most one)."""
+    file_search = (resources or {}).get("file_search") or {}
+    for index, vector_store_id in enumerate(file_search.get("vector_store_ids") or []):
+        if not any(_existing(project_id, [vector_store_id])):
+            raise NotFound(
+                f"No vector store found with id '{vector_store_id}'.",
+                param=f"{param}.file_search.vector_store_ids[{index}]",
+            )
 
 
 def searchable_stores(project_id: str, vector_store_ids: Sequence[str]) -> list[StoredVectorStore]:

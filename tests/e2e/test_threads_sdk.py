@@ -47,11 +47,12 @@ def test_a_thread_with_messages_round_trips_through_the_sdk(client):
 
 
 def test_tool_resources_come_back_in_the_thread_object_shape(client):
+    store = client.vector_stores.create()  # a store the thread may name: its project's own
     thread = client.beta.threads.create(
-        tool_resources={"code_interpreter": {}, "file_search": {"vector_store_ids": ["vs_1"]}},
+        tool_resources={"code_interpreter": {}, "file_search": {"vector_store_ids": [store.id]}},
     )
     assert thread.tool_resources.code_interpreter.file_ids == []
-    assert thread.tool_resources.file_search.vector_store_ids == ["vs_1"]
+    assert thread.tool_resources.file_search.vector_store_ids == [store.id]
     data = client.files.create(file=("data.csv", b"a,b\n"), purpose="assistants")
     raw = client.beta.threads.with_raw_response.update(
         thread.id, tool_resources={"code_interpreter": {"file_ids": [data.id], "bogus": {"x": 1}}}
