@@ -60,6 +60,7 @@ START_SECONDS = 30.0  # for the kernel to say it is ready (a busy machine, a col
 INTERRUPT_GRACE_SECONDS = 2.0  # after an interrupt, before the session is killed
 TMP_BYTES = 64 * 1024 * 1024  # the private /tmp of a bwrap sandbox (a tmpfs, so memory)
 MAX_ENTRIES = 10_000  # files and directories a session may have: past that it is ended
+UNCOUNTED = "files that could not all be counted"  # a directory the quota walk could not open
 MAX_REPLY_BYTES = 64 * 1024  # a kernel reply is a short JSON line
 OUTCOMES = frozenset({"ok", "error", "cpu_limit", "interrupted"})
 UID_BASE = 1_800_000_000  # the kernels' own user ids (as root): far above any real user's
@@ -455,18 +456,18 @@ class LocalSession:
                 shown.append(data)
         return tuple(shown)
 
-    def _usage(self) -> tuple[dict[str, tuple[int, int]], int, bool]:
-        """The working directory's visible regular files (size, mtime) by path, and what the session
-        takes on disk (both its directories, hidden files too), and whether it has too many entries
-        to count."""
-        files, used, too_many = _walk(self.layout.host_data, MAX_ENTRIES)
-        _, io_used, io_too_many = _walk(self.layout.host_io, MAX_ENTRIES)
-        return files, used + io_used, too_many or io_too_many
+    def _usage(self) -> tuple[dict[str, tuple[int, int]], int, str | None]:
+        """The working directory's visible regular files (size, mtime) by path, what the session takes
+        on disk (both its directories, hidden files too), and why that could not all be counted (too
+        many entries, a directory that could not be opened), if it could not."""
+        files, used, problem = _walk(self.layout.host_data, MAX_ENTRIES)
+        _, io_used, io_problem = _walk(self.layout.host_io, MAX_ENTRIES)
+        return files, used + io_used, problem or io_problem
 
     def _written(self, before: Mapping[str, tuple[int, int]]) -> tuple[tuple[OutputFile, ...], list[str]]:
-        after, used, too_many = self._usage()
-        if too_many or used > self.limits.disk_mb * 1024 * 1024:
-            what = f"more than {MAX_ENTRIES} files" if too_many else f"more than {self.limits.disk_mb} MB of disk"
+        after, used, problem = self._usage()
+        if problem or used > self.limits.disk_mb * 1024 * 1024:
+            what = problem or f"more than {self.limits.disk_mb} MB of disk"
             self._kill()
             self._process = None
             for directory in (self.layout.host_data, self.layout.host_io):
@@ -546,45 +547,63 @@ def _read_beneath(root: Path, relative: str, limit: int) -> bytes | None:
         return stream.read(limit)
 
 
-def _walk(root: Path, limit: int) -> tuple[dict[str, tuple[int, int]], int, bool]:
+def _walk(root: Path, limit: int) -> tuple[dict[str, tuple[int, int]], int, str | None]:
     """The regular files under `root`, walked beneath it (no link followed): the visible ones (no
-    hidden part in their path) by path with their size and mtime, the bytes all of them take, and
-    whether there were more than `limit` entries (the walk stops there)."""
+    hidden part in their path) by path with their size and mtime, the bytes all of them take, and why
+    the walk could not count everything, if it could not: more than `limit` entries (it stops there),
+    or a directory it could not open (out of descriptors, or refused), which counts as over quota,
+    never as empty. Descriptors are held only for the directories on the current path: each listing
+    is read whole and closed before its subdirectories are opened."""
     found: dict[str, tuple[int, int]] = {}
     used = 0
     entries = 0
     try:
-        pending = [(os.open(root, os.O_RDONLY | os.O_DIRECTORY), "", False)]
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        return found, used, False
+        return found, used, None
+    # the directories on the current path: descriptor, path, hidden, the subdirectories left to walk
+    path: list[tuple[int, str, bool, list[str]]] = [(top, "", False, [])]
     try:
-        while pending:
-            directory, prefix, hidden = pending.pop()
+        while True:
+            directory, prefix, hidden, subdirectories = path[-1]
             try:
-                with os.scandir(directory) as listing:
-                    for entry in listing:
-                        entries += 1
-                        if entries > limit:
-                            return found, used, True
+                listing = os.scandir(directory)  # a descriptor of its own, for as long as it reads
+            except OSError:
+                return found, used, UNCOUNTED
+            with listing:
+                for entry in listing:
+                    entries += 1
+                    if entries > limit:
+                        return found, used, f"more than {limit} files"
+                    try:
                         status = entry.stat(follow_symlinks=False)
-                        path, concealed = prefix + entry.name, hidden or entry.name.startswith(".")
-                        if stat.S_ISDIR(status.st_mode):
-                            try:
-                                inner = os.open(
-                                    entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory
-                                )
-                            except OSError:
-                                continue
-                            pending.append((inner, path + "/", concealed))
-                        elif stat.S_ISREG(status.st_mode):
-                            used += status.st_blocks * 512
-                            if not concealed:
-                                found[path] = (status.st_size, status.st_mtime_ns)
-            finally:
-                os.close(directory)
-        return found, used, False
+                    except FileNotFoundError:
+                        continue  # removed meanwhile
+                    if stat.S_ISDIR(status.st_mode):
+                        subdirectories.append(entry.name)
+                    elif stat.S_ISREG(status.st_mode):
+                        used += status.st_blocks * 512
+                        if not (hidden or entry.name.startswith(".")):
+                            found[prefix + entry.name] = (status.st_size, status.st_mtime_ns)
+            while True:  # the next subdirectory to list, the deepest first
+                while path and not path[-1][3]:
+                    os.close(path.pop()[0])
+                if not path:
+                    return found, used, None
+                parent, prefix, hidden, subdirectories = path[-1]
+                name = subdirectories.pop()
+                try:
+                    inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # removed, or swapped for a file, meanwhile (counted next time)
+                except OSError as error:
+                    if error.errno == errno.ELOOP:
+                        continue  # swapped for a link: never followed
+                    return found, used, UNCOUNTED
+                path.append((inner, f"{prefix}{name}/", hidden or name.startswith("."), []))
+                break
     finally:
-        for directory, _, _ in pending:
+        for directory, _, _, _ in path:
             os.close(directory)
 
 

@@ -325,3 +325,48 @@ def test_outputs_past_the_size_limit_or_the_count_are_named_not_kept():
     assert kept == [f"f{n:02}.txt" for n in range(MAX_OUTPUT_FILES)]
     assert notes[0] == f"[big.bin was not saved: it is over {settings.max_file_bytes} bytes.]"
     assert [note.split(" ")[0] for note in notes[1:]] == ["[f20.txt", "[f21.txt"]
+
+
+def test_a_quota_walk_that_runs_out_of_descriptors_still_counts_everything(tmp_path: Path):
+    """Under a low descriptor limit (`ulimit -n`), 300 directories of 100 KB must still be counted
+    against a 20 MB quota: a walk that skipped what it could not open let them stay."""
+    import resource
+
+    small = CodeLimits(cpu_seconds=10, wall_seconds=60, memory_mb=768, disk_mb=20)
+    sandbox = LocalSandbox(tmp_path / "sessions", small, "process", idle_seconds=600)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        session = sandbox.session("proj/thread_many_dirs")
+        run(session, "print(1)")  # the kernel started, with its pipes
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 60, hard))
+        code = (
+            "import os\n"
+            "for n in range(300):\n"
+            "    os.mkdir(f'd{n}')\n"
+            "    size = open(f'd{n}/.f', 'wb').write(b'x' * 100_000)"
+        )
+        result = run(session, code)
+        assert "more than 20 MB of disk" in result.logs, result.logs
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        sandbox.close()
+
+
+def test_a_directory_the_quota_walk_cannot_open_counts_as_over_quota(tmp_path: Path):
+    """What cannot be walked is never counted as empty: a tree deeper than the descriptors left."""
+    import resource
+
+    from chalicelib.sandbox.local import _walk
+
+    root = tmp_path / "data"
+    deepest = root.joinpath(*["d"] * 80)
+    deepest.mkdir(parents=True)
+    (deepest / "f").write_bytes(b"x" * 100)
+    assert _walk(root, 10_000)[2] is None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 30, hard))
+    try:
+        files, used, problem = _walk(root, 10_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert problem == "files that could not all be counted"
