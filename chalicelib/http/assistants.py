@@ -17,7 +17,7 @@ ASSISTANT = "/v1/assistants/{assistant_id}"
 
 @api_route(blueprint, "/v1/assistants", "POST")
 def create_assistant(call: Call) -> dict[str, Any]:
-    return assistants.create_assistant(call.project_id, call.json())
+    return assistants.create_assistant(call.project_id, call.json(required=True))
 
 
 @api_route(blueprint, "/v1/assistants", "GET")
@@ -32,7 +32,7 @@ def get_assistant(call: Call, assistant_id: str) -> dict[str, Any]:
 
 @api_route(blueprint, ASSISTANT, "POST")
 def modify_assistant(call: Call, assistant_id: str) -> dict[str, Any]:
-    return assistants.modify_assistant(call.project_id, assistant_id, call.json())
+    return assistants.modify_assistant(call.project_id, assistant_id, call.json(required=True))
 
 
 @api_route(blueprint, ASSISTANT, "DELETE")

@@ -18,7 +18,7 @@ MESSAGE = MESSAGES + "/{message_id}"
 
 @api_route(blueprint, MESSAGES, "POST")
 def create_message(call: Call, thread_id: str) -> dict[str, Any]:
-    return threads.create_message(call.project_id, thread_id, call.json())
+    return threads.create_message(call.project_id, thread_id, call.json(required=True))
 
 
 @api_route(blueprint, MESSAGES, "GET")
@@ -34,7 +34,7 @@ def get_message(call: Call, thread_id: str, message_id: str) -> dict[str, Any]:
 
 @api_route(blueprint, MESSAGE, "POST")
 def modify_message(call: Call, thread_id: str, message_id: str) -> dict[str, Any]:
-    return threads.modify_message(call.project_id, thread_id, message_id, call.json())
+    return threads.modify_message(call.project_id, thread_id, message_id, call.json(required=True))
 
 
 @api_route(blueprint, MESSAGE, "DELETE")

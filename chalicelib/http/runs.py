@@ -60,14 +60,14 @@ def _run_reply(stored: Run) -> Reply:
 
 @api_route(blueprint, "/v1/threads/runs", "POST")
 def create_thread_and_run(call: Call) -> Reply:
-    body = call.json()
+    body = call.json(required=True)
     stored = runs.create_thread_and_run(call.project_id, body)
     return _stream_reply(stored, 0) if body.get("stream") else _run_reply(stored)
 
 
 @api_route(blueprint, RUNS, "POST")
 def create_run(call: Call, thread_id: str) -> Reply:
-    body = call.json()
+    body = call.json(required=True)
     with_content = runs.wants_result_content(call.query_list("include[]"))
     stored = runs.create_run(call.project_id, thread_id, body)
     return _stream_reply(stored, 0, with_content) if body.get("stream") else _run_reply(stored)
@@ -85,7 +85,7 @@ def get_run(call: Call, thread_id: str, run_id: str) -> Reply:
 
 @api_route(blueprint, RUN, "POST")
 def modify_run(call: Call, thread_id: str, run_id: str) -> Reply:
-    return _run_reply(runs.modify_run(call.project_id, thread_id, run_id, call.json()))
+    return _run_reply(runs.modify_run(call.project_id, thread_id, run_id, call.json(required=True)))
 
 
 @api_route(blueprint, RUN + "/cancel", "POST")
@@ -95,7 +95,7 @@ def cancel_run(call: Call, thread_id: str, run_id: str) -> Reply:
 
 @api_route(blueprint, RUN + "/submit_tool_outputs", "POST")
 def submit_tool_outputs(call: Call, thread_id: str, run_id: str) -> Reply:
-    body = call.json()
+    body = call.json(required=True)
     stored, stream_from = runs.submit_tool_outputs(call.project_id, thread_id, run_id, body)
     # The stream starts with what the submission itself logged (the tool step completed, run queued).
     return _stream_reply(stored, stream_from) if body.get("stream") else _run_reply(stored)

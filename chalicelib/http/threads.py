@@ -31,7 +31,7 @@ def get_thread(call: Call, thread_id: str) -> dict[str, Any]:
 
 @api_route(blueprint, "/v1/threads/{thread_id}", "POST")
 def modify_thread(call: Call, thread_id: str) -> dict[str, Any]:
-    return threads.modify_thread(call.project_id, thread_id, call.json())
+    return threads.modify_thread(call.project_id, thread_id, call.json(required=True))
 
 
 @api_route(blueprint, "/v1/threads/{thread_id}", "DELETE")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import uuid
 
 import boto3
 import openai
@@ -226,3 +227,40 @@ def test_head_gets_headers_only_and_the_connection_stays_usable(server):
     assert follow_up.status == 200
     assert json.loads(follow_up.read())["object"] == "list"
     connection.close()
+
+
+def test_a_modify_or_create_with_no_body_is_400_as_the_contract_requires_a_body(server):
+    """OpenAI's spec marks these request bodies required: no body at all is refused (and changes
+    nothing); `{}` stays a valid no-op modify."""
+    token = f"sk-no-body-{uuid.uuid4().hex}"
+    client = server.client(token)
+    assistant = client.beta.assistants.create(model="gpt-4o", name="kept")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}], metadata={"k": "v"})
+    message = client.beta.threads.messages.list(thread.id).data[0]
+    run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+    paths = [
+        f"/v1/assistants/{assistant.id}",
+        f"/v1/threads/{thread.id}",
+        f"/v1/threads/{thread.id}/messages/{message.id}",
+        f"/v1/threads/{thread.id}/runs/{run.id}",
+        "/v1/assistants",
+        f"/v1/threads/{thread.id}/messages",
+        f"/v1/threads/{thread.id}/runs",
+        "/v1/threads/runs",
+        f"/v1/threads/{thread.id}/runs/{run.id}/submit_tool_outputs",
+    ]
+    no_body = {"Authorization": f"Bearer {token}", "Content-Type": None}
+    for path in paths:
+        status, _, payload = raw(server, "POST", path, headers=no_body)
+        error = assert_openai_error(status, payload, 400, param=None)
+        assert error["code"] == "missing_body", path
+    assert client.beta.assistants.retrieve(assistant.id).name == "kept"
+    assert client.beta.threads.retrieve(thread.id).metadata == {"k": "v"}
+    assert [a.id for a in client.beta.assistants.list()] == [assistant.id]
+    # the run (offline model) may have answered meanwhile; no user message was added
+    assert [m.id for m in client.beta.threads.messages.list(thread.id).data if m.role == "user"] == [message.id]
+    # `{}` is a valid modify that changes nothing
+    for path in paths[:4]:
+        status, _, payload = raw(server, "POST", path, body="{}", headers={"Authorization": f"Bearer {token}"})
+        assert status == 200, (path, payload)
+    assert client.beta.threads.retrieve(thread.id).metadata == {"k": "v"}
