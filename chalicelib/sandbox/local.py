@@ -50,6 +50,7 @@ from chalicelib.sandbox import (
     given,
     is_figure,
     outputs_to_keep,
+    uids,
 )
 
 log = logging.getLogger("spindle.sandbox")
@@ -63,7 +64,6 @@ MAX_ENTRIES = 10_000  # files and directories a session may have: past that it i
 UNCOUNTED = "files that could not all be counted"  # a directory the quota walk could not open
 MAX_REPLY_BYTES = 64 * 1024  # a kernel reply is a short JSON line
 OUTCOMES = frozenset({"ok", "error", "cpu_limit", "interrupted"})
-UID_BASE = 1_800_000_000  # the kernels' own user ids (as root): far above any real user's
 _ETC = (
     "ld.so.cache",
     "ld.so.conf",
@@ -101,12 +101,15 @@ class _Layout:
 
 
 class LocalSession:
-    def __init__(self, key: str, directory: Path, limits: Limits, isolation: str, uid: int | None) -> None:
+    def __init__(
+        self, key: str, directory: Path, limits: Limits, isolation: str, user: uids.Claim | None = None
+    ) -> None:
         self.key = key
         self.directory = directory
         self.limits = limits
         self.isolation = isolation
-        self.uid = uid
+        self._user = user  # the user id its kernel runs as (bwrap as root), its own among live sessions
+        self.uid = user.uid if user is not None else None
         inside = isolation == "bwrap"
         self.layout = _Layout(
             directory / "data",
@@ -213,6 +216,8 @@ class LocalSession:
         with self._lock:
             self._kill()
             shutil.rmtree(self.directory, ignore_errors=True)
+            if self._user is not None:
+                self._user.release()
 
     # --- the kernel process ---
 
@@ -679,12 +684,16 @@ class LocalSandbox:
 
     def _new_session(self, key: str) -> LocalSession:
         number = next(self._numbers)
-        uid = None
-        if self.isolation == "bwrap" and os.getuid() == 0:  # unique among this process's live sessions
-            uid = UID_BASE + (os.getpid() % 1_000_000) * 100 + number % 100
         # a directory of its own: one that ended (its directory removed as it closes) is not resumed
         directory = self.root / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}-{number}"
-        return LocalSession(key, directory, self.limits, self.isolation, uid)
+        if self.isolation != "bwrap" or os.getuid() != 0:
+            return LocalSession(key, directory, self.limits, self.isolation)
+        user = uids.claim()  # unique among the machine's live sessions
+        try:
+            return LocalSession(key, directory, self.limits, self.isolation, user)
+        except BaseException:
+            user.release()
+            raise
 
     def _expired(self, now: float) -> list[LocalSession]:
         idle = [

@@ -327,6 +327,24 @@ def test_outputs_past_the_size_limit_or_the_count_are_named_not_kept():
     assert [note.split(" ")[0] for note in notes[1:]] == ["[f20.txt", "[f21.txt"]
 
 
+def test_session_user_ids_are_unique_among_live_sessions(tmp_path: Path):
+    """As root, each session's kernel runs as a user id of its own, so that one session's processes
+    never count against another's process limit: across sandboxes (API processes) and however many
+    sessions came before. Elsewhere none has one (a user namespace maps the developer's)."""
+    first = LocalSandbox(tmp_path / "a", LIMITS, "bwrap", idle_seconds=600, max_sessions=200)
+    second = LocalSandbox(tmp_path / "b", LIMITS, "bwrap", idle_seconds=600, max_sessions=200)
+    try:
+        sessions = [first.session("proj_a/thread_0")] + [second.session(f"proj_b/thread_{n}") for n in range(101)]
+        uids = [session.uid for session in sessions]
+        if os.getuid() == 0:
+            assert None not in uids and len(set(uids)) == len(uids)
+        else:
+            assert set(uids) == {None}
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_quota_walk_that_runs_out_of_descriptors_still_counts_everything(tmp_path: Path):
     """Under a low descriptor limit (`ulimit -n`), 300 directories of 100 KB must still be counted
     against a 20 MB quota: a walk that skipped what it could not open let them stay."""
