@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.config import settings
-from chalicelib.domain.errors import InvalidRequest, NotFound, PayloadTooLarge, not_found
+from chalicelib.domain import vector_store_files
+from chalicelib.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, not_found
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.storage import files as store
@@ -152,10 +153,23 @@ def file_content(project_id: str, file_id: str) -> tuple[bytes, str]:
     return content, media_type or "application/octet-stream"
 
 
+DELETE_ATTEMPTS = 5
+
+
 def delete_file(project_id: str, file_id: str) -> dict[str, Any]:
-    if not is_valid_id("file", file_id) or not store.delete(project_id, file_id):
+    """Delete the file and take it out of every vector store it is in, as OpenAI's deleteFile does:
+    out of the stores first, then the file, which holds only if no add to a store came meanwhile (else
+    that store is left too, and the delete tried again). No Scan: the file records its stores."""
+    if not is_valid_id("file", file_id):
         raise not_found("file", file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+    for _ in range(DELETE_ATTEMPTS):
+        adds = store.store_adds(project_id, file_id)
+        if adds is None:
+            raise not_found("file", file_id)
+        vector_store_files.remove_from_stores(project_id, file_id, sorted(adds.vector_store_ids))
+        if store.delete(project_id, file_id, adds):
+            return {"id": file_id, "object": "file", "deleted": True}
+    raise Conflict("The file is being added to vector stores by other requests; try again.", code="conflict")
 
 
 def list_files(project_id: str, query: ListQuery, purpose: str | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ with `last_error`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,20 +103,23 @@ def add_files(
     now = int(time.time())
     added = []
     for entry in adding:
-        stored = store.add(
-            StoredFile(
-                ref=FileRef(project_id, vector_store_id, entry.file_id),
-                created_at=now,
-                status="in_progress",
-                usage_bytes=0,
-                last_error=None,
-                chunking_strategy=entry.chunking_strategy,
-                attributes=entry.attributes,
-                filename=filenames[entry.file_id],
-                batch_id=batch_id,
-            ),
-            due_at=now,
-        )
+        try:
+            stored = store.add(
+                StoredFile(
+                    ref=FileRef(project_id, vector_store_id, entry.file_id),
+                    created_at=now,
+                    status="in_progress",
+                    usage_bytes=0,
+                    last_error=None,
+                    chunking_strategy=entry.chunking_strategy,
+                    attributes=entry.attributes,
+                    filename=filenames[entry.file_id],
+                    batch_id=batch_id,
+                ),
+                due_at=now,
+            )
+        except store.FileGone:  # deleted since it was checked
+            raise NotFound(f"No file found with id '{entry.file_id}'.", param="file_id") from None
         if stored is None:  # the store was deleted meanwhile
             raise not_found("vector store", vector_store_id)
         added.append(stored)
@@ -271,6 +275,15 @@ def update_attributes(project_id: str, vector_store_id: str, file_id: str, body:
     if stored is None:
         raise not_found("vector store file", file_id)
     return render(stored)
+
+
+def remove_from_stores(project_id: str, file_id: str, vector_store_ids: Iterable[str]) -> None:
+    """An uploaded file being deleted leaves each of these stores (those it has been added to): its
+    record, counts, chunks and vectors, as a remove does. A store it has left already is skipped."""
+    for vector_store_id in vector_store_ids:
+        removed = store.remove(FileRef(project_id, vector_store_id, file_id))
+        if removed is not None:
+            vectors.forget_file(removed.ref, removed.chunk_count)
 
 
 def remove_file(project_id: str, vector_store_id: str, file_id: str) -> dict[str, Any]:

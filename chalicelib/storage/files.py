@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -62,11 +63,44 @@ def content(project_id: str, file_id: str) -> bytes | None:
     return response["Body"].read()
 
 
-def delete(project_id: str, file_id: str) -> bool:
-    if not written(lambda: FileRecord(project_id, file_id).delete(condition=FileRecord.file_id.exists())):
+@dataclass(frozen=True)
+class StoreAdds:
+    """The vector stores a file has been added to (it may have left some since), and how many adds
+    that took: what a delete holds to (FileRecord.vector_stores, store_adds)."""
+
+    vector_store_ids: frozenset[str]
+    count: int
+
+
+def store_adds(project_id: str, file_id: str) -> StoreAdds | None:
+    """The file's adds to vector stores; None if there is no such file. One consistent GetItem."""
+    try:
+        record = FileRecord.get(
+            project_id, file_id, consistent_read=True, attributes_to_get=["file_id", "vector_stores", "store_adds"]
+        )
+    except DoesNotExist:
+        return None
+    return StoreAdds(frozenset(record.vector_stores or ()), int(record.store_adds or 0))
+
+
+def delete(project_id: str, file_id: str, adds: StoreAdds) -> bool:
+    """Delete the file if it has had no add to a vector store since `adds` were read (the caller has
+    taken it out of those stores). False if it is gone, or was added to a store meanwhile."""
+    since = FileRecord.store_adds.does_not_exist() if adds.count == 0 else FileRecord.store_adds == adds.count
+    if not written(lambda: FileRecord(project_id, file_id).delete(condition=FileRecord.file_id.exists() & since)):
         return False
     s3_client().delete_object(Bucket=settings.files_bucket, Key=_s3_key(project_id, file_id))
     return True
+
+
+def count_store_add(transaction: Any, project_id: str, file_id: str, vector_store_id: str) -> None:
+    """In the transaction that adds the file to a vector store: record the store and count the add.
+    Refused if the file is gone (deleted meanwhile), so that no store keeps a deleted file."""
+    transaction.update(
+        FileRecord(project_id, file_id),
+        actions=[FileRecord.vector_stores.add({vector_store_id}), FileRecord.store_adds.add(1)],
+        condition=FileRecord.file_id.exists(),
+    )
 
 
 def list_page(project_id: str, query: ListQuery, purpose: str | None) -> Page:

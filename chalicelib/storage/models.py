@@ -7,7 +7,14 @@ import hashlib
 import json
 from typing import Any
 
-from pynamodb.attributes import Attribute, NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    Attribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    VersionAttribute,
+)
 from pynamodb.constants import STRING
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -183,6 +190,11 @@ class FileRecord(Model):
     purpose_key = UnicodeAttribute()
     file = CompactJSONAttribute()
     s3_key = UnicodeAttribute()
+    # Every vector store the file has been added to, and how many adds that took, both moved in the
+    # transaction that adds it to one (storage/vector_store_files.py): deleting the file takes it out
+    # of each of them, then deletes it only if no add came meanwhile. (Never read by a Scan.)
+    vector_stores = UnicodeSetAttribute(null=True)
+    store_adds = NumberAttribute(null=True)
 
     by_purpose = FilesByPurpose()
 

@@ -18,7 +18,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.config import settings
 from chalicelib.storage.dynamo import transact, written
-from chalicelib.storage.files import s3_client
+from chalicelib.storage.files import count_store_add, s3_client
 from chalicelib.storage.models import (
     VectorStoreFileBatchRecord,
     VectorStoreFileRecord,
@@ -134,10 +134,15 @@ def _count(transaction: Any, file: StoredFile, moves: dict[str, int], usage_byte
         )
 
 
+class FileGone(Exception):
+    """The uploaded file was deleted before it could be added to a store: nothing was stored."""
+
+
 def add(file: StoredFile, due_at: float) -> StoredFile | None:
-    """Put the file in its store, in progress and due for ingestion at `due_at`, and count it, in one
-    transaction. The file as stored: this one, or the one already there (adding a file twice changes
-    nothing). None if the store is gone."""
+    """Put the file in its store, in progress and due for ingestion at `due_at`, count it, and record
+    the store on the uploaded file (so that deleting the file finds it), in one transaction. The file
+    as stored: this one, or the one already there (adding a file twice changes nothing). None if the
+    store is gone; FileGone if the uploaded file is."""
     ref = file.ref
     record = VectorStoreFileRecord(
         ref.store_key,
@@ -160,12 +165,15 @@ def add(file: StoredFile, due_at: float) -> StoredFile | None:
     def build(transaction: Any) -> None:
         transaction.save(record, condition=VectorStoreFileRecord.file_id.does_not_exist())
         _count(transaction, file, {"in_progress": 1})
+        count_store_add(transaction, ref.project_id, ref.file_id, ref.vector_store_id)  # the last update
 
     refusal = transact(build)
     if refusal is None:
         return file
     if refusal.failed_at(0):  # already in the store
         return get(ref)
+    if refusal.failed_at(-1):
+        raise FileGone(ref.file_id)
     return None
 
 

@@ -189,3 +189,30 @@ def test_the_helper_with_an_unknown_file_creates_nothing(client):
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.create(tool_resources={"file_search": helper})
     assert client.vector_stores.list().data == [] and client.beta.assistants.list().data == []
+
+
+def test_a_deleted_file_leaves_every_store_it_was_in(client):
+    """OpenAI's deleteFile: "Delete a file and remove it from all vector stores." Once the DELETE has
+    answered, no store lists, counts, searches or serves it."""
+    file = upload(client, "manual.txt", MANUAL.encode())
+    kept = upload(client, "other.txt", b"Nothing about power buttons here, only the weather.")
+    stores = [client.vector_stores.create(name=f"store {number}") for number in range(2)]
+    for store in stores:
+        client.vector_stores.file_batches.create_and_poll(
+            vector_store_id=store.id, file_ids=[file.id, kept.id], poll_interval_ms=50
+        )
+    assert client.vector_stores.search(stores[0].id, query="power button").data[0].file_id == file.id
+
+    assert client.files.delete(file.id).deleted is True
+    for store in stores:
+        assert [listed.id for listed in client.vector_stores.files.list(vector_store_id=store.id)] == [kept.id]
+        counted = client.vector_stores.retrieve(store.id)
+        assert (counted.file_counts.completed, counted.file_counts.total) == (1, 1)
+        assert counted.usage_bytes == kept.bytes
+        assert {hit.file_id for hit in client.vector_stores.search(store.id, query="power button").data} <= {kept.id}
+        with pytest.raises(openai.NotFoundError):
+            client.vector_stores.files.retrieve(file.id, vector_store_id=store.id)
+        with pytest.raises(openai.NotFoundError):
+            client.vector_stores.files.content(file.id, vector_store_id=store.id)
+    with pytest.raises(openai.NotFoundError):  # and it cannot be added again
+        client.vector_stores.files.create(vector_store_id=stores[0].id, file_id=file.id)
