@@ -12,6 +12,9 @@ code it runs (resource limits, inherited by any child), where the capture file a
 when the sandbox was started as root, the unprivileged user to become. Then each line is a request:
 `{"execute": code, "number": n}` (the reply carries n), or `{"interrupt": n}`, which raises
 KeyboardInterrupt in execution n, or has it not run at all if it has not begun.
+
+Between executions the parent keeps the kernel stopped (SIGSTOP), threads and all, and kills every
+other process of the session: what an execution starts does not run on after it.
 """
 
 from __future__ import annotations
@@ -80,6 +83,28 @@ def _become(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
+
+
+def _adopt_orphans() -> None:
+    """Become the parent of the orphans of the processes the code starts (a child subreaper), so
+    that they stay beneath the kernel, where the parent finds them to end them (in the bwrap tier,
+    bubblewrap's init is their parent, in the sandbox's own PID namespace)."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def _reap() -> None:
+    """Collect the processes an earlier execution started, which the parent killed as it ended (left
+    as zombies, they would count against the process limit)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _guard(config: dict[str, Any]) -> None:
@@ -237,6 +262,8 @@ def main() -> None:
     signal.signal(signal.SIGXCPU, over_cpu)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file-size limit fails (EFBIG) instead
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if config.get("adopt_orphans"):
+        _adopt_orphans()
     if config.get("guards"):
         _guard(config)
 
@@ -266,6 +293,7 @@ def main() -> None:
         if request is None:
             return
         code, number = request
+        _reap()
         running[0] = number
         try:
             if number in interrupted:  # stopped before it began (a stop seen after this reads `running`)

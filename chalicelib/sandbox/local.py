@@ -50,6 +50,7 @@ from chalicelib.sandbox import (
     given,
     is_figure,
     outputs_to_keep,
+    processes,
     uids,
 )
 
@@ -59,6 +60,8 @@ KERNEL = Path(__file__).with_name("kernel.py")
 IO_DIRECTORY = "/run/spindle"  # the capture file and figures, inside a bwrap sandbox
 START_SECONDS = 30.0  # for the kernel to say it is ready (a busy machine, a cold disk)
 INTERRUPT_GRACE_SECONDS = 2.0  # after an interrupt, before the session is killed
+CPU_GRACE_SECONDS = 2.0  # CPU time past an execution's limit (which it was told of), before it is killed
+CPU_POLL_SECONDS = 0.25  # how often the CPU time of a running execution's processes is read
 TMP_BYTES = 64 * 1024 * 1024  # the private /tmp of a bwrap sandbox (a tmpfs, so memory)
 MAX_ENTRIES = 10_000  # files and directories a session may have: past that it is ended
 UNCOUNTED = "files that could not all be counted"  # a directory the quota walk could not open
@@ -122,6 +125,8 @@ class LocalSession:
         self._inputs: set[str] = set()
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
+        self._kernel = 0  # the kernel's process id
+        self._outer: frozenset[int] = frozenset()  # bubblewrap's two processes, above it (in bwrap)
         self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._executions = 0  # numbers each execution: a reply must carry its execution's
 
@@ -150,6 +155,8 @@ class LocalSession:
                 self._start()
             before, _, _ = self._usage()
             outcome, ended = self._await(code, stop)
+            if outcome is not None:
+                self._settle()
             logs = self._read_output()
             reply_notes = self._notes(outcome, ended)
             figures = self._figures() if outcome is not None else ()
@@ -309,6 +316,7 @@ class LocalSession:
         # as many as the user has; as root it holds nothing, so the kernel refuses to start processes
         config["max_processes"] = limits.max_processes + _tasks_of(os.getuid())
         config["guards"] = ["network", "writes"] + (["processes"] if os.getuid() == 0 else [])
+        config["adopt_orphans"] = True  # no PID namespace whose init would adopt them
         config["writable"] = [str(self.layout.host_data), str(self.layout.host_io)]
         return config
 
@@ -332,10 +340,41 @@ class LocalSession:
             ready = self._replies.get(timeout=START_SECONDS)
         except queue.Empty:
             ready = None
-        if not ready or not ready.get("ready"):
+        if not ready or not ready.get("ready") or not self._find_kernel():
             log.error("sandbox %s: the kernel did not start: %s", self.key, (ready or {}).get("fatal", "no reply"))
             self._kill()
             raise SandboxUnavailable(f"the sandbox did not start (isolation {self.isolation})")
+
+    def _find_kernel(self) -> bool:
+        """Which process is the kernel: the one started, or in bwrap, the one its PID namespace numbers
+        2, beneath bubblewrap's init (1) and bubblewrap itself (the one started)."""
+        assert self._process is not None
+        self._kernel, self._outer = self._process.pid, frozenset()
+        if self.isolation != "bwrap":
+            return True
+        numbered = {processes.namespace_pid(pid): pid for pid in processes.descendants(self._process.pid)[1:]}
+        if 1 not in numbered or 2 not in numbered:
+            return False
+        self._kernel, self._outer = numbered[2], frozenset({self._process.pid, numbered[1]})
+        return True
+
+    def _members(self) -> list[int]:
+        """Every process of the session: the one started, and all beneath it (none once it has been
+        waited for: its id may have been given to another process since)."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return []
+        return processes.descendants(process.pid)
+
+    def _settle(self) -> None:
+        """At the end of an execution, nothing it started goes on running: every process but the
+        kernel is killed, and the kernel, threads and all, is stopped (SIGSTOP) until the next
+        execution (_resume), so that a thread the code left cannot write, or spend CPU, in between.
+        bubblewrap's own processes are left alone (they run none of the code)."""
+        processes.stop_and_kill(lambda: [pid for pid in self._members() if pid not in self._outer], keep={self._kernel})
+
+    def _resume(self) -> None:
+        processes.signal_each([self._kernel], signal.SIGCONT)
 
     def _listen(self, stream: IO[bytes]) -> None:
         """The kernel's replies, one JSON line each. The code shares the kernel's process and can write
@@ -372,10 +411,13 @@ class LocalSession:
         came back was no reply of this execution's: the session is ended)."""
         self._executions += 1
         number = self._executions
+        baseline = processes.cpu_seconds(self._members())
+        self._resume()
         self._send({"execute": code, "number": number})
         deadline = time.monotonic() + self.limits.wall_seconds
         reason: str | None = None
         interrupted_at = 0.0
+        measured_at = time.monotonic()
         while True:
             try:
                 reply = self._replies.get(timeout=0.05)
@@ -392,6 +434,13 @@ class LocalSession:
                     return None, "broken"
                 return reply, reason
             now = time.monotonic()
+            if reason is None and now - measured_at >= CPU_POLL_SECONDS:
+                # the kernel is told at its CPU limit (SIGXCPU); code that ignores it, or whose
+                # processes share the time, is killed a little past it
+                measured_at = now
+                if processes.cpu_seconds(self._members()) - baseline > self.limits.cpu_seconds + CPU_GRACE_SECONDS:
+                    self._kill()
+                    return None, "cpu+killed"
             if reason is None and (stop.is_set() or now >= deadline):
                 reason = "stopped" if stop.is_set() else "wall"
                 interrupted_at = now
@@ -405,7 +454,7 @@ class LocalSession:
         notes = []
         if reply is not None and reply.get("dropped"):
             notes.append(f"[{reply['dropped']} more bytes of output were dropped: the limit is {limits.output_bytes}.]")
-        if reply is not None and reply["outcome"] == "cpu_limit":
+        if (reply is not None and reply["outcome"] == "cpu_limit") or (reason and reason.startswith("cpu")):
             notes.append(f"[Stopped: the execution used its {limits.cpu_seconds} s of CPU time.]")
         if reason and reason.startswith("stopped"):
             notes.append("[Stopped: the run was cancelled.]")
@@ -422,13 +471,11 @@ class LocalSession:
         return notes
 
     def _kill(self) -> None:
+        """Kill the session's every process (the kernel loses its variables; the files stay)."""
         process = self._process
         if process is None:
             return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        processes.stop_and_kill(self._members)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

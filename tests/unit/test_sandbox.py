@@ -327,6 +327,95 @@ def test_outputs_past_the_size_limit_or_the_count_are_named_not_kept():
     assert [note.split(" ")[0] for note in notes[1:]] == ["[f20.txt", "[f21.txt"]
 
 
+# --- what an execution starts ends with it; the session's limits hold for the session as a whole ---
+
+
+def _sizes(session: LocalSession, names: tuple[str, ...]) -> dict[str, int]:
+    return {name: (session.layout.host_data / name).stat().st_size for name in names}
+
+
+def _unchanged_for(session: LocalSession, names: tuple[str, ...], seconds: float) -> dict[str, int]:
+    """The files' sizes, checked for `seconds`: a writer still running would have grown one (a writer
+    that is not running can never make this fail, however loaded the machine)."""
+    before = _sizes(session, names)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        assert _sizes(session, names) == before
+    return before
+
+
+BACKGROUND = (
+    "import os, threading, time\n"
+    "def write(name):\n"
+    "    while True:\n"
+    "        with open(name, 'a') as out:\n"
+    "            out.write('x')\n"
+    "        time.sleep(0.02)\n"
+    "threading.Thread(target=write, args=('thread.txt',), daemon=True).start()\n"
+    "names = ['thread.txt']\n"
+    "try:\n"
+    "    if os.fork() == 0:\n"
+    "        if os.fork() == 0:\n"
+    "            os.setsid()\n"
+    "            write('child.txt')\n"
+    "        os._exit(0)\n"
+    "    names.append('child.txt')\n"
+    "except PermissionError:\n"  # the process tier, as root, starts no processes
+    "    pass\n"
+    "deadline = time.monotonic() + 30\n"
+    "while not all(os.path.exists(name) for name in names) and time.monotonic() < deadline:\n"
+    "    time.sleep(0.01)\n"
+    "print(' '.join(names))"
+)
+
+
+def test_nothing_an_execution_started_runs_on_after_it(sandbox):
+    """A daemon thread and a double-forked child both write every 20 ms: once the execution has
+    answered, neither may (the child is killed; the kernel, threads and all, is stopped until the next
+    execution), and the child never comes back."""
+    session = sandbox.session("proj/thread_background")
+    result = run(session, BACKGROUND)
+    assert not result.failed, result.logs
+    names = tuple(result.logs.split())
+    assert "thread.txt" in names and (sandbox.isolation != "bwrap" or "child.txt" in names)
+    _unchanged_for(session, names, 1.5)
+    assert run(session, "import time\ntime.sleep(0.3)\nprint('next')").logs == "next"
+    if "child.txt" in names:
+        _unchanged_for(session, ("child.txt",), 0.5)
+
+
+def test_code_that_ignores_its_cpu_limit_is_killed_at_the_hard_limit(sandbox):
+    session = sandbox.session("proj/thread_stubborn_cpu")
+    started = time.monotonic()
+    result = run(session, "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass")
+    assert result.failed and "CPU time" in result.logs and "killed" in result.logs, result.logs
+    assert "time limit" not in result.logs  # not the wall clock (60 s) that ended it
+    assert time.monotonic() - started < 45
+    assert run(session, "print('fresh')").logs.endswith("fresh")
+
+
+def test_the_cpu_limit_counts_the_processes_an_execution_starts(tmp_path: Path):
+    """A child's own CPU limit is inherited from the kernel's, which grows with what the kernel has
+    used: the children's time counts against the execution's limit too."""
+    sandbox = LocalSandbox(tmp_path / "sessions", LIMITS, "bwrap", idle_seconds=600)
+    try:
+        session = sandbox.session("proj/thread_cpu_children")
+        code = (
+            "import os, signal, time\n"
+            "for _ in range(2):\n"
+            "    if os.fork() == 0:\n"
+            "        signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"
+            "        while True:\n"
+            "            pass\n"
+            "time.sleep(50)"
+        )
+        result = run(session, code)
+        assert result.failed and "CPU time" in result.logs and "time limit" not in result.logs, result.logs
+    finally:
+        sandbox.close()
+
+
 def test_session_user_ids_are_unique_among_live_sessions(tmp_path: Path):
     """As root, each session's kernel runs as a user id of its own, so that one session's processes
     never count against another's process limit: across sandboxes (API processes) and however many
