@@ -40,19 +40,19 @@ def purge_deleted_threads(event: CloudWatchEvent) -> None:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def ingest_pending(event: CloudWatchEvent) -> None:
     """Ingest the vector store files that are due (added, or left by a worker that died)."""
-    from chalicelib.ingest.worker import ingest_due
+    from chalicelib.ingest.worker import ingest_in_invocation
 
     context: Any = event.context
-    ingest_due(seconds=context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
+    ingest_in_invocation(context.get_remaining_time_in_millis() / 1000 - PURGE_MARGIN_SECONDS)
 
 
 @app.lambda_function(name="ingest_files")
 def ingest_files(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Invoked (asynchronously) when files are added to a vector store: ingest what is due."""
-    from chalicelib.ingest.worker import ingest_due
+    from chalicelib.ingest.worker import ingest_in_invocation
 
-    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 60.0
-    return {"ingested": ingest_due(seconds=remaining - PURGE_MARGIN_SECONDS)}
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 300.0
+    return {"ingested": ingest_in_invocation(remaining - PURGE_MARGIN_SECONDS)}
 
 
 @app.lambda_function(name="advance_run")

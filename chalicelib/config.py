@@ -28,6 +28,15 @@ class CodeLimits:
 
 
 @dataclass(frozen=True)
+class IngestLimits:
+    """What reading one vector store file may take (ingest/pdf.py): past either, the file ends `failed`
+    with `last_error`, and the worker goes on to the next file."""
+
+    file_seconds: float = 60.0
+    max_pages: int = 2000
+
+
+@dataclass(frozen=True)
 class Settings:
     auth_mode: str
     table_prefix: str
@@ -68,6 +77,7 @@ class Settings:
     code_session_idle_seconds: float
     agentcore_interpreter_id: str
     agentcore_endpoint: str | None
+    ingest_limits: IngestLimits
 
     @property
     def max_upload_bytes(self) -> int:
@@ -188,7 +198,18 @@ def _read() -> Settings:
         code_session_idle_seconds=_positive_seconds("SPINDLE_CODE_SESSION_IDLE_SECONDS", "3600"),
         agentcore_interpreter_id=os.environ.get("SPINDLE_AGENTCORE_INTERPRETER_ID") or "aws.codeinterpreter.v1",
         agentcore_endpoint=os.environ.get("SPINDLE_AGENTCORE_ENDPOINT") or None,
+        ingest_limits=_ingest_limits(),
     )
+
+
+def _ingest_limits() -> IngestLimits:
+    pages = os.environ.get("SPINDLE_INGEST_MAX_PAGES", "2000")
+    if not pages.isascii() or not pages.isdigit() or int(pages) < 1:
+        raise RuntimeError(f"SPINDLE_INGEST_MAX_PAGES must be a whole number of pages, at least 1, not {pages!r}")
+    seconds = _positive_seconds("SPINDLE_INGEST_FILE_SECONDS", "60")
+    if seconds > 180:  # an ingest function runs 300 s, and keeps room for storing the file it read
+        raise RuntimeError(f"SPINDLE_INGEST_FILE_SECONDS must be at most 180, not {seconds:g}")
+    return IngestLimits(file_seconds=seconds, max_pages=int(pages))
 
 
 def _code_sandbox() -> str:

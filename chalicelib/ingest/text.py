@@ -12,7 +12,6 @@ The exceptions carry the `code` of the official vector store file's `last_error`
 from __future__ import annotations
 
 import codecs
-import io
 import json
 import os
 import re
@@ -203,21 +202,12 @@ def _html_text(data: bytes) -> str:
 
 
 def _pdf_text(data: bytes) -> str:
-    """Each page's text, pages apart by a blank line. pypdf (pure Python, well kept) is imported here,
-    so only ingestion pays its 115 ms; a PDF it cannot read, or one locked with a password, is an
-    invalid file rather than an error of Spindle's."""
-    from pypdf import PdfReader
+    """Each page's text, pages apart by a blank line, read in a child process under the limits one
+    file may take (ingest/pdf.py). pypdf (pure Python, well kept) is loaded there only; a PDF it cannot
+    read, or one locked with a password, is an invalid file rather than an error of Spindle's."""
+    from chalicelib.ingest.pdf import pdf_text  # it imports this module's InvalidFile
 
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InvalidFile("The PDF is protected by a password.")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except InvalidFile:
-        raise
-    except Exception as error:  # a parser boundary: malformed input raises many kinds of errors
-        raise InvalidFile(f"The PDF could not be read ({type(error).__name__}).") from error
-    return "\n\n".join(page.strip("\n") for page in pages)
+    return pdf_text(data)
 
 
 Extractor = Callable[[bytes], str]

@@ -1,14 +1,21 @@
 """Ingestion: a file added to a vector store is read, its text extracted, chunked and stored, and the
-file ends `completed`, or `failed` with `last_error`. Every driver calls `ingest_due` (the local poller,
-and on AWS the scheduled `ingest_pending` Lambda): whoever claims a file ingests it; a worker that dies
-leaves it due again when its lease ends, and after MAX_ATTEMPTS claims it fails instead."""
+file ends `completed`, or `failed` with `last_error`. Every driver calls `ingest` (the local poller, file
+by file, and on AWS the `ingest_files` and scheduled `ingest_pending` Lambdas through
+`ingest_in_invocation`): whoever claims a file ingests it; a worker that dies leaves it due again when
+its lease ends, and after MAX_ATTEMPTS claims it fails instead.
+
+Reading one file is bounded (`SPINDLE_INGEST_FILE_SECONDS`, `SPINDLE_INGEST_MAX_PAGES`, ingest/pdf.py),
+and the lease outlasts the bound and the storing that follows, so a file is never taken by a second
+worker while the first may still legitimately have it."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from chalicelib.config import settings
 from chalicelib.ingest.chunks import chunk_text
+from chalicelib.ingest.fairness import in_turns
 from chalicelib.ingest.text import FileNotReadable, extract_text
 from chalicelib.search import embeddings, vectors
 from chalicelib.search.keywords import index_chunks
@@ -18,16 +25,25 @@ from chalicelib.storage import vector_stores as vector_store_store
 from chalicelib.storage.vector_store_files import FileRef, ParsedFile, StoredFile
 
 log = logging.getLogger("spindle.ingest")
-LEASE_SECONDS = 120.0  # far above what a 4 MiB file takes; a dead worker's file waits this long
+# What follows reading a file (its chunks to S3, their embeddings): an invocation keeps this much time
+# for it, and the lease twice as much. A dead worker's file waits out the lease: 180 s by default.
+STORING_SECONDS = 60.0
+LEASE_SECONDS = settings.ingest_limits.file_seconds + 2 * STORING_SECONDS
 MAX_ATTEMPTS = 3
+WINDOW = 100  # due files read at once, so that other projects' files are seen beside one's backlog
+
+
+def due_in_turns(now: float) -> list[FileRef]:
+    """The files due by `now` (the soonest WINDOW of them), in turns across projects: one Query."""
+    return in_turns(store.due_files(now, limit=WINDOW))
 
 
 def ingest_due(seconds: float = 5.0) -> int:
-    """Ingest files that are due, until none is or `seconds` have passed. How many were ingested."""
+    """Ingest files that are due, starting none after `seconds`, until none is. How many were ingested."""
     deadline = time.monotonic() + seconds
     done = 0
     while time.monotonic() < deadline:
-        due = store.due_files(time.time())
+        due = due_in_turns(time.time())
         if not due:
             break
         for ref in due:
@@ -35,6 +51,13 @@ def ingest_due(seconds: float = 5.0) -> int:
             if time.monotonic() >= deadline:
                 break
     return done
+
+
+def ingest_in_invocation(remaining_seconds: float) -> int:
+    """A Lambda invocation's pass: a file is started only while reading it for as long as it may
+    (SPINDLE_INGEST_FILE_SECONDS) and storing it still ends before the invocation must, so no file is
+    cut off by the function's timeout. The rest is left to the next invocation."""
+    return ingest_due(remaining_seconds - settings.ingest_limits.file_seconds - STORING_SECONDS)
 
 
 class MixedEmbeddings(Exception):

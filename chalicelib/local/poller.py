@@ -1,6 +1,11 @@
 """Local mode's driver: a poller in the dev server that advances runs through the same `advance_run`
-the Step Functions task calls, and ingests vector store files through the same `ingest_due` the
-scheduled Lambda calls. A new run or file wakes it at once (no fixed sleeps)."""
+the Step Functions task calls, and ingests vector store files through the same `ingest` the Lambdas
+call. A new run or file wakes it at once (no fixed sleeps).
+
+Files are ingested by workers of their own (INGEST_WORKERS), never the runs', taken in turns across
+projects, and no project holds them all: while one project's files (a hostile PDF, read for as long
+as a file may be) have the workers it may, another project's file still finds one free, and so does
+the same project's next file."""
 
 from __future__ import annotations
 
@@ -10,22 +15,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.config import settings
-from chalicelib.ingest.worker import ingest_due
+from chalicelib.ingest.worker import due_in_turns, ingest
 from chalicelib.observability import request_scope
 from chalicelib.runs.engine import advance_run
 from chalicelib.storage import runs as store
 from chalicelib.storage.drivers import wake_local_poller
 from chalicelib.storage.records import RunRef
+from chalicelib.storage.vector_store_files import FileRef
 
 log = logging.getLogger("spindle.poller")
 IDLE_WAIT_SECONDS = 0.5
+INGEST_WORKERS = 3  # each waits on its file's reader (a child process) most of the time
+PROJECT_INGEST_WORKERS = INGEST_WORKERS - 1  # the most one project's files hold at once
 
 
 class RunPoller:
     def __init__(self, workers: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+        self._ingest_pool = ThreadPoolExecutor(max_workers=INGEST_WORKERS, thread_name_prefix="ingest")
         self._in_flight: set[str] = set()
-        self._ingesting = False
+        self._ingesting: dict[str, str] = {}  # file key -> its project, while a worker has it
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -33,6 +42,7 @@ class RunPoller:
         self._stop.set()
         wake_local_poller.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._ingest_pool.shutdown(wait=False, cancel_futures=True)
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
@@ -44,11 +54,7 @@ class RunPoller:
                 log.exception("poll failed; retrying")
 
     def _dispatch_due(self) -> None:
-        with self._lock:
-            ingesting = self._ingesting
-            self._ingesting = True
-        if not ingesting:  # one ingestion pass at a time; each claims its files, so more would only race
-            self._pool.submit(self._ingest)
+        self._dispatch_ingestion()
         for ref, due_key in store.due_runs(time.time()):
             with self._lock:
                 if ref.key in self._in_flight:
@@ -56,15 +62,32 @@ class RunPoller:
                 self._in_flight.add(ref.key)
             self._pool.submit(self._advance, ref, due_key)
 
-    def _ingest(self) -> None:
+    def _dispatch_ingestion(self) -> None:
+        """Hand due files to free ingestion workers, in turns across projects, each project to at most
+        PROJECT_INGEST_WORKERS of them."""
+        with self._lock:
+            if len(self._ingesting) >= INGEST_WORKERS:
+                return
+        for ref in due_in_turns(time.time()):
+            with self._lock:
+                if len(self._ingesting) >= INGEST_WORKERS:
+                    return
+                held = sum(project == ref.project_id for project in self._ingesting.values())
+                if ref.key in self._ingesting or held >= PROJECT_INGEST_WORKERS:
+                    continue
+                self._ingesting[ref.key] = ref.project_id
+            self._ingest_pool.submit(self._ingest, ref)
+
+    def _ingest(self, ref: FileRef) -> None:
         try:
             with request_scope():
-                ingest_due()
+                ingest(ref)
         except Exception:
-            log.exception("ingestion pass failed; it will be retried")
+            log.exception("ingesting %s failed; it will be retried", ref.key)
         finally:
             with self._lock:
-                self._ingesting = False
+                self._ingesting.pop(ref.key, None)
+            wake_local_poller.set()  # the next file, at once
 
     def _advance(self, ref: RunRef, due_key: str) -> None:
         try:
