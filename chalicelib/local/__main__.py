@@ -17,13 +17,15 @@ from pathlib import Path
 from types import FrameType
 
 from chalicelib.local.embedded_aws import start
+from chalicelib.local.journal import DataDirInUse
+from chalicelib.local.server import PARENT_PIPE, PORT_IN_USE
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCH_INTERVAL_SECONDS = 0.5
 DEFAULT_DATA_DIR = ROOT / ".spindle"
 IN_MEMORY = "memory"
-# A child that dies this many times within CRASH_WINDOW_SECONDS is not coming back (say, the port
-# is taken): stop instead of looping.
+# A child that dies this many times within CRASH_WINDOW_SECONDS is not coming back: stop instead of
+# looping.
 CRASH_LIMIT = 5
 CRASH_WINDOW_SECONDS = 30.0
 
@@ -81,10 +83,14 @@ def supervise(env: dict[str, str]) -> int:
     command = [sys.executable, "-m", "chalicelib.local.server"]
     crashes: list[float] = []
     child: subprocess.Popen[bytes] | None = None
+    # The API child ends with this process, however it ends (kill -9, the OOM killer): it watches the
+    # read end of this pipe, which reads end-of-file once the write end, held here only, is closed.
+    watched, _held_here = os.pipe()
+    env = {**env, PARENT_PIPE: str(watched)}
     while True:
         fingerprint = _code_fingerprint()
         try:
-            child = subprocess.Popen(command, cwd=ROOT, env=env)
+            child = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=(watched,))
             while child.poll() is None:
                 time.sleep(WATCH_INTERVAL_SECONDS)
                 if reload and _code_fingerprint() != fingerprint:
@@ -92,6 +98,8 @@ def supervise(env: dict[str, str]) -> int:
                     _stop_child(child)
                     break
             else:
+                if child.returncode == PORT_IN_USE:  # it said who holds the port: restarting cannot help
+                    return child.returncode
                 now = time.monotonic()
                 crashes = [at for at in crashes if now - at < CRASH_WINDOW_SECONDS] + [now]
                 if len(crashes) >= CRASH_LIMIT:
@@ -109,7 +117,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     data_dir = data_dir_from_environment()
-    store = start(int(os.environ.get("SPINDLE_MOTO_PORT", "0")), data_dir)
+    try:
+        store = start(int(os.environ.get("SPINDLE_MOTO_PORT", "0")), data_dir)
+    except DataDirInUse as in_use:
+        print(in_use, file=sys.stderr, flush=True)
+        return 1
     env = _local_environment(store.endpoint)
     kept = f"data in {data_dir}" if data_dir else "data in memory only"
     print(f"Embedded DynamoDB and S3 (moto) at {store.endpoint}; {kept}; auth mode {env['SPINDLE_AUTH']}", flush=True)

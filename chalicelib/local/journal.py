@@ -5,6 +5,10 @@ moto keeps everything in memory. The journal mirrors it: each DynamoDB item, tab
 object that a call changed is written to SQLite before that call's response is sent (the store
 lock is still held, see atomic_moto.store_call), and everything is loaded back into moto at start.
 
+One server per data directory: the journal holds an exclusive lock on `lock` in the directory for as
+long as its process lives (flock, so a crashed server never leaves a stale lock). Two servers would
+each keep their own in-memory view and overwrite each other's writes; a second one is refused.
+
 Durability: SQLite runs in WAL mode with `synchronous=NORMAL`. A commit is in the operating
 system's page cache when the call answers, so killing the process (even `kill -9`) loses nothing
 that was acknowledged; an operating system crash or power loss can lose the commits since the last
@@ -14,10 +18,13 @@ WAL checkpoint (SQLite checkpoints every 1,000 pages, and on a clean stop).
 from __future__ import annotations
 
 import base64
+import fcntl
 import functools
 import inspect
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +51,33 @@ CREATE TABLE IF NOT EXISTS objects (
 """
 
 DATABASE_NAME = "store.sqlite3"
+LOCK_NAME = "lock"
+
+
+class DataDirInUse(Exception):
+    """Another process holds the data directory's lock."""
+
+    def __init__(self, directory: Path, holder: str) -> None:
+        super().__init__(
+            f"The data directory {directory} is in use by another Spindle server ({holder}). Stop it, or "
+            "give this one another directory (SPINDLE_DATA_DIR=path, or SPINDLE_DATA_DIR=memory)."
+        )
+
+
+def _lock(directory: Path) -> int:
+    """An open descriptor holding the directory's exclusive lock, naming this process in the lock file;
+    DataDirInUse if another process holds it. The lock ends with the process, however it ends."""
+    descriptor = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 4096, 0).decode("utf-8", "replace").strip() or "a process that did not say"
+        os.close(descriptor)
+        raise DataDirInUse(directory, holder) from None
+    os.ftruncate(descriptor, 0)
+    command = " ".join([sys.executable, *sys.argv])
+    os.pwrite(descriptor, f"pid {os.getpid()}: {command}\n".encode(), 0)
+    return descriptor
 
 
 def _key_text(value: Any) -> str:
@@ -74,6 +108,7 @@ class Journal:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(directory)
         self.path = directory / DATABASE_NAME
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -225,6 +260,7 @@ class Journal:
             self.flush()
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
+        os.close(self._lock)
 
 
 def attach(journal: Journal) -> None:

@@ -3,14 +3,40 @@ runs driven in the background, and the app served by Spindle's HTTP server (http
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import sys
 import threading
 from typing import Any
 
 log = logging.getLogger("spindle.local")
 PURGE_INTERVAL_SECONDS = 1.0
+# Exit statuses and the environment the supervisor (chalicelib/local/__main__.py) gives this process.
+PORT_IN_USE = 3
+PARENT_PIPE = "SPINDLE_SUPERVISOR_PIPE_FD"
+
+
+def _end_with_the_supervisor() -> None:
+    """Stop this process when its supervisor is gone, however it went (kill -9, the OOM killer): the
+    embedded store lives there, so every write would fail from then on, and the port would stay held.
+    The supervisor holds the write end of a pipe whose read end is watched here, in a thread that
+    sleeps in read() until end-of-file (no polling)."""
+    descriptor = os.environ.get(PARENT_PIPE)
+    if not descriptor:
+        return
+
+    def watch() -> None:
+        try:
+            while os.read(int(descriptor), 1):
+                pass
+        except OSError:
+            pass
+        print("The supervisor is gone: stopping the API.", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)  # what the supervisor itself sends to stop this process
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def _purge_forever(stop: threading.Event) -> None:
@@ -40,6 +66,19 @@ def serve(host: str, port: int) -> None:
     threading.Thread(target=poller.run_forever, name="run-poller", daemon=True).start()
     try:
         serve_app(app, host, port)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        from chalicelib.local.ports import holder_of
+
+        holder = holder_of(port)
+        print(
+            f"Port {port} is in use{f' by {holder}' if holder else ''}. Stop it, or serve on another port "
+            "(PORT=9000 make dev).",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(PORT_IN_USE)
     finally:
         stop.set()
         poller.stop()
@@ -48,6 +87,7 @@ def serve(host: str, port: int) -> None:
 def main(argv: list[str] | None = None) -> Any:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
+    _end_with_the_supervisor()
     serve(host, port)
 
 

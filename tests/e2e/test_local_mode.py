@@ -6,6 +6,8 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from chalice.local import LocalDevServer
 from chalicelib.domain.auth import project_for
 from chalicelib.http.server import SpindleRequestHandler
 from chalicelib.storage.models import thread_key
-from tests.servers import ROOT, children_of, start_local_server, wait_until_ready
+from tests.servers import ROOT, children_of, free_port, start_local_server, wait_until_ready
 
 
 def wait_for(condition, timeout: float = 30, interval: float = 0.2):
@@ -234,3 +236,66 @@ def test_the_api_reuses_its_connections_to_the_embedded_store(server):
     # Both ends of each connection are on this machine. 100 calls, fewer than 5 new connections:
     assert after.get("time_wait", 0) - before.get("time_wait", 0) < 10, (before, after)
     assert after.get("established", 0) - before.get("established", 0) < 10, (before, after)
+
+
+def _second_server(port: int, data_dir: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`make dev` run again by hand: `python -m chalicelib.local` in the foreground, as a user would."""
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "SPINDLE_MOTO_PORT": str(free_port()),
+        "SPINDLE_DATA_DIR": data_dir,
+        "SPINDLE_RELOAD": "0",
+    }
+    env.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
+    command = [sys.executable, "-m", "chalicelib.local"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_second_server_on_a_data_directory_in_use_is_refused_and_the_first_keeps_serving(tmp_path):
+    """Two servers on one journal would each keep their own in-memory view, and whichever wrote last
+    would win at the next start: the second one exits at once, naming the directory and the holder."""
+    with start_local_server(auth="open", data_dir=tmp_path) as first:
+        client = first.client("sk-one-server")
+        thread = client.beta.threads.create(metadata={"kept": "yes"})
+        second = _second_server(free_port(), str(tmp_path))
+        assert second.returncode != 0
+        assert str(tmp_path) in second.stderr and f"pid {first.process.pid}" in second.stderr, second.stderr
+        assert client.beta.threads.retrieve(thread.id).metadata == {"kept": "yes"}
+        client.beta.threads.update(thread.id, metadata={"kept": "still"})
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(timeout=30) == 0
+    with start_local_server(auth="open", data_dir=tmp_path) as again:  # the lock went with its process
+        assert again.client("sk-one-server").beta.threads.retrieve(thread.id).metadata == {"kept": "still"}
+
+
+def test_in_memory_servers_share_no_directory_and_are_not_refused():
+    with start_local_server(auth="open", SPINDLE_DATA_DIR="memory") as first:
+        with start_local_server(auth="open", SPINDLE_DATA_DIR="memory") as second:
+            for server in (first, second):
+                assert server.client("sk-memory").beta.threads.create().id.startswith("thread_")
+
+
+def test_the_api_ends_with_its_supervisor_and_frees_the_port_and_the_directory(tmp_path):
+    """kill -9 of the supervisor alone (the OOM killer's way): its API child must not stay behind
+    holding the port and answering 500 to every write, and a new server can start at once."""
+    with start_local_server(auth="open", data_dir=tmp_path) as server:
+        thread = server.client("sk-orphan").beta.threads.create(metadata={"kept": "yes"})
+        (api,) = children_of(server.process.pid)
+        os.kill(server.process.pid, 9)
+        server.process.wait(timeout=10)
+        wait_for(lambda: not Path(f"/proc/{api}").exists() or "(Z)" in Path(f"/proc/{api}/stat").read_text())
+    with socket.socket() as probe:  # nothing listens on the port any more (as a server binds it)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", server.port))
+    with start_local_server(auth="open", data_dir=tmp_path) as again:  # nor the directory
+        assert again.client("sk-orphan").beta.threads.retrieve(thread.id).metadata == {"kept": "yes"}
+
+
+def test_a_port_in_use_is_refused_at_once_naming_who_holds_it(tmp_path):
+    with start_local_server(auth="open") as first:
+        (api,) = children_of(first.process.pid)
+        second = _second_server(first.port, str(tmp_path / "other"))
+        assert second.returncode != 0
+        assert f"Port {first.port} is in use by pid {api} (" in second.stderr, second.stderr
+        assert second.stderr.count("Port ") == 1  # refused once, not restarted five times
