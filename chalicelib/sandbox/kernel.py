@@ -85,14 +85,19 @@ def _become(uid: int, gid: int) -> None:
     os.setuid(uid)
 
 
-def _adopt_orphans() -> None:
-    """Become the parent of the orphans of the processes the code starts (a child subreaper), so
-    that they stay beneath the kernel, where the parent finds them to end them (in the bwrap tier,
-    bubblewrap's init is their parent, in the sandbox's own PID namespace)."""
+def _tie_to_parent(parent: int) -> None:
+    """What bubblewrap does for the bwrap tier, for the process tier: die with the parent (which
+    keeps the kernel stopped between executions, where it would never read the end of its requests),
+    and become the parent of the orphans of the processes the code starts (a child subreaper), so that
+    they stay beneath the kernel, where the parent finds them to end them."""
     import ctypes
 
-    pr_set_child_subreaper = 36
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, pr_set_child_subreaper = 1, 36
+    prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before that
+        os._exit(1)
+    prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
 def _reap() -> None:
@@ -262,8 +267,8 @@ def main() -> None:
     signal.signal(signal.SIGXCPU, over_cpu)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file-size limit fails (EFBIG) instead
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if config.get("adopt_orphans"):
-        _adopt_orphans()
+    if config.get("tie_to_parent"):
+        _tie_to_parent(int(config["tie_to_parent"]))
     if config.get("guards"):
         _guard(config)
 

@@ -1,6 +1,8 @@
 """The local sandbox: each thread's code runs in a kernel process of its own (sandbox/kernel.py) that
 keeps its variables between executions, under limits on CPU time, memory, file size, processes,
-output and wall-clock time.
+output and wall-clock time. When an execution ends, every other process of the session is killed and
+the kernel stopped until the next one (sandbox/processes.py); where the machine allows, the session's
+processes share a control group that bounds their memory and number together (sandbox/cgroup.py).
 
 Two tiers of isolation, the strongest the machine offers (`SPINDLE_CODE_SANDBOX=local` picks; `bwrap`
 or `process` insists on one):
@@ -47,6 +49,7 @@ from chalicelib.sandbox import (
     Limits,
     OutputFile,
     SandboxUnavailable,
+    cgroup,
     given,
     is_figure,
     outputs_to_keep,
@@ -127,6 +130,7 @@ class LocalSession:
         self._process: subprocess.Popen[bytes] | None = None
         self._kernel = 0  # the kernel's process id
         self._outer: frozenset[int] = frozenset()  # bubblewrap's two processes, above it (in bwrap)
+        self._group: cgroup.ControlGroup | None = None  # made as its first kernel starts, where it can be
         self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._executions = 0  # numbers each execution: a reply must carry its execution's
 
@@ -223,6 +227,8 @@ class LocalSession:
         with self._lock:
             self._kill()
             shutil.rmtree(self.directory, ignore_errors=True)
+            if self._group is not None:
+                self._group.remove()
             if self._user is not None:
                 self._user.release()
 
@@ -316,13 +322,18 @@ class LocalSession:
         # as many as the user has; as root it holds nothing, so the kernel refuses to start processes
         config["max_processes"] = limits.max_processes + _tasks_of(os.getuid())
         config["guards"] = ["network", "writes"] + (["processes"] if os.getuid() == 0 else [])
-        config["adopt_orphans"] = True  # no PID namespace whose init would adopt them
+        config["tie_to_parent"] = os.getpid()  # what bubblewrap does in the bwrap tier (see kernel.py)
         config["writable"] = [str(self.layout.host_data), str(self.layout.host_io)]
         return config
 
     def _start(self) -> None:
         self._replies = queue.Queue()
         self._executions = 0
+        if self._group is None:  # all the session's processes together: memory, and their number
+            limits = self.limits
+            self._group = cgroup.ControlGroup.make(
+                self.directory.name, limits.memory_mb * 1024 * 1024, limits.max_processes + 2
+            )
         process = _launch(
             self._command(),
             stdin=subprocess.PIPE,
@@ -331,6 +342,7 @@ class LocalSession:
             cwd=self.layout.host_data,
             env=self._environment(),
             start_new_session=True,
+            preexec_fn=self._group.enter if self._group is not None else None,
         )
         self._process = process
         assert process.stdin is not None and process.stdout is not None
@@ -359,8 +371,16 @@ class LocalSession:
         return True
 
     def _members(self) -> list[int]:
-        """Every process of the session: the one started, and all beneath it (none once it has been
-        waited for: its id may have been given to another process since)."""
+        """Every process of the session: its control group's, where it has one (no process leaves
+        it), else the one started and all beneath it (none once that one has been waited for: its id
+        may have been given to another process since)."""
+        if self._group is not None:
+            return self._group.pids()
+        return self._tree()
+
+    def _tree(self) -> list[int]:
+        """The process started and all beneath it, zombies included (what they used counts until
+        their parent collects it)."""
         process = self._process
         if process is None or process.returncode is not None:
             return []
@@ -411,7 +431,7 @@ class LocalSession:
         came back was no reply of this execution's: the session is ended)."""
         self._executions += 1
         number = self._executions
-        baseline = processes.cpu_seconds(self._members())
+        baseline = processes.cpu_seconds(self._tree())
         self._resume()
         self._send({"execute": code, "number": number})
         deadline = time.monotonic() + self.limits.wall_seconds
@@ -438,7 +458,7 @@ class LocalSession:
                 # the kernel is told at its CPU limit (SIGXCPU); code that ignores it, or whose
                 # processes share the time, is killed a little past it
                 measured_at = now
-                if processes.cpu_seconds(self._members()) - baseline > self.limits.cpu_seconds + CPU_GRACE_SECONDS:
+                if processes.cpu_seconds(self._tree()) - baseline > self.limits.cpu_seconds + CPU_GRACE_SECONDS:
                     self._kill()
                     return None, "cpu+killed"
             if reason is None and (stop.is_set() or now >= deadline):
@@ -703,6 +723,7 @@ class LocalSandbox:
             isolation = "process"
         base = Path(settings.code_sandbox_dir)
         _forget_dead(base)
+        cgroup.forget_dead()
         return cls(base / str(os.getpid()), settings.code_limits, isolation, settings.code_session_idle_seconds)
 
     @property
