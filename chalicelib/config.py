@@ -78,6 +78,9 @@ class Settings:
     agentcore_interpreter_id: str
     agentcore_endpoint: str | None
     ingest_limits: IngestLimits
+    # Which web origins may call the API from a browser: ("*",) any (AWS, where every call needs a
+    # key), else these alone (make dev, whose open mode takes any token as a project).
+    cors_origins: tuple[str, ...]
 
     @property
     def max_upload_bytes(self) -> int:
@@ -199,6 +202,9 @@ def _read() -> Settings:
         agentcore_interpreter_id=os.environ.get("SPINDLE_AGENTCORE_INTERPRETER_ID") or "aws.codeinterpreter.v1",
         agentcore_endpoint=os.environ.get("SPINDLE_AGENTCORE_ENDPOINT") or None,
         ingest_limits=_ingest_limits(),
+        cors_origins=tuple(
+            origin.strip() for origin in os.environ.get("SPINDLE_CORS_ORIGINS", "*").split(",") if origin.strip()
+        ),
     )
 
 

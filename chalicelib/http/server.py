@@ -15,6 +15,8 @@ the Lambda Web Adapter (chalicelib/stream_function.py): one request handling for
   connection closed instead of holding a server thread forever. Writing a response is not bound by
   it; a client that reads nothing of a response for WRITE_TIMEOUT_SECONDS is dropped.
 - A Content-Length other than plain digits (-1, +5, 1e3, two different values) is refused with 400.
+- Cross-origin answers go only to the origins SPINDLE_CORS_ORIGINS names (`*` on AWS; none under
+  make dev), so a web page a developer happens to visit cannot drive their local server.
 """
 
 from __future__ import annotations
@@ -156,6 +158,19 @@ class SpindleRequestHandler(ChaliceRequestHandler):
         self.reader.expect(REQUEST_HEAD, self.read_timeout_seconds)
         self.raw_requestline = b""  # not the previous request's line, should this one never come
         super().handle_one_request()
+
+    def send_header(self, keyword: str, value: str) -> None:
+        # Browsers may read answers only from the origins SPINDLE_CORS_ORIGINS names (make dev: none but
+        # the page's own, which needs no header): the Access-Control headers Chalice writes for `*` are
+        # kept for those alone, naming the origin, and dropped for any other page.
+        if keyword.lower().startswith("access-control-") and "*" not in settings.cors_origins:
+            origin = self.headers.get("Origin") if self.headers else None
+            if origin is None or origin not in settings.cors_origins:
+                return
+            if keyword.lower() == "access-control-allow-origin":
+                value = origin
+                super().send_header("Vary", "Origin")
+        super().send_header(keyword, value)
 
     def log_error(self, format: str, *args: Any) -> None:
         if args and isinstance(args[0], ClientTooSlow):

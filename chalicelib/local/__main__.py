@@ -57,6 +57,8 @@ def _code_fingerprint() -> dict[Path, float]:
 def _local_environment(endpoint: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("SPINDLE_AUTH", "open")
+    # Open mode takes any token as a project: no other web page may drive it from a browser.
+    env.setdefault("SPINDLE_CORS_ORIGINS", "")
     env["SPINDLE_DYNAMODB_ENDPOINT"] = endpoint
     env["SPINDLE_S3_ENDPOINT"] = endpoint  # the same embedded server serves S3
     # moto accepts any credentials; these keep botocore from looking for real ones.
