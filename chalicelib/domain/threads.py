@@ -280,10 +280,17 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> dict[str
 
 
 def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None) -> dict[str, Any]:
-    if store.get_thread(project_id, checked_thread_id(thread_id)) is None:
-        raise not_found("thread", thread_id)
+    checked_thread_id(thread_id)
     if run_id is not None and not is_valid_id("run", run_id):
         raise InvalidRequest(
             f"Invalid 'run_id': '{run_id}' is not a valid run id.", param="run_id", code="invalid_value"
         )
-    return render_list(store.list_messages(project_id, thread_id, query, run_id), render_message)
+    if run_id is None:  # one Query, the thread's check riding on it (storage/threads.py)
+        page = store.list_messages_of_live_thread(project_id, thread_id, query)
+    elif store.get_thread(project_id, thread_id) is not None:
+        page = store.list_messages(project_id, thread_id, query, run_id)
+    else:
+        page = None
+    if page is None:
+        raise not_found("thread", thread_id)
+    return render_list(page, render_message)

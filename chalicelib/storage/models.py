@@ -170,6 +170,23 @@ class MessageRecord(Model):
     by_run = MessagesByRun()
 
 
+# The sort key of a live thread's marker in its messages partition: above every message id ("msg_…"),
+# so a newest-first Query of the thread's messages meets it first.
+LIVE_THREAD_MARKER = "msg~"
+
+
+class LiveThreadMarker(Model):
+    """In the messages table, at the top of a live thread's partition: written with the thread, deleted
+    with it. A Query of the messages that meets it has the proof that the thread is there and needs no
+    read of the thread (storage/threads.py, list_messages); one that does not falls back to that read."""
+
+    class Meta(_Meta):
+        table_name = TABLE_PREFIX + "messages"
+
+    thread_key = UnicodeAttribute(hash_key=True)
+    message_id = UnicodeAttribute(range_key=True, default=LIVE_THREAD_MARKER)
+
+
 class FilesByPurpose(GlobalSecondaryIndex["FileRecord"]):
     class Meta:
         index_name = "purpose-index"

@@ -31,7 +31,7 @@ from chalicelib.storage.models import (
 )
 from chalicelib.storage.pages import read_page
 from chalicelib.storage.records import Applied, ListQuery, NewRun, Page, RunChange, RunRef, StoredRun, Thread
-from chalicelib.storage.threads import message_record, thread_record
+from chalicelib.storage.threads import message_record, save_new_thread
 
 RUN_QUEUE = "runs"
 
@@ -149,7 +149,7 @@ def create_thread_and_run(thread: Thread, new: NewRun) -> None:
     """A new thread, its messages and its first run, together or not at all."""
 
     def build(transaction: TransactWrite) -> None:
-        transaction.save(thread_record(thread), condition=ThreadRecord.thread_id.does_not_exist())
+        save_new_thread(transaction, thread)
         _save_new_run(transaction, new)
 
     commit(build)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist
@@ -12,6 +13,8 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.storage.dynamo import batch_get, commit, key_item, transact, written
 from chalicelib.storage.models import (
+    LIVE_THREAD_MARKER,
+    LiveThreadMarker,
     MessageRecord,
     PurgeJobRecord,
     RunRecord,
@@ -106,15 +109,17 @@ def _converted(page: Page, convert: Callable[[Any], T]) -> Page:
 # --- threads ------------------------------------------------------------------------------------
 
 
+def save_new_thread(transaction: TransactWrite, thread: Thread) -> None:
+    """The thread and its live marker (models.LiveThreadMarker), in a transaction that creates it."""
+    transaction.save(thread_record(thread), condition=ThreadRecord.thread_id.does_not_exist())
+    transaction.save(LiveThreadMarker(thread_key(thread.project_id, thread.id)))
+
+
 def create_thread(thread: Thread, messages: list[Message]) -> None:
-    """The thread and its first messages land together or not at all."""
-    record = thread_record(thread)
-    if not messages:
-        record.save(condition=ThreadRecord.thread_id.does_not_exist())
-        return
+    """The thread, its live marker and its first messages land together or not at all."""
 
     def build(transaction: TransactWrite) -> None:
-        transaction.save(record, condition=ThreadRecord.thread_id.does_not_exist())
+        save_new_thread(transaction, thread)
         for message in messages:
             transaction.save(message_record(message), condition=MessageRecord.message_id.does_not_exist())
 
@@ -188,6 +193,7 @@ def delete_thread(project_id: str, thread_id: str) -> bool:
 
     def build(transaction: TransactWrite) -> None:
         transaction.delete(ThreadRecord(project_id, thread_id), condition=ThreadRecord.thread_id.exists())
+        transaction.delete(LiveThreadMarker(key))
         transaction.save(PurgeJobRecord(PURGE_QUEUE, key, created_at=int(time.time())))
 
     return transact(build) is None  # refused: there is no such thread
@@ -273,15 +279,34 @@ def delete_message(project_id: str, thread_id: str, message_id: str) -> tuple[bo
 
 
 def list_messages(project_id: str, thread_id: str, query: ListQuery, run_id: str | None = None) -> Page:
-    key = thread_key(project_id, thread_id)
-    if run_id is None:
-        page = read_page(
-            lambda **kw: MessageRecord.query(key, consistent_read=True, **kw), MessageRecord.message_id, query
-        )
-    else:
+    """A page of the thread's messages (whether the thread is there is the caller's to know)."""
+    if run_id is not None:
         key_of_run = run_key(project_id, thread_id, run_id)
         page = read_page(lambda **kw: MessageRecord.by_run.query(key_of_run, **kw), MessageRecord.message_id, query)
+        return _converted(page, _message)
+    return _converted(_messages_and_marker(project_id, thread_id, query)[0], _message)
+
+
+def list_messages_of_live_thread(project_id: str, thread_id: str, query: ListQuery) -> Page | None:
+    """A page of the thread's messages, or None if there is no such thread. One Query when the page
+    reaches the thread's live marker (a first page newest first always does, and any page that ends
+    the thread); otherwise, or for a thread older than its marker, one GetItem of the thread more."""
+    page, live = _messages_and_marker(project_id, thread_id, query)
+    if not live and get_thread(project_id, thread_id) is None:
+        return None
     return _converted(page, _message)
+
+
+def _messages_and_marker(project_id: str, thread_id: str, query: ListQuery) -> tuple[Page, bool]:
+    """The page, and whether the Query met the thread's live marker (which it leaves out)."""
+    key = thread_key(project_id, thread_id)
+    # One item more, in case the marker takes a place in the page.
+    wider = replace(query, limit=query.limit + 1)
+    page = read_page(lambda **kw: MessageRecord.query(key, consistent_read=True, **kw), MessageRecord.message_id, wider)
+    messages = [item for item in page.items if item.message_id != LIVE_THREAD_MARKER]
+    live = len(messages) < len(page.items)
+    has_more = len(messages) > query.limit or (page.has_more and not (live and not query.newest_first))
+    return Page(items=messages[: query.limit], has_more=has_more), live
 
 
 # --- purging deleted threads --------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_every_operation_costs_what_it_should(api, dynamodb_calls):
         assert dynamodb_calls.operations == list(operations), (method, path)
         return result
 
-    thread = run("POST", "/v1/threads", {"metadata": {"user": "u"}}, ["PutItem"])
+    thread = run("POST", "/v1/threads", {"metadata": {"user": "u"}}, ["TransactWriteItems"])  # with its marker
     with_messages = run("POST", "/v1/threads", {"messages": [{"role": "user", "content": "x"}]}, ["TransactWriteItems"])
     tid = thread["id"]
     run("GET", f"/v1/threads/{tid}", operations=["GetItem"])
@@ -65,7 +65,8 @@ def test_every_operation_costs_what_it_should(api, dynamodb_calls):
     mid = message["id"]
     run("GET", f"/v1/threads/{tid}/messages/{mid}", operations=["BatchGetItem"])
     run("POST", f"/v1/threads/{tid}/messages/{mid}", {"metadata": {}}, ["GetItem", "UpdateItem"])
-    run("GET", f"/v1/threads/{tid}/messages", operations=["GetItem", "Query"])
+    run("GET", f"/v1/threads/{tid}/messages", operations=["Query"])  # the thread's check rides on it
+    run("GET", f"/v1/threads/{tid}/messages?order=asc", operations=["Query"])  # a page that ends the thread
     run("GET", "/v1/threads", operations=["Query"])
     run("GET", "/v1/threads?user=u", operations=["Query"])
     run("DELETE", f"/v1/threads/{tid}/messages/{mid}", operations=["TransactWriteItems"])
@@ -136,23 +137,52 @@ def test_a_search_lists_a_stores_files_only_when_they_changed(api, dynamodb_call
     assert names == ["a.txt"]
 
 
-def test_a_list_page_is_one_query_of_limit_plus_one_in_a_large_thread(api, dynamodb_calls):
+def test_a_list_page_is_one_query_of_limit_plus_two_in_a_large_thread(api, dynamodb_calls):
+    """The page, one more message for `has_more`, and one for the thread's live marker, which proves
+    the thread is there where the page reaches it (a first page newest first, a last page); other
+    pages read the thread too (one GetItem)."""
     thread = call(api, "POST", "/v1/threads")
     ids = seed_messages(project_of(api), thread["id"], 3000)
-    for query in (
-        "",
-        "?limit=20",
-        f"?after={ids[1500]}",
-        f"?order=asc&after={ids[2900]}&limit=100",
-        f"?before={ids[5]}",
+    for query, thread_read in (
+        ("", False),
+        ("?limit=20", False),
+        (f"?after={ids[1500]}", True),
+        (f"?order=asc&after={ids[2900]}&limit=100", False),  # the last page: it meets the marker
+        (f"?order=asc&after={ids[1500]}&limit=100", True),
+        (f"?before={ids[5]}", False),  # newest first, from the top
     ):
         dynamodb_calls.clear()
         call(api, "GET", f"/v1/threads/{thread['id']}/messages{query}")
         queries = [params for name, params in dynamodb_calls.calls if name == "Query"]
         assert len(queries) == 1
         limit = int(query.split("limit=")[1]) if "limit=" in query else 20
-        assert queries[0]["Limit"] == limit + 1
+        assert queries[0]["Limit"] == limit + 2
+        assert ("GetItem" in dynamodb_calls.operations) == thread_read, query
         assert "Scan" not in dynamodb_calls.operations
+
+
+def test_a_thread_without_its_marker_is_still_listed_and_a_deleted_one_is_404(api, dynamodb_calls):
+    """Threads made before the marker existed have none: their pages read the thread, as before."""
+    from chalicelib.storage.models import LiveThreadMarker
+
+    project_id = project_of(api)
+    older = call(api, "POST", "/v1/threads", {"messages": [{"role": "user", "content": "from before"}]})
+    LiveThreadMarker(thread_key(project_id, older["id"])).delete()
+    dynamodb_calls.clear()
+    page = call(api, "GET", f"/v1/threads/{older['id']}/messages")
+    assert [m["content"][0]["text"]["value"] for m in page["data"]] == ["from before"]
+    assert page["has_more"] is False
+    assert dynamodb_calls.operations == ["Query", "GetItem"]
+    gone = call(api, "POST", "/v1/threads", {"messages": [{"role": "user", "content": "deleted"}]})
+    call(api, "DELETE", f"/v1/threads/{gone['id']}")
+    for query in ("", "?order=asc", "?limit=1"):  # its messages wait for the purge: unreachable already
+        response = api.http.request("GET", f"/v1/threads/{gone['id']}/messages{query}", headers=AUTH)
+        assert response.status_code == 404
+    empty = call(api, "POST", "/v1/threads")
+    dynamodb_calls.clear()
+    listed = call(api, "GET", f"/v1/threads/{empty['id']}/messages")
+    assert (listed["data"], listed["has_more"]) == ([], False)
+    assert dynamodb_calls.operations == ["Query"]  # its marker alone
 
 
 def test_deleting_a_large_thread_is_one_write_and_a_resumable_purge(api, dynamodb_calls):
