@@ -355,9 +355,12 @@ def _files_limits(paths: dict[str, Any]) -> None:
             parameter["schema"]["pattern"] = id_pattern("file")
             parameter["x-spindle-extension"] = "Spindle refuses a cursor that is not an id of the listed kind."
     download = paths["/files/{file_id}/content"]["get"]["responses"]["200"]["content"]
-    download["application/octet-stream"] = {
+    download["*/*"] = {
         "schema": {"type": "string", "format": "binary"},
-        "x-spindle-extension": "The file's bytes (send Accept: application/binary, as the SDK does, or */*).",
+        "x-spindle-extension": (
+            "The file's bytes, with the media type its filename names (application/octet-stream when it names"
+            " none), whatever the request's Accept."
+        ),
     }
 
 

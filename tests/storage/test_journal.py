@@ -3,7 +3,10 @@ transaction, and every attribute type comes back from the file exactly as it was
 
 from __future__ import annotations
 
+import os
+
 import boto3
+import pytest
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -80,7 +83,7 @@ def test_every_attribute_type_comes_back_from_the_file(tmp_path):
             },
         )
         journal.item_changed(_moto_table(), DynamoType({"S": "p"}), DynamoType({"N": "7"}))
-        journal.flush()
+        journal.close()  # the process that wrote it ends, and with it its lock on the directory
     with mock_aws():  # a fresh moto: what a restart of `make dev` starts from
         assert Journal(tmp_path).load() == (1, 0)
         client = boto3.client("dynamodb", region_name="us-east-1")
@@ -108,3 +111,14 @@ def test_a_number_key_is_one_row_however_it_is_spelled(tmp_path):
         journal.item_changed(table, DynamoType({"S": "p"}), DynamoType({"N": "1.0"}))
         journal.flush()
     assert journal._db.execute("SELECT COUNT(*) FROM items").fetchone() == (0,)
+
+
+def test_a_second_journal_on_a_directory_in_use_is_refused_until_the_first_closes(tmp_path):
+    from chalicelib.local.journal import DataDirInUse
+
+    first = Journal(tmp_path)
+    with pytest.raises(DataDirInUse) as refused:
+        Journal(tmp_path)
+    assert str(tmp_path) in str(refused.value) and f"pid {os.getpid()}" in str(refused.value)
+    first.close()
+    Journal(tmp_path).close()
