@@ -17,6 +17,7 @@ from chalicelib.domain.files import (
 from chalicelib.domain.ids import is_valid_id, new_id
 from chalicelib.domain.pagination import ListQuery, render_list
 from chalicelib.domain.validation import validate
+from chalicelib.storage import drivers
 from chalicelib.storage import threads as store
 from chalicelib.storage.records import Message, Thread
 
@@ -222,6 +223,7 @@ def modify_thread(project_id: str, thread_id: str, body: dict[str, Any]) -> dict
 def delete_thread(project_id: str, thread_id: str) -> dict[str, Any]:
     if not store.delete_thread(project_id, checked_thread_id(thread_id)):
         raise not_found("thread", thread_id)
+    drivers.thread_deleted()
     return _deleted(thread_id, "thread")
 
 

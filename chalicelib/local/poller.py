@@ -1,6 +1,8 @@
 """Local mode's driver: a poller in the dev server that advances runs through the same `advance_run`
 the Step Functions task calls, and ingests vector store files through the same `ingest` the Lambdas
-call. A new run or file wakes it at once (no fixed sleeps).
+call. A new run or file wakes it at once (no fixed sleeps), and at rest it sleeps until the soonest
+entry of its queues is due, looking again at least every MAX_IDLE_SECONDS for entries that another
+process (the CLI, a second server on the same store) wrote without waking it.
 
 Files are ingested by workers of their own (INGEST_WORKERS), never the runs', taken in turns across
 projects, and no project holds them all: while one project's files (a hostile PDF, read for as long
@@ -21,10 +23,12 @@ from chalicelib.runs.engine import advance_run
 from chalicelib.storage import runs as store
 from chalicelib.storage.drivers import wake_local_poller
 from chalicelib.storage.records import RunRef
-from chalicelib.storage.vector_store_files import FileRef
+from chalicelib.storage.vector_store_files import FileRef, next_due_file
 
 log = logging.getLogger("spindle.poller")
+# How long the poller waits while something due is held by busy workers (they wake it when done).
 IDLE_WAIT_SECONDS = 0.5
+MAX_IDLE_SECONDS = 5.0
 INGEST_WORKERS = 3  # each waits on its file's reader (a child process) most of the time
 PROJECT_INGEST_WORKERS = INGEST_WORKERS - 1  # the most one project's files hold at once
 
@@ -45,13 +49,26 @@ class RunPoller:
         self._ingest_pool.shutdown(wait=False, cancel_futures=True)
 
     def run_forever(self) -> None:
+        wait = 0.0
         while not self._stop.is_set():
-            wake_local_poller.wait(IDLE_WAIT_SECONDS)
+            wake_local_poller.wait(wait)
             wake_local_poller.clear()
             try:
                 self._dispatch_due()
+                wait = self._until_next_due()
             except Exception:
                 log.exception("poll failed; retrying")
+                wait = IDLE_WAIT_SECONDS
+
+    def _until_next_due(self) -> float:
+        """How long to sleep unless woken: until the soonest queued run or file is due, at most
+        MAX_IDLE_SECONDS; IDLE_WAIT_SECONDS if one is due already (busy workers hold it, or it waits
+        for a free one: they wake the poller when they finish)."""
+        soonest = min((due for due in (store.next_due_run(), next_due_file()) if due is not None), default=None)
+        if soonest is None:
+            return MAX_IDLE_SECONDS
+        until = soonest - time.time()
+        return IDLE_WAIT_SECONDS if until <= 0 else min(until, MAX_IDLE_SECONDS)
 
     def _dispatch_due(self) -> None:
         self._dispatch_ingestion()

@@ -9,10 +9,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger("spindle.local")
-PURGE_INTERVAL_SECONDS = 1.0
+# A deletion wakes the purger at once (storage/drivers.py); at rest it looks this often for deletions
+# made by another process sharing the store.
+PURGE_IDLE_SECONDS = 30.0
+PURGE_PASS_SECONDS = 5.0  # a pass returns sooner only once the purge queue is empty
 # Exit statuses and the environment the supervisor (chalicelib/local/__main__.py) gives this process.
 PORT_IN_USE = 3
 PARENT_PIPE = "SPINDLE_SUPERVISOR_PIPE_FD"
@@ -41,12 +45,22 @@ def _end_with_the_supervisor() -> None:
 
 def _purge_forever(stop: threading.Event) -> None:
     from chalicelib.domain.purge import purge_deleted_threads
+    from chalicelib.storage.drivers import wake_local_purger
 
-    while not stop.wait(PURGE_INTERVAL_SECONDS):
+    wake_local_purger.set()  # one pass at start, for what a previous server left
+    while not stop.is_set():
+        wake_local_purger.wait(PURGE_IDLE_SECONDS)
+        wake_local_purger.clear()
+        if stop.is_set():
+            return
         try:
-            purge_deleted_threads(seconds=5)
+            started = time.monotonic()
+            purge_deleted_threads(seconds=PURGE_PASS_SECONDS)
+            if time.monotonic() - started >= PURGE_PASS_SECONDS:  # stopped by its deadline: go on at once
+                wake_local_purger.set()
         except Exception:
             log.exception("purge pass failed; retrying")
+            stop.wait(1.0)
 
 
 def serve(host: str, port: int) -> None:
@@ -59,6 +73,7 @@ def serve(host: str, port: int) -> None:
     from app import app
     from chalicelib.http.server import serve_app
     from chalicelib.local.poller import RunPoller
+    from chalicelib.storage.drivers import wake_local_purger
 
     stop = threading.Event()
     threading.Thread(target=_purge_forever, args=(stop,), name="purge", daemon=True).start()
@@ -81,6 +96,7 @@ def serve(host: str, port: int) -> None:
         sys.exit(PORT_IN_USE)
     finally:
         stop.set()
+        wake_local_purger.set()
         poller.stop()
 
 

@@ -19,6 +19,7 @@ from chalicelib.config import settings
 from chalicelib.storage.records import RunRef
 
 wake_local_poller = threading.Event()
+wake_local_purger = threading.Event()
 log = logging.getLogger("spindle.drivers")
 
 
@@ -51,6 +52,13 @@ def ingestion_changed() -> None:
         _lambda().invoke(FunctionName=settings.ingest_function, InvocationType="Event", Payload=b"{}")
     except Exception:
         log.warning("could not invoke %s; the scheduled sweep will ingest the file", settings.ingest_function)
+
+
+def thread_deleted() -> None:
+    """A thread was deleted: locally its messages are purged at once; on AWS the scheduled
+    `purge_deleted_threads` Lambda (app.py) purges them within a minute."""
+    if settings.run_driver != "stepfunctions":
+        wake_local_purger.set()
 
 
 def run_changed(ref: RunRef, after_seconds: float = 0.0) -> bool:

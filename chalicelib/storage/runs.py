@@ -302,5 +302,12 @@ def due_runs(now: float, limit: int = 100) -> list[tuple[RunRef, str]]:
     return [(RunRef.parse(entry.run_ref), entry.due_key) for entry in entries]
 
 
+def next_due_run() -> float | None:
+    """When the queue's soonest entry is due (None: the queue is empty): one Query of one item."""
+    for entry in RunQueueRecord.query(RUN_QUEUE, limit=1, page_size=1, consistent_read=True):
+        return float(entry.due_key.split("#", 1)[0])
+    return None
+
+
 def remove_queue_entry(due_key: str) -> None:
     RunQueueRecord(RUN_QUEUE, due_key).delete()

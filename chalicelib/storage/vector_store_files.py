@@ -269,6 +269,13 @@ def due_files(now: float, limit: int = 20) -> list[FileRef]:
     return [FileRef.parse(entry.ingest_due.split("#", 1)[1]) for entry in entries]
 
 
+def next_due_file() -> float | None:
+    """When the soonest file waiting for ingestion is due (None: none waits): one Query of one item."""
+    for entry in VectorStoreFileRecord.pending.query(INGEST_QUEUE, limit=1, page_size=1):
+        return float(entry.ingest_due.split("#", 1)[0])
+    return None
+
+
 def claim(ref: FileRef, now: float, lease_seconds: float) -> StoredFile | None:
     """Take the file for ingestion if it is in progress and due: its due time moves a lease ahead (it
     is due again should this worker die). The file as claimed, with its lease token; None if another
