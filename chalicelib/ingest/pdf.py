@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from chalicelib.config import settings
-from chalicelib.ingest.text import InvalidFile
+from chalicelib.ingest.unreadable import InvalidFile
 
 # The most text one PDF yields (2M tokens or so), so that chunking and indexing it stay short too.
 MAX_TEXT_CHARS = 8_000_000

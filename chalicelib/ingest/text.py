@@ -17,29 +17,11 @@ import os
 import re
 from collections.abc import Callable
 from html.parser import HTMLParser
-from typing import ClassVar
 
+from chalicelib.ingest.pdf import pdf_text
+from chalicelib.ingest.unreadable import FileNotReadable, InvalidFile, UnsupportedFile
 
-class FileNotReadable(Exception):
-    """A file that yields no text for file_search; `code` is its vector store file's last_error.code."""
-
-    code: ClassVar[str] = "invalid_file"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UnsupportedFile(FileNotReadable):
-    """A file of a type that is not read (by extension)."""
-
-    code: ClassVar[str] = "unsupported_file"
-
-
-class InvalidFile(FileNotReadable):
-    """A file of a supported type whose content cannot be read: not text, malformed, or empty."""
-
-    code: ClassVar[str] = "invalid_file"
+__all__ = ["FileNotReadable", "InvalidFile", "UnsupportedFile", "extract_text"]
 
 
 # Byte-order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
@@ -205,8 +187,6 @@ def _pdf_text(data: bytes) -> str:
     """Each page's text, pages apart by a blank line, read in a child process under the limits one
     file may take (ingest/pdf.py). pypdf (pure Python, well kept) is loaded there only; a PDF it cannot
     read, or one locked with a password, is an invalid file rather than an error of Spindle's."""
-    from chalicelib.ingest.pdf import pdf_text  # it imports this module's InvalidFile
-
     return pdf_text(data)
 
 
