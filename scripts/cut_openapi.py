@@ -436,7 +436,22 @@ def build(reference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             ref = body["content"]["application/json"]["schema"]["$ref"]
             name = ref.rsplit("/", 1)[1]
             request_schemas[name] = _dereference(schemas[name], schemas)
+    _compound_filter_reference(components)
     return spec, request_schemas
+
+
+def _compound_filter_reference(components: dict[str, Any]) -> None:
+    """In openapi.yaml only (the request schemas inline it, and their validator knows the keyword): the
+    CompoundFilter's `$recursiveRef: "#"` means the CompoundFilter itself (JSON Schema 2019-09), which
+    schemathesis reads as the document's root and fills with any value, arrays among the filters, then
+    calls the server's refusal of them a rejection of valid data. The same reference, as a plain $ref."""
+    compound = components.get("CompoundFilter")
+    if compound is None or not compound.pop("$recursiveAnchor", None):
+        return
+    for alternative in compound["properties"]["filters"]["items"]["oneOf"]:
+        if alternative.pop("$recursiveRef", None) is not None:
+            alternative["$ref"] = "#/components/schemas/CompoundFilter"
+    compound["x-spindle-extension"] = "`$recursiveRef: '#'` spelled as the $ref to this schema that it means."
 
 
 def render(spec: dict[str, Any], request_schemas: dict[str, Any]) -> tuple[str, str]:
