@@ -2,7 +2,7 @@
 
 Writes bench/results.json and bench/RESULTS.md. Each figure is a median and p99 over repetitions on
 this machine; each section's docstring says how it is measured. Run one section with
-`python bench/run.py SECTION` (dynamodb, floor, http, list, cold_start, run, stream_latency, load,
+`python bench/run.py SECTION` (dynamodb, floor, http, list, read_path, cold_start, run, stream_latency, load,
 store, purge, modify, faults, vector_search, code_interpreter).
 """
 
@@ -472,6 +472,95 @@ def section_load(clients: int = 8, requests_each: int = 100) -> dict[str, Any]:
         return _mixed_load(server, clients, requests_each)
 
 
+# --- the read path a chat UI hits most, against the previous main ------------------------------------
+
+# The main this round started from (issue #25): the read path's figures are measured against it.
+PREVIOUS_MAIN = os.environ.get("SPINDLE_BENCH_PREVIOUS", "8664c07")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children that are still running (the supervisor and its
+    API child), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for candidate in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (candidate / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(candidate.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def section_read_path(repetitions: int = 300, rest_seconds: float = 10.0) -> dict[str, Any]:
+    """Retrieve one message and list 20 (newest first, the chat UI's turn), with the official SDK over
+    HTTP against two `make dev` servers at once: this tree's and the previous main's
+    (SPINDLE_BENCH_PREVIOUS, extracted with git archive), requests interleaved one by one so that both
+    see the same machine. Then the servers' CPU per request (supervisor and API child, from /proc) and
+    at rest (no requests for `rest_seconds`). Ratios are this tree over the previous main (below 1:
+    faster or leaner)."""
+    from tests.servers import ROOT as TESTS_ROOT
+    from tests.servers import _serving, free_port
+
+    def server(tree: Path, name: str) -> Any:
+        port, moto_port = free_port(), free_port()
+        env = {**os.environ, "PORT": str(port), "SPINDLE_MOTO_PORT": str(moto_port), "SPINDLE_AUTH": "open"}
+        env |= {"SPINDLE_DATA_DIR": "memory", "SPINDLE_RELOAD": "1"}  # as `make dev` runs: reloading on
+        env.pop("SPINDLE_DYNAMODB_ENDPOINT", None)
+        return _serving([sys.executable, "-m", "chalicelib.local"], tree, env, port, moto_port, name)
+
+    with tempfile.TemporaryDirectory(prefix="spindle-previous-") as scratch:
+        archive = subprocess.run(["git", "archive", PREVIOUS_MAIN], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", scratch], input=archive.stdout, check=True)
+        with server(TESTS_ROOT, "read-now") as now, server(Path(scratch), "read-previous") as previous:
+            sides = {"now": now, "previous": previous}
+            targets = {}
+            for side, running in sides.items():
+                client = running.client("sk-bench-read")
+                thread = client.beta.threads.create(
+                    messages=[{"role": "user", "content": f"message {n} of a chat turn"} for n in range(30)]
+                )
+                message = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+                targets[side] = (client, thread.id, message.id)
+            actions = {
+                "retrieve message": lambda c, t, m: c.beta.threads.messages.retrieve(m, thread_id=t),
+                "list 20 messages": lambda c, t, m: c.beta.threads.messages.list(t, limit=20),
+            }
+            samples: dict[str, dict[str, list[float]]] = {a: {"now": [], "previous": []} for a in actions}
+            cpu_before = {side: _cpu_seconds(running.process.pid) for side, running in sides.items()}
+            for repetition in range(repetitions):
+                for name, action in actions.items():
+                    # each side goes first every other time: neither gains from the other's warm caches
+                    for side in ("now", "previous") if repetition % 2 == 0 else ("previous", "now"):
+                        client, thread_id, message_id = targets[side]
+                        started = time.perf_counter()
+                        action(client, thread_id, message_id)
+                        samples[name][side].append(time.perf_counter() - started)
+            requests = repetitions * len(actions)
+            cpu_per_request = {
+                side: (_cpu_seconds(running.process.pid) - cpu_before[side]) / requests * 1000
+                for side, running in sides.items()
+            }
+            time.sleep(1.0)  # let the last requests' work settle
+            at_rest_before = {side: _cpu_seconds(running.process.pid) for side, running in sides.items()}
+            time.sleep(rest_seconds)
+            at_rest = {
+                side: (_cpu_seconds(running.process.pid) - at_rest_before[side]) / rest_seconds * 100
+                for side, running in sides.items()
+            }
+    figures: dict[str, Any] = {"previous_main": PREVIOUS_MAIN}
+    for name, by_side in samples.items():
+        figures[name] = {side: summary(values) for side, values in by_side.items()}
+        figures[name]["ratio_median"] = round(
+            statistics.median(by_side["now"]) / statistics.median(by_side["previous"]), 2
+        )
+    figures["cpu_ms_per_request"] = {side: round(value, 3) for side, value in cpu_per_request.items()}
+    figures["cpu_ms_per_request"]["ratio"] = round(cpu_per_request["now"] / cpu_per_request["previous"], 2)
+    figures["cpu_percent_of_a_core_at_rest"] = {side: round(value, 2) for side, value in at_rest.items()}
+    return figures
+
+
 # --- the embedded store against its data size -------------------------------------------------------
 
 
@@ -742,6 +831,7 @@ SECTIONS = {
     "floor": section_floor,
     "http": section_http,
     "list": section_list,
+    "read_path": section_read_path,
     "cold_start": section_cold_start,
     "run": section_run,
     "stream_latency": section_stream_latency,
