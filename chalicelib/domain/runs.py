@@ -31,8 +31,8 @@ from chalicelib.storage import threads as thread_store
 from chalicelib.storage.records import RunRef, Thread
 
 MAX_RUN_BYTES = 380 * 1024
-# A run starts in one transaction (at most 100 items): the thread, the run, its opening event log
-# segments and queue entry, and the messages it adds.
+# A run starts in one transaction (at most 100 items): the thread and its live marker, the run, its
+# opening event log segments and queue entry, and the messages it adds.
 MAX_RUN_MESSAGES = 90
 MAX_TOOL_OUTPUT_BYTES = 256 * 1024
 

@@ -25,7 +25,8 @@ from chalicelib.storage.records import Message, Thread
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_THREAD_BYTES = 256 * 1024
 # A thread and its first messages are written in one transaction (at most 100 items).
-MAX_INITIAL_MESSAGES = store.TRANSACTION_MAX_ITEMS - 1
+# The thread, its live marker and its first messages are one transaction (at most 100 items).
+MAX_INITIAL_MESSAGES = store.TRANSACTION_MAX_ITEMS - 2
 
 
 # --- rendering: the official object shapes ------------------------------------------------------

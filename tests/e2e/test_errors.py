@@ -265,3 +265,29 @@ def test_a_modify_or_create_with_no_body_is_400_as_the_contract_requires_a_body(
         status, _, payload = raw(server, "POST", path, body="{}", headers={"Authorization": f"Bearer {token}"})
         assert status == 200, (path, payload)
     assert client.beta.threads.retrieve(thread.id).metadata == {"k": "v"}
+
+
+def test_the_most_initial_messages_fit_one_transaction_with_the_thread_and_its_marker(server):
+    """98 messages, the thread and its live marker are 100 items, DynamoDB's most per transaction; 99
+    messages are refused up front (a 400, never a 500 from the store), and so are 91 in a create-and-run
+    thread; 90 there still fit beside the run, its events and its queue entry."""
+    token = f"sk-most-messages-{uuid.uuid4().hex}"
+    client = server.client(token)
+    message = {"role": "user", "content": "m"}
+    thread = client.beta.threads.create(messages=[message] * 98)
+    assert len(client.beta.threads.messages.list(thread.id, limit=100).data) == 98
+    status, _, payload = raw(
+        server, "POST", "/v1/threads", json.dumps({"messages": [message] * 99}), {"Authorization": f"Bearer {token}"}
+    )
+    assert assert_openai_error(status, payload, 400, "messages")["code"] == "array_above_max_length"
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    run = client.beta.threads.create_and_run(assistant_id=assistant.id, thread={"messages": [message] * 90})
+    assert len(client.beta.threads.messages.list(run.thread_id, limit=100, order="asc").data) >= 90
+    status, _, payload = raw(
+        server,
+        "POST",
+        "/v1/threads/runs",
+        json.dumps({"assistant_id": assistant.id, "thread": {"messages": [message] * 91}}),
+        {"Authorization": f"Bearer {token}"},
+    )
+    assert status == 400, payload
