@@ -203,7 +203,10 @@ def _read() -> Settings:
         agentcore_endpoint=os.environ.get("SPINDLE_AGENTCORE_ENDPOINT") or None,
         ingest_limits=_ingest_limits(),
         cors_origins=tuple(
-            origin.strip() for origin in os.environ.get("SPINDLE_CORS_ORIGINS", "*").split(",") if origin.strip()
+            # as browsers send it in Origin: no path, so no trailing slash
+            origin.strip().rstrip("/")
+            for origin in os.environ.get("SPINDLE_CORS_ORIGINS", "*").split(",")
+            if origin.strip()
         ),
     )
 

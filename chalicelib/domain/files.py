@@ -3,8 +3,10 @@ message, thread or assistant may only name files of its own project."""
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -149,8 +151,19 @@ def file_content(project_id: str, file_id: str) -> tuple[bytes, str]:
     content = store.content(project_id, file_id)
     if content is None:
         raise not_found("file", file_id)
-    media_type, _ = mimetypes.guess_type(file.get("filename") or "", strict=False)
+    media_type, _ = _media_types().guess_type(file.get("filename") or "", strict=False)
     return content, media_type or "application/octet-stream"
+
+
+@functools.cache
+def _media_types() -> mimetypes.MimeTypes:
+    """Python's own table of media types, not the host's /etc/mime.types: a file is served with the
+    same type by `make dev` and by Lambda. Made on the first download (it is not needed before)."""
+    with _MEDIA_TYPES_MADE:
+        return mimetypes.MimeTypes(filenames=())
+
+
+_MEDIA_TYPES_MADE = threading.Lock()  # the module's first use reads the host's table: once at a time
 
 
 DELETE_ATTEMPTS = 5

@@ -55,4 +55,7 @@ def delete_file(call: Call, file_id: str) -> dict[str, Any]:
 @api_route(blueprint, FILE + "/content", "GET")
 def download_file(call: Call, file_id: str) -> Reply:
     content, media_type = files.file_content(call.project_id, file_id)
-    return Reply(content, {"Content-Type": media_type}, raw=True)  # bytes for any Accept (http/binary.py)
+    # bytes for any Accept (http/binary.py); a browser must not read an HTML or SVG file as a page of
+    # the API's origin (the Console's)
+    headers = {"Content-Type": media_type, "X-Content-Type-Options": "nosniff"}
+    return Reply(content, headers, raw=True)

@@ -61,6 +61,7 @@ def _purge_forever(stop: threading.Event) -> None:
         except Exception:
             log.exception("purge pass failed; retrying")
             stop.wait(1.0)
+            wake_local_purger.set()
 
 
 def serve(host: str, port: int) -> None:

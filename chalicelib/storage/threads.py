@@ -305,7 +305,8 @@ def _messages_and_marker(project_id: str, thread_id: str, query: ListQuery) -> t
     page = read_page(lambda **kw: MessageRecord.query(key, consistent_read=True, **kw), MessageRecord.message_id, wider)
     messages = [item for item in page.items if item.message_id != LIVE_THREAD_MARKER]
     live = len(messages) < len(page.items)
-    has_more = len(messages) > query.limit or (page.has_more and not (live and not query.newest_first))
+    # Oldest first, the marker ends the thread: a page that holds it has no more (page.has_more is False).
+    has_more = len(messages) > query.limit or page.has_more
     return Page(items=messages[: query.limit], has_more=has_more), live
 
 

@@ -200,6 +200,7 @@ def test_content_is_the_exact_bytes_with_the_files_type_for_any_accept(server, a
         uploaded = client.files.create(file=(filename, payload), purpose="assistants")
         response = download(server, token, uploaded.id, accept)
         assert (response.status, response.getheader("Content-Type")) == (200, media_type), response.read()[:300]
+        assert response.getheader("X-Content-Type-Options") == "nosniff"
         assert response.read() == payload
 
 

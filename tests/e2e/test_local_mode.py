@@ -276,6 +276,14 @@ def test_in_memory_servers_share_no_directory_and_are_not_refused():
                 assert server.client("sk-memory").beta.threads.create().id.startswith("thread_")
 
 
+def _gone(pid: int) -> bool:
+    """The process has exited: no longer there, or a zombie waiting to be reaped (state Z)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def test_the_api_ends_with_its_supervisor_and_frees_the_port_and_the_directory(tmp_path):
     """kill -9 of the supervisor alone (the OOM killer's way): its API child must not stay behind
     holding the port and answering 500 to every write, and a new server can start at once."""
@@ -284,7 +292,7 @@ def test_the_api_ends_with_its_supervisor_and_frees_the_port_and_the_directory(t
         (api,) = children_of(server.process.pid)
         os.kill(server.process.pid, 9)
         server.process.wait(timeout=10)
-        wait_for(lambda: not Path(f"/proc/{api}").exists() or "(Z)" in Path(f"/proc/{api}/stat").read_text())
+        wait_for(lambda: _gone(api))
     with socket.socket() as probe:  # nothing listens on the port any more (as a server binds it)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", server.port))
