@@ -26,7 +26,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -314,8 +314,9 @@ class SpindleRequestHandler(ChaliceRequestHandler):
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _generic_handle
 
 
-def serve_app(app: Chalice, host: str, port: int) -> None:
-    """Serve the app's routes on host:port until the process ends."""
+def serve_app(app: Chalice, host: str, port: int, listening: Callable[[], None] | None = None) -> None:
+    """Serve the app's routes on host:port until the process ends; `listening` is called once the port
+    is bound (an OSError, EADDRINUSE, before that if it is taken)."""
     config = Config(chalice_stage="local", config_from_disk={"app_name": app.app_name})
     SpindleRequestHandler.routes = app.routes
     # As chalice local does: make `current_request` thread-local, or concurrent requests would read
@@ -323,5 +324,7 @@ def serve_app(app: Chalice, host: str, port: int) -> None:
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     server = LocalDevServer(app, config, host, port, handler_cls=SpindleRequestHandler, server_cls=SpindleHTTPServer)
+    if listening is not None:
+        listening()
     print(f"Spindle serving on http://{host}:{port}/v1 (the Console: http://{host}:{port}/console)", flush=True)
     server.serve_forever()

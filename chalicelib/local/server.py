@@ -77,11 +77,14 @@ def serve(host: str, port: int) -> None:
     from chalicelib.storage.drivers import wake_local_purger
 
     stop = threading.Event()
-    threading.Thread(target=_purge_forever, args=(stop,), name="purge", daemon=True).start()
     poller = RunPoller()
-    threading.Thread(target=poller.run_forever, name="run-poller", daemon=True).start()
+
+    def background_work() -> None:  # once the port is this process's: a refused start does nothing
+        threading.Thread(target=_purge_forever, args=(stop,), name="purge", daemon=True).start()
+        threading.Thread(target=poller.run_forever, name="run-poller", daemon=True).start()
+
     try:
-        serve_app(app, host, port)
+        serve_app(app, host, port, listening=background_work)
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise

@@ -226,7 +226,7 @@ class LocalSession:
         self.terminate()
         with self._lock:
             self._kill()
-            shutil.rmtree(self.directory, ignore_errors=True)
+            _remove_tree(self.directory)
             if self._group is not None:
                 self._group.remove()
             if self._user is not None:
@@ -543,7 +543,7 @@ class LocalSession:
             self._kill()
             self._process = None
             for directory in (self.layout.host_data, self.layout.host_io):
-                shutil.rmtree(directory, ignore_errors=True)
+                _remove_tree(directory)
             self._make_directories()
             self._inputs.clear()
             return (), [f"[The session used {what}: it was ended and its files removed.]"]
@@ -631,8 +631,10 @@ def _walk(root: Path, limit: int) -> tuple[dict[str, tuple[int, int]], int, str 
     entries = 0
     try:
         top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return found, used, None  # no files yet
     except OSError:
-        return found, used, None
+        return found, used, UNCOUNTED  # the code made its own directory unreadable
     # the directories on the current path: descriptor, path, hidden, the subdirectories left to walk
     path: list[tuple[int, str, bool, list[str]]] = [(top, "", False, [])]
     try:
@@ -651,6 +653,8 @@ def _walk(root: Path, limit: int) -> tuple[dict[str, tuple[int, int]], int, str 
                         status = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue  # removed meanwhile
+                    except OSError:
+                        return found, used, UNCOUNTED  # a directory listed but not searchable
                     if stat.S_ISDIR(status.st_mode):
                         subdirectories.append(entry.name)
                     elif stat.S_ISREG(status.st_mode):
@@ -677,6 +681,31 @@ def _walk(root: Path, limit: int) -> tuple[dict[str, tuple[int, int]], int, str 
     finally:
         for directory, _, _, _ in path:
             os.close(directory)
+
+
+def _remove_tree(directory: Path | str, regained: set[str] | None = None) -> None:
+    """Remove a session's files, including those its code made unreadable or unsearchable (chmod):
+    Spindle owns them (as root, or as the user the session runs as), so it gives itself the rights back
+    once and tries again. Never follows a link."""
+    regained = set() if regained is None else regained
+
+    def regain(function: Any, path: str, _: Any) -> None:
+        if path in regained:
+            return  # the rights came back and it still failed: the next close or start tries again
+        regained.add(path)
+        try:
+            parent = os.path.dirname(path)
+            if parent and not os.path.islink(parent):
+                os.chmod(parent, 0o700)
+            if os.path.islink(path) or not os.path.isdir(path):
+                function(path)  # a file or link: unlink it again, now that its directory is writable
+                return
+            os.chmod(path, 0o700)
+        except OSError:
+            return  # gone meanwhile, or truly not removable
+        _remove_tree(path, regained)  # a directory it could not open or empty: all of it, again
+
+    shutil.rmtree(directory, onerror=regain)  # (onexc from Python 3.12; the project supports 3.11)
 
 
 def _tasks_of(uid: int) -> int:
@@ -806,4 +835,4 @@ def _forget_dead(base: Path) -> None:
         return
     for entry in base.iterdir():
         if entry.name.isdigit() and not Path(f"/proc/{entry.name}").exists():
-            shutil.rmtree(entry, ignore_errors=True)
+            _remove_tree(entry)

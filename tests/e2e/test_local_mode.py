@@ -276,6 +276,17 @@ def test_in_memory_servers_share_no_directory_and_are_not_refused():
                 assert server.client("sk-memory").beta.threads.create().id.startswith("thread_")
 
 
+def _bindable(port: int) -> bool:
+    """Nothing listens on the port any more (bound as a server binds it)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _gone(pid: int) -> bool:
     """The process has exited: no longer there, or a zombie waiting to be reaped (state Z)."""
     try:
@@ -293,9 +304,7 @@ def test_the_api_ends_with_its_supervisor_and_frees_the_port_and_the_directory(t
         os.kill(server.process.pid, 9)
         server.process.wait(timeout=10)
         wait_for(lambda: _gone(api))
-    with socket.socket() as probe:  # nothing listens on the port any more (as a server binds it)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", server.port))
+    wait_for(lambda: _bindable(server.port))  # the kernel lets go of a dead process's socket soon after
     with start_local_server(auth="open", data_dir=tmp_path) as again:  # nor the directory
         assert again.client("sk-orphan").beta.threads.retrieve(thread.id).metadata == {"kept": "yes"}
 

@@ -550,3 +550,50 @@ def test_a_sessions_processes_die_with_spindles_process(tier, tmp_path: Path):
     while Path(f"/proc/{kernel}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{kernel}").exists()
+
+
+NOT_ROOT_WALK = """
+import ctypes, os, sys
+if "--without-capabilities" not in sys.argv:
+    # root, but bound by file modes as any user is: empty the capability bounding set, then run again
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in range(64):
+        libc.prctl(24, capability, 0, 0, 0)  # PR_CAPBSET_DROP (past the last capability: EINVAL)
+    os.execv(sys.executable, [sys.executable, "-c", SCRIPT, "--without-capabilities"])
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from chalicelib.sandbox.local import UNCOUNTED, _remove_tree, _walk
+base = Path({base!r})
+outcomes = []
+for name, locked, mode in (("top", ".", 0o300), ("inner", "hidden", 0o400)):
+    session = base / name
+    (session / "hidden").mkdir(parents=True)
+    (session / "hidden" / "big.bin").write_bytes(b"x" * 4096)
+    (session / "seen.txt").write_text("seen")
+    os.chmod(session / locked, mode)
+    outcomes.append(_walk(session, 10_000)[2] == UNCOUNTED)
+    _remove_tree(session)
+    outcomes.append(not session.exists())
+print(outcomes)
+"""
+
+
+def test_files_the_code_made_unreadable_count_as_over_quota_and_are_still_removed():
+    """Not as root, the session's own files can be locked against Spindle: a working directory it may
+    write but not read (0o300) or a directory it may list but not search (0o400). The walk counts them
+    as over quota (it had taken the first for an empty directory and died on the second) and the
+    session's removal gives itself the rights back (it had left them on disk)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="spindle-not-root-")
+    try:
+        root = str(Path(__file__).resolve().parents[2])
+        script = NOT_ROOT_WALK.format(root=root, base=base)
+        script = f"SCRIPT = {script!r}\n" + script
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[True, True, True, True]"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
