@@ -70,13 +70,13 @@ class ControlGroup:
             _write(directory / "pids.max", max_tasks, optional=True)
 
     def enter(self) -> None:
-        """Put the calling process in the group: called in the child between fork and exec (so with
-        nothing but system calls), so that all it runs is in it from its start."""
-        pid = str(os.getpid()).encode()
+        """Put the calling process in the group: called in the child between fork and exec, so that
+        all it runs is in it from its start. Nothing but system calls on what was made beforehand (a
+        forked child of a threaded process must not allocate): "0" names the writer itself."""
         for procs in self._procs:
             fd = os.open(procs, os.O_WRONLY)
             try:
-                os.write(fd, pid)
+                os.write(fd, b"0")
             finally:
                 os.close(fd)
 
