@@ -206,6 +206,18 @@ def test_idle_sessions_end_and_take_their_files(tmp_path: Path):
         sandbox.close()
 
 
+def _script_with_a_sandbox(tmp_path: Path, tier: str, body: str) -> str:
+    """Python source for a process of its own: a LocalSandbox of `tier` under tmp_path/sessions, then
+    `body` (which has os, sys, threading and the sandbox at hand)."""
+    root = Path(__file__).resolve().parents[2]
+    return (
+        "import os, sys, threading\nfrom pathlib import Path\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from chalicelib.config import CodeLimits\nfrom chalicelib.sandbox.local import LocalSandbox\n"
+        f"sandbox = LocalSandbox(Path({str(tmp_path / 'sessions')!r}), CodeLimits(), {tier!r}, 60)\n" + body
+    )
+
+
 def test_a_python_installed_under_tmp_runs_in_the_bwrap_tier(tmp_path: Path):
     """The sandbox's private /tmp must not hide the Python it runs on (a clean clone's venv under /tmp
     once could not start a session)."""
@@ -215,14 +227,11 @@ def test_a_python_installed_under_tmp_runs_in_the_bwrap_tier(tmp_path: Path):
     assert shutil.which("bwrap"), "bubblewrap (bwrap) is not installed: `make` installs it (apt-get, as root)"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    root = Path(__file__).resolve().parents[2]
-    script = (
-        "import sys, threading\nfrom pathlib import Path\n"
-        f"sys.path.insert(0, {str(root)!r})\n"
-        "from chalicelib.config import CodeLimits\nfrom chalicelib.sandbox.local import LocalSandbox\n"
-        f"sandbox = LocalSandbox(Path({str(tmp_path / 'sessions')!r}), CodeLimits(), 'bwrap', 60)\n"
+    script = _script_with_a_sandbox(
+        tmp_path,
+        "bwrap",
         "result = sandbox.session('p/t').execute('import sys; print(sys.prefix)', threading.Event())\n"
-        "sandbox.close()\nprint(result.logs)\n"
+        "sandbox.close()\nprint(result.logs)\n",
     )
     ran = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
     assert ran.stdout.strip() == str(venv), ran.stderr
@@ -533,12 +542,9 @@ def test_a_sessions_processes_die_with_spindles_process(tier, tmp_path: Path):
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[2]
-    script = (
-        "import os, sys, threading\nfrom pathlib import Path\n"
-        f"sys.path.insert(0, {str(root)!r})\n"
-        "from chalicelib.config import CodeLimits\nfrom chalicelib.sandbox.local import LocalSandbox\n"
-        f"sandbox = LocalSandbox(Path({str(tmp_path / 'sessions')!r}), CodeLimits(), {tier!r}, 60)\n"
+    script = _script_with_a_sandbox(
+        tmp_path,
+        tier,
         "session = sandbox.session('p/t')\n"
         "session.execute('kept = 1', threading.Event())\n"
         "print(session._kernel, flush=True)\n"
