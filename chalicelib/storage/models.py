@@ -102,6 +102,11 @@ def due_key(due_at: float, key_of_run: str) -> str:
     return f"{due_at:017.6f}#{key_of_run}"
 
 
+def due_time(key: str) -> float:
+    """When a due_key (a run's, or a file's ingest_due) is due."""
+    return float(key.split("#", 1)[0])
+
+
 def due_key_bound(now: float) -> str:
     """Sorts after every due_key due by `now`."""
     return f"{now:017.6f}~"

@@ -26,6 +26,7 @@ from chalicelib.storage.models import (
     ThreadRecord,
     due_key,
     due_key_bound,
+    due_time,
     split_thread_key,
     thread_key,
 )
@@ -305,7 +306,7 @@ def due_runs(now: float, limit: int = 100) -> list[tuple[RunRef, str]]:
 def next_due_run() -> float | None:
     """When the queue's soonest entry is due (None: the queue is empty): one Query of one item."""
     for entry in RunQueueRecord.query(RUN_QUEUE, limit=1, page_size=1, consistent_read=True):
-        return float(entry.due_key.split("#", 1)[0])
+        return due_time(entry.due_key)
     return None
 
 

@@ -26,6 +26,7 @@ from chalicelib.storage.models import (
     batch_key,
     due_key,
     due_key_bound,
+    due_time,
     split_vector_store_key,
     vector_store_key,
 )
@@ -272,7 +273,7 @@ def due_files(now: float, limit: int = 20) -> list[FileRef]:
 def next_due_file() -> float | None:
     """When the soonest file waiting for ingestion is due (None: none waits): one Query of one item."""
     for entry in VectorStoreFileRecord.pending.query(INGEST_QUEUE, limit=1, page_size=1):
-        return float(entry.ingest_due.split("#", 1)[0])
+        return due_time(entry.ingest_due)
     return None
 
 
